@@ -1,0 +1,352 @@
+//! RabbitMQ connection and topology, shared by producer, workers, consumers
+//! and the bridge.
+//!
+//! The topology (exchange `ticks`, work queue, dead-letter exchange and queue,
+//! stream queue, bindings) lives in `stack/definitions.json`. The setup script
+//! loads that file into the broker, the compose stack mounts it, and
+//! [`Topology::declare`] declares the very same resources from the very same
+//! file, so the three can never disagree. A `prefix` renames every resource,
+//! which is how tests get private, random names.
+
+use crate::error::{Error, Result};
+use crate::telemetry::mask_url;
+use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
+use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
+use lapin::{Channel, Connection, ConnectionProperties, ExchangeKind};
+use serde::Deserialize;
+use std::time::Duration;
+
+/// Text of `stack/definitions.json`, compiled in.
+pub const DEFINITIONS_JSON: &str = include_str!("../../stack/definitions.json");
+
+/// The prefix every resource in `stack/definitions.json` carries.
+pub const DEFAULT_PREFIX: &str = "ticks";
+
+/// Connection settings shared by every AMQP client in tickbridge.
+#[derive(Debug, Clone, clap::Args)]
+pub struct AmqpConfig {
+    /// AMQP URL of the RabbitMQ broker (`amqps://` for TLS). The password is
+    /// masked in every log line.
+    #[arg(long = "amqp-url", env = "AMQP_URL", default_value = "amqp://127.0.0.1:5672/%2f")]
+    pub url: String,
+    /// Prefix of the exchange and queue names (`ticks` gives exchange `ticks`,
+    /// queues `ticks.work`, `ticks.dlq`, `ticks.stream`). Lets several
+    /// pipelines share a broker.
+    #[arg(long = "amqp-prefix", env = "AMQP_PREFIX", default_value = DEFAULT_PREFIX)]
+    pub prefix: String,
+    /// Seconds to wait for the TCP connect and AMQP handshake before the
+    /// attempt counts as failed.
+    #[arg(long = "amqp-connect-timeout", env = "AMQP_CONNECT_TIMEOUT", default_value_t = 10)]
+    pub connect_timeout_secs: u64,
+}
+
+impl AmqpConfig {
+    /// Config for a local broker with the given prefix (tests, benches).
+    pub fn local(url: &str, prefix: &str) -> Self {
+        Self {
+            url: url.to_string(),
+            prefix: prefix.to_string(),
+            connect_timeout_secs: 10,
+        }
+    }
+
+    /// The topology these settings name.
+    pub fn topology(&self) -> Topology {
+        Topology::new(&self.prefix)
+    }
+
+    /// URL with the password masked, for logs.
+    pub fn masked_url(&self) -> String {
+        mask_url(&self.url)
+    }
+
+    /// Opens one connection, bounded by the connect timeout. `name` shows in
+    /// the management UI's connection list.
+    pub async fn connect(&self, name: &str) -> Result<Connection> {
+        validate_amqp_url(&self.url)?;
+        let props = ConnectionProperties::default().with_connection_name(name.into());
+        let secs = self.connect_timeout_secs.max(1);
+        match tokio::time::timeout(
+            Duration::from_secs(secs),
+            Connection::connect(&self.url, props),
+        )
+        .await
+        {
+            Ok(Ok(c)) => Ok(c),
+            Ok(Err(e)) => Err(Error::Amqp(e)),
+            Err(_) => Err(Error::Timeout {
+                what: format!("RabbitMQ at {}", self.masked_url()),
+                secs,
+            }),
+        }
+    }
+}
+
+/// Rejects URLs lapin would misread, with a message that says what to write.
+pub fn validate_amqp_url(raw: &str) -> Result<()> {
+    let u = url::Url::parse(raw).map_err(|e| {
+        Error::Config(format!(
+            "bad AMQP URL {}: {e} (expected amqp://user:pass@host:5672/vhost)",
+            mask_url(raw)
+        ))
+    })?;
+    match u.scheme() {
+        "amqp" | "amqps" => Ok(()),
+        other => Err(Error::Config(format!(
+            "bad AMQP URL {}: scheme {other:?}, expected amqp:// or amqps://",
+            mask_url(raw)
+        ))),
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct Definitions {
+    exchanges: Vec<ExchangeDef>,
+    queues: Vec<QueueDef>,
+    bindings: Vec<BindingDef>,
+}
+
+/// One exchange from the definitions file.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ExchangeDef {
+    /// Name after prefixing.
+    pub name: String,
+    /// `topic`, `fanout`, `direct` or `headers`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Survives a broker restart.
+    pub durable: bool,
+    /// Deleted when the last binding goes.
+    #[serde(default)]
+    pub auto_delete: bool,
+    /// x-arguments.
+    #[serde(default)]
+    pub arguments: serde_json::Map<String, serde_json::Value>,
+}
+
+/// One queue from the definitions file.
+#[derive(Debug, Clone, Deserialize)]
+pub struct QueueDef {
+    /// Name after prefixing.
+    pub name: String,
+    /// Survives a broker restart.
+    pub durable: bool,
+    /// Deleted when the last consumer goes.
+    #[serde(default)]
+    pub auto_delete: bool,
+    /// x-arguments (queue type, dead-letter exchange, stream retention).
+    #[serde(default)]
+    pub arguments: serde_json::Map<String, serde_json::Value>,
+}
+
+/// One binding from the definitions file.
+#[derive(Debug, Clone, Deserialize)]
+pub struct BindingDef {
+    /// Exchange.
+    pub source: String,
+    /// Queue.
+    pub destination: String,
+    /// Binding key.
+    pub routing_key: String,
+}
+
+/// The RabbitMQ resources of one pipeline, named from a prefix.
+#[derive(Debug, Clone)]
+pub struct Topology {
+    /// Prefix in use.
+    pub prefix: String,
+    /// Topic exchange ticks are published to, routing key `source.symbol`.
+    pub exchange: String,
+    /// Dead-letter exchange.
+    pub dlx: String,
+    /// Work queue (one-to-one delivery).
+    pub work_queue: String,
+    /// Dead-letter queue.
+    pub dlq: String,
+    /// Stream queue (broadcast with replay).
+    pub stream_queue: String,
+    exchanges: Vec<ExchangeDef>,
+    queues: Vec<QueueDef>,
+    bindings: Vec<BindingDef>,
+}
+
+fn rename(name: &str, prefix: &str) -> String {
+    match name.strip_prefix(DEFAULT_PREFIX) {
+        Some(rest) if rest.is_empty() || rest.starts_with('.') => format!("{prefix}{rest}"),
+        _ => name.to_string(),
+    }
+}
+
+impl Topology {
+    /// The topology of `stack/definitions.json` with `ticks` replaced by `prefix`.
+    pub fn new(prefix: &str) -> Self {
+        let defs: Definitions =
+            serde_json::from_str(DEFINITIONS_JSON).expect("stack/definitions.json is valid");
+        let r = |n: &str| rename(n, prefix);
+        Topology {
+            prefix: prefix.to_string(),
+            exchange: r("ticks"),
+            dlx: r("ticks.dlx"),
+            work_queue: r("ticks.work"),
+            dlq: r("ticks.dlq"),
+            stream_queue: r("ticks.stream"),
+            exchanges: defs
+                .exchanges
+                .into_iter()
+                .map(|mut e| {
+                    e.name = r(&e.name);
+                    e
+                })
+                .collect(),
+            queues: defs
+                .queues
+                .into_iter()
+                .map(|mut q| {
+                    q.name = r(&q.name);
+                    for v in q.arguments.values_mut() {
+                        if let Some(s) = v.as_str() {
+                            *v = serde_json::Value::String(r(s));
+                        }
+                    }
+                    q
+                })
+                .collect(),
+            bindings: defs
+                .bindings
+                .into_iter()
+                .map(|mut b| {
+                    b.source = r(&b.source);
+                    b.destination = r(&b.destination);
+                    b
+                })
+                .collect(),
+        }
+    }
+
+    /// Exchanges to declare.
+    pub fn exchanges(&self) -> &[ExchangeDef] {
+        &self.exchanges
+    }
+    /// Queues to declare.
+    pub fn queues(&self) -> &[QueueDef] {
+        &self.queues
+    }
+    /// Bindings to declare.
+    pub fn bindings(&self) -> &[BindingDef] {
+        &self.bindings
+    }
+
+    /// Routing key of a message: `source.symbol`.
+    pub fn routing_key(source: &str, symbol: &str) -> String {
+        format!("{source}.{symbol}")
+    }
+
+    /// Declares every exchange, queue and binding. Idempotent: declaring what
+    /// exists with the same arguments is a no-op on the broker.
+    pub async fn declare(&self, channel: &Channel) -> Result<()> {
+        for e in &self.exchanges {
+            let kind = match e.kind.as_str() {
+                "topic" => ExchangeKind::Topic,
+                "fanout" => ExchangeKind::Fanout,
+                "direct" => ExchangeKind::Direct,
+                "headers" => ExchangeKind::Headers,
+                other => ExchangeKind::Custom(other.into()),
+            };
+            channel
+                .exchange_declare(
+                    e.name.as_str().into(),
+                    kind,
+                    ExchangeDeclareOptions {
+                        durable: e.durable,
+                        auto_delete: e.auto_delete,
+                        ..Default::default()
+                    },
+                    to_field_table(&e.arguments),
+                )
+                .await?;
+        }
+        for q in &self.queues {
+            channel
+                .queue_declare(
+                    q.name.as_str().into(),
+                    QueueDeclareOptions {
+                        durable: q.durable,
+                        auto_delete: q.auto_delete,
+                        ..Default::default()
+                    },
+                    to_field_table(&q.arguments),
+                )
+                .await?;
+        }
+        for b in &self.bindings {
+            channel
+                .queue_bind(
+                    b.destination.as_str().into(),
+                    b.source.as_str().into(),
+                    b.routing_key.as_str().into(),
+                    QueueBindOptions::default(),
+                    FieldTable::default(),
+                )
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Deletes every queue and exchange (test cleanup).
+    pub async fn delete(&self, channel: &Channel) -> Result<()> {
+        for q in &self.queues {
+            channel
+                .queue_delete(q.name.as_str().into(), Default::default())
+                .await?;
+        }
+        for e in &self.exchanges {
+            channel
+                .exchange_delete(e.name.as_str().into(), Default::default())
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+/// Converts JSON x-arguments to an AMQP field table.
+pub fn to_field_table(args: &serde_json::Map<String, serde_json::Value>) -> FieldTable {
+    let mut t = FieldTable::default();
+    for (k, v) in args {
+        let value = match v {
+            serde_json::Value::String(s) => AMQPValue::LongString(LongString::from(s.as_str())),
+            serde_json::Value::Bool(b) => AMQPValue::Boolean(*b),
+            serde_json::Value::Number(n) if n.is_i64() => {
+                AMQPValue::LongLongInt(n.as_i64().unwrap_or_default())
+            }
+            serde_json::Value::Number(n) => AMQPValue::Double(n.as_f64().unwrap_or_default()),
+            _ => continue,
+        };
+        t.insert(ShortString::from(k.as_str()), value);
+    }
+    t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_renames_everything() {
+        let t = Topology::new("t-42");
+        assert_eq!(t.exchange, "t-42");
+        assert_eq!(t.work_queue, "t-42.work");
+        assert_eq!(t.stream_queue, "t-42.stream");
+        let work = t.queues().iter().find(|q| q.name == "t-42.work").unwrap();
+        assert_eq!(work.arguments["x-dead-letter-exchange"], "t-42.dlx");
+        assert!(t.bindings().iter().all(|b| b.source.starts_with("t-42")));
+        assert!(t.exchanges().iter().all(|e| e.name.starts_with("t-42")));
+    }
+
+    #[test]
+    fn rejects_bad_urls() {
+        assert!(validate_amqp_url("amqp://127.0.0.1:5672/%2f").is_ok());
+        let e = validate_amqp_url("http://guest:secret@host").unwrap_err().to_string();
+        assert!(e.contains("scheme") && !e.contains("secret"), "{e}");
+        assert!(validate_amqp_url("nonsense").is_err());
+    }
+}

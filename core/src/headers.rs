@@ -1,0 +1,67 @@
+//! How a message's identity travels in broker metadata, identically on
+//! RabbitMQ and Kafka (see `schemas/README.md`).
+//!
+//! AMQP: `message_id` = tick id, `type` = schema name, `content_type`,
+//! `timestamp`, `app_id`, persistent delivery, plus the `tb-*` headers.
+//! Kafka: key = symbol, and the same `tb-*` headers plus `content-type`.
+
+use crate::tick::MessageRef;
+use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
+use lapin::BasicProperties;
+use rdkafka::message::{Header, OwnedHeaders};
+
+/// Idempotency key (also AMQP `message_id`).
+pub const ID: &str = "tb-id";
+/// Schema name, `tick.v1` or `gap.v1` (also AMQP `type`).
+pub const TYPE: &str = "tb-type";
+/// Exchange.
+pub const SOURCE: &str = "tb-source";
+/// Normalized symbol (also the Kafka key).
+pub const SYMBOL: &str = "tb-symbol";
+/// Producer instance id.
+pub const PRODUCER: &str = "tb-producer";
+/// Per producer and symbol sequence, decimal text.
+pub const SEQ: &str = "tb-seq";
+/// Set by the bridge on what it forwards: the broker the message came from.
+/// A bridge skips messages that carry its own marker, so nothing ping-pongs.
+pub const ORIGIN: &str = "tb-origin";
+/// Set on dead-lettered messages: why they were dead-lettered.
+pub const ERROR: &str = "tb-error";
+/// Retry count carried by re-published work-queue messages.
+pub const RETRIES: &str = "tb-retries";
+/// MIME type of every body.
+pub const CONTENT_TYPE_JSON: &str = "application/json";
+
+/// AMQP properties for a message: persistent, with id, type and headers.
+pub fn amqp_properties(msg: MessageRef<'_>, app_id: &str) -> BasicProperties {
+    let mut h = FieldTable::default();
+    h.insert(ShortString::from(SOURCE), lstr(msg.source().as_str()));
+    h.insert(ShortString::from(SYMBOL), lstr(msg.symbol()));
+    h.insert(ShortString::from(PRODUCER), lstr(msg.producer()));
+    h.insert(ShortString::from(SEQ), AMQPValue::LongLongInt(msg.seq() as i64));
+    BasicProperties::default()
+        .with_message_id(msg.id().into())
+        .with_type(msg.schema().into())
+        .with_content_type(CONTENT_TYPE_JSON.into())
+        .with_delivery_mode(2)
+        .with_timestamp(msg.timestamp().timestamp() as u64)
+        .with_app_id(app_id.into())
+        .with_headers(h)
+}
+
+/// Kafka headers for a message.
+pub fn kafka_headers(msg: MessageRef<'_>) -> OwnedHeaders {
+    let seq = msg.seq().to_string();
+    OwnedHeaders::new_with_capacity(7)
+        .insert(Header { key: ID, value: Some(msg.id()) })
+        .insert(Header { key: TYPE, value: Some(msg.schema()) })
+        .insert(Header { key: "content-type", value: Some(CONTENT_TYPE_JSON) })
+        .insert(Header { key: SOURCE, value: Some(msg.source().as_str()) })
+        .insert(Header { key: SYMBOL, value: Some(msg.symbol()) })
+        .insert(Header { key: PRODUCER, value: Some(msg.producer()) })
+        .insert(Header { key: SEQ, value: Some(seq.as_str()) })
+}
+
+fn lstr(s: &str) -> AMQPValue {
+    AMQPValue::LongString(LongString::from(s))
+}

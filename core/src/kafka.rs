@@ -1,0 +1,162 @@
+//! Kafka client configuration and topic administration, shared by producer,
+//! consumer and bridge.
+//!
+//! Everything here speaks the plain Kafka protocol through librdkafka. The
+//! local broker is tansu and the compose stack runs Apache Kafka; nothing in
+//! this module knows which one it talks to.
+
+use crate::error::{Error, Result};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::types::RDKafkaErrorCode;
+use std::time::{Duration, Instant};
+
+/// Connection settings shared by every Kafka client in tickbridge.
+#[derive(Debug, Clone, clap::Args)]
+pub struct KafkaConfig {
+    /// Bootstrap servers, comma-separated `host:port`.
+    #[arg(long = "kafka-brokers", env = "KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
+    pub brokers: String,
+    /// Topic ticks and gap notices are written to and read from.
+    #[arg(long = "kafka-topic", env = "KAFKA_TOPIC", default_value = "ticks")]
+    pub topic: String,
+    /// Partitions used when the topic has to be created. Messages are keyed
+    /// by symbol, so each symbol's order holds within its partition.
+    #[arg(long = "kafka-partitions", env = "KAFKA_PARTITIONS", default_value_t = 3)]
+    pub partitions: i32,
+    /// Replication factor used when the topic has to be created.
+    #[arg(long = "kafka-replication", env = "KAFKA_REPLICATION", default_value_t = 1)]
+    pub replication: i32,
+    /// Raw librdkafka option `key=value`, applied after every tickbridge
+    /// default (repeatable). Use it for TLS and SASL, e.g.
+    /// `--kafka-option security.protocol=SSL --kafka-option ssl.ca.location=ca.pem`.
+    #[arg(long = "kafka-option", env = "KAFKA_OPTIONS", value_delimiter = ',', value_parser = parse_kv)]
+    pub options: Vec<(String, String)>,
+}
+
+fn parse_kv(s: &str) -> std::result::Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.trim().to_string())),
+        _ => Err(format!("expected key=value, got {s:?}")),
+    }
+}
+
+impl KafkaConfig {
+    /// Config for a local broker and topic (tests, benches).
+    pub fn local(brokers: &str, topic: &str, partitions: i32) -> Self {
+        Self {
+            brokers: brokers.to_string(),
+            topic: topic.to_string(),
+            partitions,
+            replication: 1,
+            options: Vec::new(),
+        }
+    }
+
+    /// Base client config: bootstrap servers plus defaults every client wants.
+    /// Callers set their own keys, then call [`KafkaConfig::finish`].
+    pub fn client_config(&self) -> ClientConfig {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", &self.brokers)
+            .set("socket.keepalive.enable", "true")
+            .set("log_level", "4");
+        c
+    }
+
+    /// Applies the `--kafka-option` passthrough last, so the user always wins.
+    pub fn finish(&self, mut c: ClientConfig) -> ClientConfig {
+        for (k, v) in &self.options {
+            c.set(k, v);
+        }
+        c
+    }
+
+    /// Creates the topic with `partitions` if it does not exist, then waits
+    /// until its metadata is visible. Topic auto-creation is never relied
+    /// on: real clusters often disable it and tansu's durable storage does
+    /// not do it.
+    pub async fn ensure_topic(&self, topic: &str, partitions: i32) -> Result<i32> {
+        let admin: AdminClient<DefaultClientContext> =
+            self.finish(self.client_config()).create()?;
+        let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(self.replication));
+        let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+        let results = admin.create_topics([&new], &opts).await?;
+        for r in results {
+            match r {
+                Ok(_) => tracing::info!(topic, partitions, "created Kafka topic"),
+                Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((t, code)) => {
+                    return Err(Error::Config(format!("cannot create topic {t}: {code}")))
+                }
+            }
+        }
+        self.wait_for_topic(topic, Duration::from_secs(30)).await
+    }
+
+    /// Waits until `topic` shows in metadata with at least one partition and
+    /// returns its partition count. A clear error if it never does.
+    pub async fn wait_for_topic(&self, topic: &str, timeout: Duration) -> Result<i32> {
+        let consumer: BaseConsumer = self.finish(self.client_config()).create()?;
+        let deadline = Instant::now() + timeout;
+        let topic_owned = topic.to_string();
+        loop {
+            let c = &consumer;
+            let t = topic_owned.clone();
+            let found = tokio::task::block_in_place(|| {
+                c.fetch_metadata(Some(&t), Duration::from_secs(5))
+                    .ok()
+                    .and_then(|m| {
+                        m.topics()
+                            .iter()
+                            .find(|mt| mt.name() == t && mt.error().is_none())
+                            .map(|mt| mt.partitions().len() as i32)
+                    })
+            });
+            match found {
+                Some(n) if n > 0 => return Ok(n),
+                _ if Instant::now() >= deadline => {
+                    return Err(Error::Config(format!(
+                        "Kafka topic {topic:?} not found on {} (create it, or let the producer create it)",
+                        self.brokers
+                    )))
+                }
+                _ => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        }
+    }
+
+    /// Checks that the brokers answer a metadata request within `timeout`.
+    pub async fn ping(&self, timeout: Duration) -> Result<()> {
+        let consumer: BaseConsumer = self.finish(self.client_config()).create()?;
+        tokio::task::block_in_place(|| consumer.fetch_metadata(None, timeout))
+            .map(|_| ())
+            .map_err(|e| Error::Config(format!("Kafka at {} did not answer: {e}", self.brokers)))
+    }
+
+    /// Deletes a topic (test cleanup). Errors are ignored.
+    pub async fn delete_topic(&self, topic: &str) {
+        if let Ok(admin) = self
+            .finish(self.client_config())
+            .create::<AdminClient<DefaultClientContext>>()
+        {
+            let _ = admin.delete_topics(&[topic], &AdminOptions::new()).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passthrough_applies_last() {
+        let mut k = KafkaConfig::local("a:1", "t", 1);
+        k.options = vec![("bootstrap.servers".into(), "b:2".into())];
+        let c = k.finish(k.client_config());
+        assert_eq!(c.get("bootstrap.servers"), Some("b:2"));
+        assert!(parse_kv("nokey").is_err());
+        assert_eq!(parse_kv("a=b=c").unwrap(), ("a".into(), "b=c".into()));
+    }
+}

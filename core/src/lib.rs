@@ -1,0 +1,25 @@
+//! tickbridge-core: what every tickbridge binary shares.
+//!
+//! * [`tick`]: the normalized [`Tick`](tick::Tick) and
+//!   [`GapNotice`](tick::GapNotice) types, mirrors of `schemas/*.json`;
+//! * [`schema`]: validation and bounded decoding against those files;
+//! * [`headers`]: how ids and schema names travel in AMQP and Kafka metadata;
+//! * [`amqp`] and [`kafka`]: connection settings and topology setup;
+//! * [`shutdown`], [`backoff`], [`telemetry`]: lifecycle and observability;
+//! * [`error`]: the crate's one error enum.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod amqp;
+pub mod backoff;
+pub mod error;
+pub mod headers;
+pub mod kafka;
+pub mod schema;
+pub mod shutdown;
+pub mod telemetry;
+pub mod tick;
+
+pub use error::{Error, Result};
+pub use shutdown::Shutdown;
+pub use tick::{GapNotice, GapReason, Message, MessageRef, Side, Source, Tick, Via};

@@ -1,0 +1,387 @@
+//! The normalized message types that travel through every broker: [`Tick`]
+//! (one trade) and [`GapNotice`] (a statement that trades are missing).
+//!
+//! `schemas/tick.v1.json` and `schemas/gap.v1.json` are the contract; these
+//! types are its Rust mirror, and `tests/schema.rs` checks that what they
+//! serialize validates against the schema files.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+/// Exchange a trade came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    /// Binance spot.
+    Binance,
+    /// Coinbase Exchange.
+    Coinbase,
+    /// Kraken (WebSocket v2).
+    Kraken,
+}
+
+impl Source {
+    /// Every supported exchange, in a stable order.
+    pub const ALL: [Source; 3] = [Source::Binance, Source::Coinbase, Source::Kraken];
+
+    /// Lower-case name, as used in ids, routing keys and flags.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Binance => "binance",
+            Source::Coinbase => "coinbase",
+            Source::Kraken => "kraken",
+        }
+    }
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Source {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "binance" => Ok(Source::Binance),
+            "coinbase" => Ok(Source::Coinbase),
+            "kraken" => Ok(Source::Kraken),
+            other => Err(format!(
+                "unknown exchange {other:?}: expected binance, coinbase or kraken"
+            )),
+        }
+    }
+}
+
+/// Taker (aggressor) side of a trade.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Side {
+    /// The taker bought, lifting the ask.
+    Buy,
+    /// The taker sold, hitting the bid.
+    Sell,
+}
+
+/// How the producer obtained a trade, so streaming and polling can be compared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Via {
+    /// A WebSocket stream.
+    Ws,
+    /// REST polling.
+    Poll,
+}
+
+impl Via {
+    /// Lower-case name as it appears in the schema.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Via::Ws => "ws",
+            Via::Poll => "poll",
+        }
+    }
+}
+
+/// Why a producer knows ticks are missing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GapReason {
+    /// The exchange's per-symbol trade ids jumped.
+    TradeIdJump,
+    /// The exchange's own feed sequence (Coinbase `sequence`) jumped.
+    SequenceJump,
+    /// The connection dropped and continuity across it could not be proven.
+    Reconnect,
+    /// The producer dropped ticks under its drop-oldest backpressure policy.
+    BufferOverflow,
+    /// A broker refused ticks after every retry.
+    PublishFailed,
+}
+
+impl GapReason {
+    /// Snake-case name, used as a metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GapReason::TradeIdJump => "trade_id_jump",
+            GapReason::SequenceJump => "sequence_jump",
+            GapReason::Reconnect => "reconnect",
+            GapReason::BufferOverflow => "buffer_overflow",
+            GapReason::PublishFailed => "publish_failed",
+        }
+    }
+}
+
+/// Serde helpers for UTC timestamps with exactly microsecond precision
+/// (`2026-11-23T18:00:00.123456Z`), as the schema requires.
+pub mod ts_micros {
+    use super::*;
+    use serde::{Deserializer, Serializer};
+
+    /// Formats a timestamp the way every tickbridge message carries it:
+    /// microseconds, or nanoseconds when the value has them, so nothing a
+    /// source provided is rounded away.
+    pub fn format(ts: &DateTime<Utc>) -> String {
+        use chrono::Timelike;
+        let precision = if ts.nanosecond() % 1000 == 0 {
+            SecondsFormat::Micros
+        } else {
+            SecondsFormat::Nanos
+        };
+        ts.to_rfc3339_opts(precision, true)
+    }
+
+    /// Serde `serialize_with` target.
+    pub fn serialize<S: Serializer>(ts: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format(ts))
+    }
+
+    /// Serde `deserialize_with` target; accepts any RFC 3339 timestamp.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        DateTime::parse_from_rfc3339(&s)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// One normalized trade.
+///
+/// ```json
+/// {"schema":"tick.v1","id":"binance:BTC-USDT:12345","source":"binance",
+///  "symbol":"BTC-USDT","raw_symbol":"BTCUSDT","trade_id":12345,
+///  "price":"0.00100000","qty":"100.00000000","side":"sell",
+///  "exchange_ts":"2026-11-23T18:00:00.123000Z",
+///  "received_ts":"2026-11-23T18:00:00.125431Z",
+///  "producer":"host-4242-1","seq":1,"via":"ws"}
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tick {
+    /// `source:symbol:trade_id`, the idempotency key used for dedup everywhere.
+    pub id: String,
+    /// Exchange.
+    pub source: Source,
+    /// Normalized `BASE-QUOTE`.
+    pub symbol: String,
+    /// As the exchange spells it.
+    pub raw_symbol: String,
+    /// Exchange trade id.
+    pub trade_id: u64,
+    /// Exact price; `Decimal` keeps the exchange's scale, so `"0.00100000"`
+    /// round-trips byte for byte.
+    #[serde(with = "rust_decimal::serde::str")]
+    pub price: Decimal,
+    /// Exact base quantity.
+    #[serde(with = "rust_decimal::serde::str")]
+    pub qty: Decimal,
+    /// Taker side.
+    pub side: Side,
+    /// Exchange's trade time.
+    #[serde(with = "ts_micros")]
+    pub exchange_ts: DateTime<Utc>,
+    /// When the producer read it.
+    #[serde(with = "ts_micros")]
+    pub received_ts: DateTime<Utc>,
+    /// Producer instance id, scoping `seq`.
+    pub producer: String,
+    /// Per producer and symbol message sequence, starting at 1.
+    pub seq: u64,
+    /// Stream or poll.
+    pub via: Via,
+}
+
+impl Tick {
+    /// Builds the deterministic idempotency key.
+    pub fn make_id(source: Source, symbol: &str, trade_id: u64) -> String {
+        format!("{source}:{symbol}:{trade_id}")
+    }
+}
+
+/// A producer's statement that ticks are missing.
+///
+/// ```json
+/// {"schema":"gap.v1","id":"gap:p1:BTC-USDT:17","source":"binance",
+///  "symbol":"BTC-USDT","reason":"trade_id_jump","missing_from":101,
+///  "missing_to":105,"missing_count":5,
+///  "detected_ts":"2026-11-23T18:00:01.000000Z","producer":"p1","seq":17,"via":"ws"}
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GapNotice {
+    /// `gap:producer:symbol:seq`.
+    pub id: String,
+    /// Exchange.
+    pub source: Source,
+    /// Normalized `BASE-QUOTE`.
+    pub symbol: String,
+    /// Why the producer knows ticks are missing.
+    pub reason: GapReason,
+    /// First missing trade id, inclusive, when known.
+    pub missing_from: Option<u64>,
+    /// Last missing trade id, inclusive, when known.
+    pub missing_to: Option<u64>,
+    /// Number of missing trades, when known.
+    pub missing_count: Option<u64>,
+    /// When the producer noticed.
+    #[serde(with = "ts_micros")]
+    pub detected_ts: DateTime<Utc>,
+    /// Producer instance id.
+    pub producer: String,
+    /// Takes a number in the same per-symbol sequence as ticks.
+    pub seq: u64,
+    /// Stream or poll.
+    pub via: Via,
+}
+
+impl GapNotice {
+    /// Builds the deterministic id of a gap notice.
+    pub fn make_id(producer: &str, symbol: &str, seq: u64) -> String {
+        format!("gap:{producer}:{symbol}:{seq}")
+    }
+}
+
+/// Either kind of message, tagged by its `schema` field.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "schema")]
+pub enum Message {
+    /// `tick.v1`
+    #[serde(rename = "tick.v1")]
+    Tick(Tick),
+    /// `gap.v1`
+    #[serde(rename = "gap.v1")]
+    Gap(GapNotice),
+}
+
+/// Borrowing twin of [`Message`], so serializing does not clone.
+#[derive(Debug, Clone, Copy, Serialize)]
+#[serde(tag = "schema")]
+pub enum MessageRef<'a> {
+    /// `tick.v1`
+    #[serde(rename = "tick.v1")]
+    Tick(&'a Tick),
+    /// `gap.v1`
+    #[serde(rename = "gap.v1")]
+    Gap(&'a GapNotice),
+}
+
+/// Schema name of a tick, used as AMQP `type` and the Kafka `type` header.
+pub const TICK_SCHEMA: &str = "tick.v1";
+/// Schema name of a gap notice.
+pub const GAP_SCHEMA: &str = "gap.v1";
+
+impl Message {
+    /// Borrowing view.
+    pub fn as_ref(&self) -> MessageRef<'_> {
+        match self {
+            Message::Tick(t) => MessageRef::Tick(t),
+            Message::Gap(g) => MessageRef::Gap(g),
+        }
+    }
+}
+
+impl<'a> MessageRef<'a> {
+    /// Schema name (`tick.v1` / `gap.v1`).
+    pub fn schema(&self) -> &'static str {
+        match self {
+            MessageRef::Tick(_) => TICK_SCHEMA,
+            MessageRef::Gap(_) => GAP_SCHEMA,
+        }
+    }
+    /// Idempotency key.
+    pub fn id(&self) -> &'a str {
+        match self {
+            MessageRef::Tick(t) => &t.id,
+            MessageRef::Gap(g) => &g.id,
+        }
+    }
+    /// Exchange.
+    pub fn source(&self) -> Source {
+        match self {
+            MessageRef::Tick(t) => t.source,
+            MessageRef::Gap(g) => g.source,
+        }
+    }
+    /// Normalized symbol; also the Kafka key.
+    pub fn symbol(&self) -> &'a str {
+        match self {
+            MessageRef::Tick(t) => &t.symbol,
+            MessageRef::Gap(g) => &g.symbol,
+        }
+    }
+    /// Producer id.
+    pub fn producer(&self) -> &'a str {
+        match self {
+            MessageRef::Tick(t) => &t.producer,
+            MessageRef::Gap(g) => &g.producer,
+        }
+    }
+    /// Per producer and symbol sequence.
+    pub fn seq(&self) -> u64 {
+        match self {
+            MessageRef::Tick(t) => t.seq,
+            MessageRef::Gap(g) => g.seq,
+        }
+    }
+    /// Event time carried in broker timestamps: receive time for ticks,
+    /// detection time for gaps.
+    pub fn timestamp(&self) -> DateTime<Utc> {
+        match self {
+            MessageRef::Tick(t) => t.received_ts,
+            MessageRef::Gap(g) => g.detected_ts,
+        }
+    }
+    /// Serializes to the JSON body every sink writes.
+    pub fn to_json(&self) -> Vec<u8> {
+        // Serializing these plain structs into a Vec cannot fail.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+}
+
+/// Normalizes a `BASE-QUOTE` pair from its parts.
+pub fn normalize_symbol(base: &str, quote: &str) -> String {
+    let mut s = String::with_capacity(base.len() + quote.len() + 1);
+    s.push_str(&base.to_ascii_uppercase());
+    s.push('-');
+    s.push_str(&quote.to_ascii_uppercase());
+    s
+}
+
+/// Checks a normalized symbol (`BASE-QUOTE`, upper-case alphanumerics).
+pub fn is_normalized_symbol(s: &str) -> bool {
+    let Some((b, q)) = s.split_once('-') else {
+        return false;
+    };
+    let ok = |p: &str| {
+        (1..=20).contains(&p.len())
+            && p.bytes()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+    };
+    ok(b) && ok(q)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decimal_keeps_exchange_scale() {
+        for s in ["0.00100000", "123456789.123456789", "0.00000001", "97000.5"] {
+            let d = Decimal::from_str(s).unwrap();
+            assert_eq!(d.to_string(), s);
+        }
+    }
+
+    #[test]
+    fn symbols() {
+        assert_eq!(normalize_symbol("btc", "usdt"), "BTC-USDT");
+        assert!(is_normalized_symbol("BTC-USDT"));
+        assert!(!is_normalized_symbol("BTCUSDT"));
+        assert!(!is_normalized_symbol("btc-usdt"));
+        assert!(!is_normalized_symbol("-USD"));
+    }
+}
