@@ -1,0 +1,115 @@
+//! Counters of one producer run: the stats line, the final report and the
+//! Prometheus metrics all read from here.
+
+use crate::config::SinkKind;
+use serde::Serialize;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+/// Per-sink counters.
+#[derive(Debug, Default)]
+pub struct SinkStats {
+    /// Messages handed to the broker client.
+    pub published: AtomicU64,
+    /// Messages the broker confirmed (RabbitMQ ack, Kafka delivery report,
+    /// JSONL write).
+    pub confirmed: AtomicU64,
+    /// Re-publishes after a nack, return, error or reconnect.
+    pub retries: AtomicU64,
+    /// Given up after every retry; each is covered by a gap notice.
+    pub failed: AtomicU64,
+    /// Evicted from a full buffer under drop-oldest; covered by a gap notice.
+    pub dropped: AtomicU64,
+    /// Published but not yet confirmed, right now.
+    pub in_flight: AtomicU64,
+    /// Connections (re)established to the broker.
+    pub connects: AtomicU64,
+}
+
+/// Run-wide counters.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Frames read from the socket or REST bodies parsed.
+    pub frames: AtomicU64,
+    /// Trades parsed from the exchange.
+    pub trades_in: AtomicU64,
+    /// Ticks emitted to the sinks.
+    pub ticks: AtomicU64,
+    /// Gap notices emitted.
+    pub gaps: AtomicU64,
+    /// Trade ids the gap notices report missing (where known).
+    pub gap_trades: AtomicU64,
+    /// Exact duplicates dropped (same trade id within the window).
+    pub duplicates: AtomicU64,
+    /// Polling overlap: trades a poll returned that an earlier poll had.
+    pub poll_overlap: AtomicU64,
+    /// Trades older than the last seen id but outside the dedup window.
+    pub out_of_order: AtomicU64,
+    /// Frames that failed to parse, by any reason.
+    pub malformed: AtomicU64,
+    /// Feed (re)connections after the first.
+    pub reconnects: AtomicU64,
+    /// Per sink, in `SinkKind` order.
+    pub rabbitmq: SinkStats,
+    /// Kafka sink.
+    pub kafka: SinkStats,
+    /// JSON Lines sink.
+    pub jsonl: SinkStats,
+}
+
+impl Stats {
+    /// Counters of one sink.
+    pub fn sink(&self, s: SinkKind) -> &SinkStats {
+        match s {
+            SinkKind::Rabbitmq => &self.rabbitmq,
+            SinkKind::Kafka => &self.kafka,
+            SinkKind::Jsonl => &self.jsonl,
+        }
+    }
+}
+
+/// Final numbers of one sink.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct SinkReport {
+    /// `rabbitmq`, `kafka` or `jsonl`.
+    pub sink: &'static str,
+    /// Messages (ticks and gap notices) handed to the broker.
+    pub published: u64,
+    /// Messages confirmed.
+    pub confirmed: u64,
+    /// Re-publishes.
+    pub retries: u64,
+    /// Given up after every retry (reported in gap notices).
+    pub failed: u64,
+    /// Evicted under drop-oldest (reported in gap notices).
+    pub dropped: u64,
+    /// Still unconfirmed when the run ended. Zero after a clean drain.
+    pub unconfirmed: u64,
+    /// Connections made.
+    pub connects: u64,
+}
+
+impl SinkStats {
+    /// Snapshot for the report.
+    pub fn report(&self, sink: SinkKind, unconfirmed: u64) -> SinkReport {
+        SinkReport {
+            sink: sink.as_str(),
+            published: self.published.load(Relaxed),
+            confirmed: self.confirmed.load(Relaxed),
+            retries: self.retries.load(Relaxed),
+            failed: self.failed.load(Relaxed),
+            dropped: self.dropped.load(Relaxed),
+            unconfirmed,
+            connects: self.connects.load(Relaxed),
+        }
+    }
+}
+
+/// Bumps a counter and the matching Prometheus counter.
+pub fn add(counter: &AtomicU64, n: u64) {
+    counter.fetch_add(n, Relaxed);
+}
+
+/// Reads a counter.
+pub fn get(counter: &AtomicU64) -> u64 {
+    counter.load(Relaxed)
+}
