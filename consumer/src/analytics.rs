@@ -1,0 +1,171 @@
+//! Per-symbol rolling mean price and VWAP over an event-time window, with
+//! edge-triggered threshold alerts.
+//!
+//! The window is measured in `exchange_ts`, not wall time, so replaying a
+//! topic yields the same numbers the live run saw. Prices are kept exact in
+//! the ticks; the rolling figures here are derived statistics, so `f64` is
+//! precise enough and keeps the per-tick update O(1) amortised.
+
+use crate::events::PriceAlert;
+use chrono::{DateTime, Utc};
+use rust_decimal::prelude::ToPrimitive;
+use rust_decimal::Decimal;
+use std::collections::{HashMap, VecDeque};
+use std::time::Duration;
+use tickbridge_core::telemetry::InternalEvent;
+use tickbridge_core::Tick;
+
+#[derive(Debug, Default)]
+struct Window {
+    trades: VecDeque<(DateTime<Utc>, f64, f64)>,
+    sum_price: f64,
+    sum_pq: f64,
+    sum_q: f64,
+    newest: Option<DateTime<Utc>>,
+    above: bool,
+    below: bool,
+}
+
+/// Rolling figures of one symbol after a trade.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rolling {
+    /// Trades in the window.
+    pub trades: usize,
+    /// Mean trade price.
+    pub mean: f64,
+    /// Volume-weighted average price (the mean when the volume is zero).
+    pub vwap: f64,
+}
+
+/// Rolling analytics for every symbol seen.
+#[derive(Debug)]
+pub struct Analytics {
+    window: chrono::Duration,
+    above: Option<Decimal>,
+    below: Option<Decimal>,
+    symbols: HashMap<String, Window>,
+}
+
+impl Analytics {
+    /// Window length and optional alert thresholds.
+    pub fn new(window: Duration, above: Option<Decimal>, below: Option<Decimal>) -> Self {
+        Self {
+            window: chrono::Duration::from_std(window).unwrap_or(chrono::Duration::MAX),
+            above,
+            below,
+            symbols: HashMap::new(),
+        }
+    }
+
+    /// Adds a trade; returns the symbol's rolling figures and how many
+    /// alerts it raised (each already logged and counted).
+    pub fn update(&mut self, t: &Tick) -> (Rolling, u32) {
+        let price = t.price.to_f64().unwrap_or(0.0);
+        let qty = t.qty.to_f64().unwrap_or(0.0);
+        let w = self.symbols.entry(t.symbol.clone()).or_default();
+        w.trades.push_back((t.exchange_ts, price, qty));
+        w.sum_price += price;
+        w.sum_pq += price * qty;
+        w.sum_q += qty;
+        let newest = w.newest.map_or(t.exchange_ts, |n| n.max(t.exchange_ts));
+        w.newest = Some(newest);
+        while let Some(&(ts, p, q)) = w.trades.front() {
+            if newest - ts <= self.window || w.trades.len() == 1 {
+                break;
+            }
+            w.trades.pop_front();
+            w.sum_price -= p;
+            w.sum_pq -= p * q;
+            w.sum_q -= q;
+        }
+        let n = w.trades.len();
+        let mean = w.sum_price / n as f64;
+        let vwap = if w.sum_q > 0.0 {
+            w.sum_pq / w.sum_q
+        } else {
+            mean
+        };
+        let rolling = Rolling {
+            trades: n,
+            mean,
+            vwap,
+        };
+        let mut alerts = 0;
+        if let Some(th) = &self.above {
+            let is_above = t.price > *th;
+            if is_above && !w.above {
+                PriceAlert {
+                    symbol: &t.symbol,
+                    direction: "above",
+                    price: &t.price,
+                    threshold: th,
+                    mean,
+                    vwap,
+                }
+                .emit();
+                alerts += 1;
+            }
+            w.above = is_above;
+        }
+        if let Some(th) = &self.below {
+            let is_below = t.price < *th;
+            if is_below && !w.below {
+                PriceAlert {
+                    symbol: &t.symbol,
+                    direction: "below",
+                    price: &t.price,
+                    threshold: th,
+                    mean,
+                    vwap,
+                }
+                .emit();
+                alerts += 1;
+            }
+            w.below = is_below;
+        }
+        (rolling, alerts)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::loadgen::synthetic_ticks;
+    use std::str::FromStr;
+
+    #[test]
+    fn rolling_mean_vwap_and_edge_triggered_alerts() {
+        let mut ticks = synthetic_ticks("p", &["BTC-USD"], 5);
+        let base = ticks[0].exchange_ts;
+        // price, qty, seconds after the first trade
+        let rows = [
+            ("100", "1", 0),
+            ("200", "3", 1),
+            ("300", "1", 2),
+            ("90", "1", 3),
+            ("310", "1", 13),
+        ];
+        for (t, (p, q, s)) in ticks.iter_mut().zip(rows) {
+            t.price = Decimal::from_str(p).unwrap();
+            t.qty = Decimal::from_str(q).unwrap();
+            t.exchange_ts = base + chrono::Duration::seconds(s);
+        }
+        let mut a = Analytics::new(
+            Duration::from_secs(10),
+            Decimal::from_str("250").ok(),
+            Decimal::from_str("95").ok(),
+        );
+        let (r, n) = a.update(&ticks[0]);
+        assert_eq!((r.trades, r.mean, r.vwap, n), (1, 100.0, 100.0, 0));
+        let (r, n) = a.update(&ticks[1]);
+        assert_eq!((r.mean, r.vwap, n), (150.0, 175.0, 0));
+        let (_, n) = a.update(&ticks[2]);
+        assert_eq!(n, 1, "crossed above 250");
+        let (_, n) = a.update(&ticks[3]);
+        assert_eq!(n, 1, "crossed below 95");
+        // 13 s: the trades at 0..=2 s leave the 10 s window; 310 crosses above again.
+        let (r, n) = a.update(&ticks[4]);
+        assert_eq!((r.trades, n), (2, 1));
+        assert_eq!(r.mean, 200.0);
+    }
+}

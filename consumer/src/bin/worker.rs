@@ -1,0 +1,29 @@
+//! `worker`: consumes the RabbitMQ work queue with manual acks, retries and
+//! a dead-letter queue. All logic is in `tickbridge_consumer::worker`.
+
+use clap::Parser;
+use tickbridge_consumer::worker::{self, WorkerConfig};
+use tickbridge_core::Shutdown;
+
+/// One-to-one delivery from the RabbitMQ work queue: every tick is handled
+/// by exactly one worker, acked after it was handled, retried, and
+/// dead-lettered with its reason when it cannot be.
+#[derive(Parser)]
+#[command(name = "worker", version)]
+struct Cli {
+    #[command(flatten)]
+    config: WorkerConfig,
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    tickbridge_core::telemetry::init_tracing(cli.config.common.log_format);
+    match worker::run(cli.config, Shutdown::on_signals()).await {
+        Ok(_) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("worker: error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

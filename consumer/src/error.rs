@@ -1,0 +1,70 @@
+//! The one error enum of the consumer crate.
+//!
+//! Errors from the shared crate are wrapped, not flattened, so the message a
+//! user sees still says which broker or file was involved. [`Error::is_terminal`]
+//! tells a binary whether to give up (bad flags, a queue or topic that does not
+//! exist) or whether a retry could help.
+
+use std::path::PathBuf;
+
+/// Everything that can stop a worker or consumer.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Connection, topology or decoding trouble reported by tickbridge-core.
+    #[error(transparent)]
+    Core(#[from] tickbridge_core::Error),
+    /// An AMQP operation failed after the connection was up.
+    #[error("RabbitMQ: {0}")]
+    Amqp(#[from] lapin::Error),
+    /// A Kafka operation failed.
+    #[error("Kafka: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    /// Writing the JSON Lines output or the summary failed. Handling a message
+    /// includes writing it, so this fails the message rather than acking it.
+    #[error("cannot write {path}: {source}")]
+    Output {
+        /// File involved.
+        path: PathBuf,
+        /// Underlying error.
+        source: std::io::Error,
+    },
+    /// A flag or flag combination that cannot work; the text says how to fix it.
+    #[error("configuration: {0}")]
+    Config(String),
+    /// The queue named by the flags does not exist on the broker.
+    #[error("RabbitMQ queue {queue:?} does not exist on {url} (run scripts/stack.sh up, or pass --declare-topology)")]
+    UnknownQueue {
+        /// Queue name.
+        queue: String,
+        /// Broker URL, password masked.
+        url: String,
+    },
+    /// The topic named by the flags does not exist on the brokers.
+    #[error("Kafka topic {topic:?} does not exist on {brokers} (create it, or start the producer first)")]
+    UnknownTopic {
+        /// Topic name.
+        topic: String,
+        /// Bootstrap servers.
+        brokers: String,
+    },
+    /// The broker cancelled our consumer (queue deleted, node shutting down).
+    #[error("the broker cancelled the consumer on {0:?} (was the queue deleted?)")]
+    Cancelled(String),
+}
+
+impl Error {
+    /// `true` when retrying cannot help: the user has to change a flag, create
+    /// a resource or fix credentials. Binaries exit non-zero on these instead
+    /// of reconnecting forever.
+    pub fn is_terminal(&self) -> bool {
+        match self {
+            Error::Config(_) | Error::UnknownQueue { .. } | Error::UnknownTopic { .. } => true,
+            Error::Output { .. } | Error::Cancelled(_) => true,
+            Error::Core(e) => e.is_terminal(),
+            Error::Amqp(_) | Error::Kafka(_) => false,
+        }
+    }
+}
+
+/// Result alias.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

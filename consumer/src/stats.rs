@@ -1,0 +1,440 @@
+//! What a reader measures about the stream it handles, printed as a stats
+//! line on an interval and returned (and optionally written as JSON) at exit.
+//!
+//! * **latency**: receive time here minus the tick's `received_ts` (the
+//!   pipeline: producer → broker → us) and minus its `exchange_ts` (adds the
+//!   exchange and the internet);
+//! * **duplicates** by message id, within a bounded window of ids;
+//! * **producer-seq gaps**: `seq` is per producer *and* symbol, starting at 1,
+//!   shared by ticks and gap notices, so a jump means messages are missing
+//!   here; on a work queue with several workers a jump usually means a sibling
+//!   handled them, which is why the union across workers is what tests check;
+//! * **trade-id gaps** per exchange and symbol;
+//! * gap notices, redeliveries, retries and dead letters;
+//! * Kafka lag per partition, or the RabbitMQ queue depth.
+
+use crate::events::{DuplicateSeen, GapNoticeReceived, Redelivered, SeqGap, TradeIdGap};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::time::Instant;
+use tickbridge_core::telemetry::{InternalEvent, LatencyStats};
+use tickbridge_core::Message;
+
+/// Latency percentiles in milliseconds, as written to the summary.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct Percentiles {
+    /// Samples.
+    pub count: u64,
+    /// Median.
+    pub p50_ms: f64,
+    /// 90th percentile.
+    pub p90_ms: f64,
+    /// 99th percentile.
+    pub p99_ms: f64,
+    /// Maximum.
+    pub max_ms: f64,
+}
+
+impl From<&LatencyStats> for Percentiles {
+    fn from(l: &LatencyStats) -> Self {
+        Self {
+            count: l.len(),
+            p50_ms: l.percentile_ms(50.0),
+            p90_ms: l.percentile_ms(90.0),
+            p99_ms: l.percentile_ms(99.0),
+            max_ms: if l.is_empty() { 0.0 } else { l.max_ms() },
+        }
+    }
+}
+
+/// Final statistics of one run: what `--summary-json` writes and `run` returns.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Summary {
+    /// Instance name.
+    pub name: String,
+    /// `worker`, `kafka` or `stream`.
+    pub role: String,
+    /// Wall-clock seconds from start to exit.
+    pub elapsed_secs: f64,
+    /// Deliveries received, including those that failed or were dead-lettered.
+    pub received: u64,
+    /// Messages handled successfully (written out, then acked or stored).
+    pub handled: u64,
+    /// Handled per second over the whole run.
+    pub rate_per_sec: f64,
+    /// Ticks among `handled`.
+    pub ticks: u64,
+    /// Gap notices among `handled`.
+    pub gap_notices: u64,
+    /// Sum of `missing_count` over gap notices that carried one.
+    pub gap_notice_missing: u64,
+    /// Receive time minus `received_ts`.
+    pub latency_from_received: Percentiles,
+    /// Receive time minus `exchange_ts`.
+    pub latency_from_exchange: Percentiles,
+    /// Handled messages whose id had been handled before by this instance.
+    pub duplicates: u64,
+    /// Jumps in a producer's per-symbol sequence.
+    pub seq_gaps: u64,
+    /// Sequence numbers skipped by those jumps.
+    pub seq_missing: u64,
+    /// Messages whose sequence was not above the last one seen (reordering or
+    /// duplicates).
+    pub seq_regressions: u64,
+    /// Jumps in an exchange's per-symbol trade ids.
+    pub trade_id_gaps: u64,
+    /// Trade ids skipped by those jumps.
+    pub trade_id_missing: u64,
+    /// Deliveries the broker flagged as redelivered.
+    pub redeliveries: u64,
+    /// Handler failures (real or injected).
+    pub failures: u64,
+    /// Failed messages re-published for another attempt (worker only).
+    pub retries: u64,
+    /// Messages sent to the DLQ (worker only), by reason kind.
+    pub dead_lettered: BTreeMap<String, u64>,
+    /// Bodies that did not decode, by `DecodeError::kind`.
+    pub decode_errors: BTreeMap<String, u64>,
+    /// Price alerts raised.
+    pub alerts: u64,
+    /// Handled messages per symbol.
+    pub per_symbol: BTreeMap<String, u64>,
+    /// Last known Kafka lag per partition.
+    pub lag: BTreeMap<i32, i64>,
+    /// Last known queue depth (messages ready in the work queue or stream).
+    pub queue_depth: Option<u64>,
+}
+
+/// Ids seen recently, bounded: the oldest id is forgotten once `cap` are held.
+#[derive(Debug)]
+struct DedupWindow {
+    cap: usize,
+    set: HashSet<String>,
+    order: VecDeque<String>,
+}
+
+impl DedupWindow {
+    fn new(cap: usize) -> Self {
+        Self {
+            cap: cap.max(1),
+            set: HashSet::new(),
+            order: VecDeque::new(),
+        }
+    }
+    /// `true` if `id` was already present.
+    fn check_and_insert(&mut self, id: &str) -> bool {
+        if self.set.contains(id) {
+            return true;
+        }
+        if self.order.len() >= self.cap {
+            if let Some(old) = self.order.pop_front() {
+                self.set.remove(&old);
+            }
+        }
+        self.set.insert(id.to_string());
+        self.order.push_back(id.to_string());
+        false
+    }
+}
+
+/// Running statistics of one reader. Owned by its single processing task,
+/// so there is no locking on the per-message path.
+#[derive(Debug)]
+pub struct Stats {
+    role: &'static str,
+    name: String,
+    started: Instant,
+    last_report: Instant,
+    handled_at_last_report: u64,
+    seen: DedupWindow,
+    last_seq: HashMap<(String, String), u64>,
+    last_trade: HashMap<String, u64>,
+    lat_received: LatencyStats,
+    lat_exchange: LatencyStats,
+    s: Summary,
+}
+
+/// What [`Stats::observe`] learned about one handled message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Observation {
+    /// Its id had been handled before.
+    pub duplicate: bool,
+}
+
+impl Stats {
+    /// Fresh statistics; `dedup_window` bounds the ids remembered.
+    pub fn new(role: &'static str, name: &str, dedup_window: usize) -> Self {
+        let now = Instant::now();
+        Self {
+            role,
+            name: name.to_string(),
+            started: now,
+            last_report: now,
+            handled_at_last_report: 0,
+            seen: DedupWindow::new(dedup_window),
+            last_seq: HashMap::new(),
+            last_trade: HashMap::new(),
+            lat_received: LatencyStats::default(),
+            lat_exchange: LatencyStats::default(),
+            s: Summary {
+                name: name.to_string(),
+                role: role.to_string(),
+                ..Summary::default()
+            },
+        }
+    }
+
+    /// Counts a delivery as received, before anything is known about it.
+    pub fn received(&mut self, redelivered: bool, id: &str) {
+        self.s.received += 1;
+        if redelivered {
+            self.s.redeliveries += 1;
+            Redelivered {
+                role: self.role,
+                id,
+            }
+            .emit();
+        }
+    }
+
+    /// Records a successfully handled message, received here at `now`.
+    pub fn observe(&mut self, msg: &Message, now: DateTime<Utc>) -> Observation {
+        self.s.handled += 1;
+        let m = msg.as_ref();
+        *self.s.per_symbol.entry(m.symbol().to_string()).or_default() += 1;
+        let duplicate = self.seen.check_and_insert(m.id());
+        if duplicate {
+            self.s.duplicates += 1;
+            DuplicateSeen {
+                role: self.role,
+                id: m.id(),
+            }
+            .emit();
+        }
+        let key = (m.producer().to_string(), m.symbol().to_string());
+        let seq = m.seq();
+        match self.last_seq.get(&key).copied() {
+            Some(last) if seq > last + 1 => {
+                self.s.seq_gaps += 1;
+                self.s.seq_missing += seq - last - 1;
+                SeqGap {
+                    role: self.role,
+                    producer: &key.0,
+                    symbol: &key.1,
+                    expected: last + 1,
+                    got: seq,
+                }
+                .emit();
+            }
+            Some(last) if seq <= last => self.s.seq_regressions += 1,
+            None if seq > 1 && !duplicate => {
+                // The first message seen is not seq 1: fine for a reader that
+                // joined late or replays from an offset, so not a gap.
+            }
+            _ => {}
+        }
+        let last = self.last_seq.entry(key).or_insert(0);
+        *last = (*last).max(seq);
+        match msg {
+            Message::Tick(t) => {
+                self.s.ticks += 1;
+                self.lat_received.record_micros(micros(now - t.received_ts));
+                self.lat_exchange.record_micros(micros(now - t.exchange_ts));
+                metrics::histogram!("tickbridge_consumer_latency_seconds", "role" => self.role, "from" => "received_ts")
+                    .record((now - t.received_ts).as_seconds_f64());
+                metrics::histogram!("tickbridge_consumer_latency_seconds", "role" => self.role, "from" => "exchange_ts")
+                    .record((now - t.exchange_ts).as_seconds_f64());
+                let stream = format!("{}:{}", t.source, t.symbol);
+                match self.last_trade.get(&stream).copied() {
+                    Some(last) if t.trade_id > last + 1 => {
+                        self.s.trade_id_gaps += 1;
+                        self.s.trade_id_missing += t.trade_id - last - 1;
+                        TradeIdGap {
+                            role: self.role,
+                            stream: &stream,
+                            expected: last + 1,
+                            got: t.trade_id,
+                        }
+                        .emit();
+                    }
+                    _ => {}
+                }
+                let last = self.last_trade.entry(stream).or_insert(0);
+                *last = (*last).max(t.trade_id);
+            }
+            Message::Gap(g) => {
+                self.s.gap_notices += 1;
+                self.s.gap_notice_missing += g.missing_count.unwrap_or(0);
+                GapNoticeReceived {
+                    role: self.role,
+                    notice: g,
+                }
+                .emit();
+            }
+        }
+        Observation { duplicate }
+    }
+
+    /// Counts a body that did not decode.
+    pub fn decode_error(&mut self, kind: &str) {
+        *self.s.decode_errors.entry(kind.to_string()).or_default() += 1;
+    }
+    /// Counts a handler failure.
+    pub fn failure(&mut self) {
+        self.s.failures += 1;
+    }
+    /// Counts a retry.
+    pub fn retry(&mut self) {
+        self.s.retries += 1;
+    }
+    /// Counts a dead letter.
+    pub fn dead_lettered(&mut self, kind: &str) {
+        *self.s.dead_lettered.entry(kind.to_string()).or_default() += 1;
+    }
+    /// Counts a price alert.
+    pub fn alert(&mut self) {
+        self.s.alerts += 1;
+    }
+    /// Replaces the last known Kafka lag.
+    pub fn set_lag(&mut self, lag: BTreeMap<i32, i64>) {
+        for (p, l) in &lag {
+            metrics::gauge!("tickbridge_consumer_kafka_lag", "partition" => p.to_string())
+                .set(*l as f64);
+        }
+        self.s.lag = lag;
+    }
+    /// Replaces the last known queue depth.
+    pub fn set_queue_depth(&mut self, depth: u64) {
+        metrics::gauge!("tickbridge_consumer_queue_depth", "role" => self.role).set(depth as f64);
+        self.s.queue_depth = Some(depth);
+    }
+    /// Messages handled so far.
+    pub fn handled(&self) -> u64 {
+        self.s.handled
+    }
+
+    /// One stats line: totals, the rate since the previous line, latency,
+    /// integrity counters and lag or depth. Resets the interval rate.
+    pub fn report_line(&mut self) -> String {
+        let now = Instant::now();
+        let secs = now.duration_since(self.last_report).as_secs_f64().max(1e-9);
+        let rate = (self.s.handled - self.handled_at_last_report) as f64 / secs;
+        self.last_report = now;
+        self.handled_at_last_report = self.s.handled;
+        let mut line = format!(
+            "handled={} rate={rate:.0}/s latency(received_ts) {} latency(exchange_ts) {} dups={} seq_gaps={} (missing {}) trade_id_gaps={} gap_notices={} redelivered={}",
+            self.s.handled,
+            self.lat_received.summary(),
+            self.lat_exchange.summary(),
+            self.s.duplicates,
+            self.s.seq_gaps,
+            self.s.seq_missing,
+            self.s.trade_id_gaps,
+            self.s.gap_notices,
+            self.s.redeliveries,
+        );
+        if self.role == "worker" {
+            let dlq: u64 = self.s.dead_lettered.values().sum();
+            line.push_str(&format!(
+                " failures={} retries={} dlq={dlq}",
+                self.s.failures, self.s.retries
+            ));
+        }
+        let bad: u64 = self.s.decode_errors.values().sum();
+        if bad > 0 {
+            line.push_str(&format!(" bad={bad}"));
+        }
+        if let Some(d) = self.s.queue_depth {
+            line.push_str(&format!(" depth={d}"));
+        }
+        if !self.s.lag.is_empty() {
+            let lag: Vec<String> = self
+                .s
+                .lag
+                .iter()
+                .map(|(p, l)| format!("p{p}={l}"))
+                .collect();
+            line.push_str(&format!(" lag[{}]", lag.join(" ")));
+        }
+        line
+    }
+
+    /// Logs the stats line.
+    pub fn log_report(&mut self) {
+        let line = self.report_line();
+        tracing::info!(name = %self.name, "stats: {line}");
+    }
+
+    /// The final summary.
+    pub fn summary(&self) -> Summary {
+        let mut s = self.s.clone();
+        s.elapsed_secs = self.started.elapsed().as_secs_f64();
+        s.rate_per_sec = if s.elapsed_secs > 0.0 {
+            s.handled as f64 / s.elapsed_secs
+        } else {
+            0.0
+        };
+        s.latency_from_received = (&self.lat_received).into();
+        s.latency_from_exchange = (&self.lat_exchange).into();
+        s
+    }
+}
+
+fn micros(d: chrono::TimeDelta) -> i64 {
+    d.num_microseconds().unwrap_or(i64::MAX)
+}
+
+impl Summary {
+    /// Writes the summary as one pretty JSON object.
+    pub fn write_json(&self, path: &std::path::Path) -> crate::Result<()> {
+        let body = serde_json::to_vec_pretty(self).unwrap_or_default();
+        std::fs::write(path, body).map_err(|source| crate::Error::Output {
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+
+    /// Total dead-lettered, any reason.
+    pub fn dead_lettered_total(&self) -> u64 {
+        self.dead_lettered.values().sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::loadgen::synthetic_ticks;
+
+    #[test]
+    fn counts_duplicates_and_gaps() {
+        let ticks = synthetic_ticks("p1", &["BTC-USD"], 10);
+        let mut s = Stats::new("kafka", "t", 100);
+        let now = Utc::now();
+        // TC0: 1,2,3 then skip 4,5 then 6, then 6 again (duplicate), then 3 (regression)
+        for i in [0usize, 1, 2, 5, 5, 2] {
+            s.observe(&Message::Tick(ticks[i].clone()), now);
+        }
+        let sum = s.summary();
+        assert_eq!(sum.handled, 6);
+        assert_eq!(sum.duplicates, 2);
+        assert_eq!(sum.seq_gaps, 1);
+        assert_eq!(sum.seq_missing, 2);
+        assert_eq!(sum.seq_regressions, 2);
+        assert_eq!(sum.trade_id_gaps, 1);
+        assert_eq!(sum.trade_id_missing, 2);
+        assert_eq!(sum.per_symbol["BTC-USD"], 6);
+        assert_eq!(sum.latency_from_received.count, 6);
+    }
+
+    #[test]
+    fn dedup_window_is_bounded() {
+        let mut w = DedupWindow::new(2);
+        assert!(!w.check_and_insert("a"));
+        assert!(!w.check_and_insert("b"));
+        assert!(w.check_and_insert("a"));
+        assert!(!w.check_and_insert("c"));
+        assert!(!w.check_and_insert("a"), "a was evicted");
+        assert_eq!(w.set.len(), 2);
+    }
+}

@@ -1,0 +1,509 @@
+//! `worker`: the RabbitMQ work queue, one-to-one, with acks, retries and a
+//! dead-letter queue.
+//!
+//! Each delivery is decoded, handled, and only then acked. Several workers
+//! on the same queue split the messages: the broker hands each message to
+//! one consumer and, with `basic.qos` prefetch, never more than `--prefetch`
+//! unacked messages to any of them. A worker that dies (even by SIGKILL)
+//! leaves its unacked messages to be redelivered to the others, flagged
+//! `redelivered`.
+//!
+//! **Retries** keep their count in the `tb-retries` header instead of
+//! relying on `x-death` or quorum-queue delivery counts, whose behaviour
+//! changed between RabbitMQ 3.x and 4.x: a failed message is re-published to
+//! the work queue with `tb-retries` incremented and `tb-error` set to the last
+//! failure, and the original is acked only once the broker has confirmed the
+//! copy. A crash between the two therefore duplicates the message, never
+//! loses it. If the copy cannot be published, the original is nacked with
+//! requeue, the broker's own retry.
+//!
+//! **Dead letters**: after `--max-retries` retries, or at once for a body
+//! that does not decode (it would fail forever), the message is published to
+//! the pipeline's dead-letter exchange (`<prefix>.dlx` → `<prefix>.dlq`) with
+//! the reason in `tb-error`, then acked. Publishing it ourselves, rather
+//! than `basic.reject(requeue=false)`, is what lets the reason travel with it.
+
+use crate::config::CommonArgs;
+use crate::events::{AckFailed, DeadLettered, DecodeFailed, InFlightReturned, MessageRetried};
+use crate::handler::{FailConfig, HandleError, Handler};
+use crate::output::Meta;
+use crate::stats::Summary;
+use crate::{Error, Result};
+use futures::StreamExt;
+use lapin::message::Delivery;
+use lapin::options::{
+    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions,
+    BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions, QueueDeclareOptions,
+};
+use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
+use lapin::{BasicProperties, Channel, Connection};
+use std::time::{Duration, Instant};
+use tickbridge_core::amqp::AmqpConfig;
+use tickbridge_core::telemetry::InternalEvent;
+use tickbridge_core::{headers, schema, Shutdown};
+
+const ROLE: &str = "worker";
+
+/// Flags of the `worker` binary.
+#[derive(Debug, Clone, clap::Args)]
+pub struct WorkerConfig {
+    /// RabbitMQ connection and resource names.
+    #[command(flatten)]
+    pub amqp: AmqpConfig,
+    /// Queue to consume; defaults to the pipeline's work queue
+    /// (`<prefix>.work`). Retries go back to this queue.
+    #[arg(long, env = "WORKER_QUEUE")]
+    pub queue: Option<String>,
+    /// `basic.qos` prefetch: how many unacked messages the broker may push
+    /// to this worker at once. Higher is faster; lower spreads work more
+    /// evenly and limits what a crash hands back for redelivery.
+    #[arg(long, env = "WORKER_PREFETCH", default_value_t = 100)]
+    pub prefetch: u16,
+    /// Retries of a message whose handler failed before it is dead-lettered.
+    /// `0` dead-letters on the first failure.
+    #[arg(long, env = "WORKER_MAX_RETRIES", default_value_t = 3)]
+    pub max_retries: u32,
+    /// Failures on purpose.
+    #[command(flatten)]
+    pub fail: FailConfig,
+    /// Declare the exchange, queues and bindings of `stack/definitions.json`
+    /// (renamed by the prefix) before consuming. Without it a missing queue
+    /// is an error, so a typo in `--amqp-prefix` never silently creates an
+    /// empty pipeline.
+    #[arg(long, env = "WORKER_DECLARE_TOPOLOGY")]
+    pub declare_topology: bool,
+    /// Output, stats and lifecycle.
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+impl WorkerConfig {
+    /// A quiet worker on a local broker (tests, benches).
+    pub fn local(amqp_url: &str, prefix: &str) -> Self {
+        Self {
+            amqp: AmqpConfig::local(amqp_url, prefix),
+            queue: None,
+            prefetch: 100,
+            max_retries: 3,
+            fail: FailConfig::default(),
+            declare_topology: false,
+            common: CommonArgs::quiet(),
+        }
+    }
+}
+
+/// Consumes the work queue until `shutdown` fires (or, with
+/// `--exit-when-idle`, until the queue has been quiet long enough), then
+/// hands back unhandled in-flight messages and returns the final statistics.
+pub async fn run(config: WorkerConfig, shutdown: Shutdown) -> Result<Summary> {
+    tickbridge_core::telemetry::install_metrics(config.common.metrics_addr)?;
+    let name = config.common.instance_name("worker");
+    let topo = config.amqp.topology();
+    let queue = config
+        .queue
+        .clone()
+        .unwrap_or_else(|| topo.work_queue.clone());
+    let conn = config.amqp.connect(&name).await?;
+    if config.declare_topology {
+        let ch = conn.create_channel().await?;
+        topo.declare(&ch).await?;
+        let _ = ch.close(200, "declared".into()).await;
+    }
+    let depth = queue_depth(&conn, &queue, &config.amqp).await?;
+    let ch = conn.create_channel().await?;
+    ch.basic_qos(config.prefetch, BasicQosOptions::default())
+        .await?;
+    let mut consumer = ch
+        .basic_consume(
+            queue.as_str().into(),
+            name.as_str().into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    let publisher = conn.create_channel().await?;
+    publisher
+        .confirm_select(ConfirmSelectOptions::default())
+        .await?;
+    tracing::info!(%name, %queue, depth, prefetch = config.prefetch, max_retries = config.max_retries, url = %config.amqp.masked_url(), "worker consuming");
+
+    let mut w = Worker {
+        handler: Handler::new(
+            ROLE,
+            "rabbitmq-work",
+            &name,
+            &config.common,
+            config.fail.clone(),
+        )?,
+        publisher,
+        queue: queue.clone(),
+        dlx: topo.dlx.clone(),
+        max_retries: config.max_retries,
+    };
+    w.handler.stats.set_queue_depth(depth as u64);
+    let mut stats_tick = tokio::time::interval(config.common.stats_interval);
+    stats_tick.tick().await;
+    let idle = Idle::new(config.common.exit_when_idle);
+    let mut idle_tick = tokio::time::interval(idle.check_every());
+    let mut idle = idle;
+
+    let result: Result<()> = loop {
+        tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => break Ok(()),
+            next = consumer.next() => match next {
+                None => break Err(Error::Cancelled(queue.clone())),
+                Some(Err(e)) => break Err(e.into()),
+                Some(Ok(delivery)) => {
+                    idle.activity();
+                    if let Err(e) = w.process(delivery).await {
+                        break Err(e);
+                    }
+                }
+            },
+            _ = stats_tick.tick() => {
+                if let Ok(d) = queue_depth(&conn, &queue, &config.amqp).await {
+                    w.handler.stats.set_queue_depth(d as u64);
+                }
+                w.handler.stats.log_report();
+            }
+            _ = idle_tick.tick() => if idle.expired() {
+                tracing::info!(%name, "queue idle, exiting (--exit-when-idle)");
+                break Ok(());
+            }
+        }
+    };
+
+    // Stop deliveries, then hand back what was prefetched but not handled.
+    let _ = ch
+        .basic_cancel(name.as_str().into(), BasicCancelOptions::default())
+        .await;
+    let mut returned = 0u64;
+    while let Ok(Some(Ok(_))) =
+        tokio::time::timeout(Duration::from_millis(100), consumer.next()).await
+    {
+        returned += 1;
+    }
+    if ch.status().connected() {
+        let _ = ch
+            .basic_nack(
+                0,
+                BasicNackOptions {
+                    multiple: true,
+                    requeue: true,
+                },
+            )
+            .await;
+    }
+    if returned > 0 {
+        InFlightReturned {
+            role: ROLE,
+            count: returned,
+        }
+        .emit();
+    }
+    let _ = ch.close(200, "worker shutting down".into()).await;
+    let _ = conn.close(200, "worker shutting down".into()).await;
+
+    if let Ok(d) = queue_depth_quiet(&config.amqp, &queue).await {
+        w.handler.stats.set_queue_depth(d as u64);
+    }
+    w.handler.stats.log_report();
+    let summary = w.handler.stats.summary();
+    if let Some(path) = &config.common.summary_json {
+        summary.write_json(path)?;
+    }
+    result.map(|()| summary)
+}
+
+struct Worker {
+    handler: Handler,
+    publisher: Channel,
+    queue: String,
+    dlx: String,
+    max_retries: u32,
+}
+
+impl Worker {
+    /// Decode → handle → ack, or retry, or dead-letter. Returns an error
+    /// only when the worker cannot go on (channel gone, output broken).
+    async fn process(&mut self, d: Delivery) -> Result<()> {
+        let retries = header_u32(&d.properties, headers::RETRIES).unwrap_or(0);
+        let id = d
+            .properties
+            .message_id()
+            .as_ref()
+            .map(|s| s.to_string())
+            .unwrap_or_else(|| format!("delivery_tag={}", d.delivery_tag));
+        self.handler.stats.received(d.redelivered, &id);
+        let msg = match schema::decode(&d.data) {
+            Ok(m) => m,
+            Err(e) => {
+                DecodeFailed {
+                    role: ROLE,
+                    error: &e,
+                    position: &id,
+                }
+                .emit();
+                self.handler.stats.decode_error(e.kind());
+                let reason = format!("{}: {e}", e.kind());
+                return self.dead_letter(&d, &id, "decode", &reason, retries).await;
+            }
+        };
+        let meta = Meta {
+            redelivered: d.redelivered,
+            retries,
+            partition: None,
+            offset: None,
+        };
+        match self.handler.handle(&msg, &meta) {
+            Ok(()) => ack(&d).await,
+            Err(HandleError::Fatal(e)) => {
+                let _ = d
+                    .acker
+                    .nack(BasicNackOptions {
+                        multiple: false,
+                        requeue: true,
+                    })
+                    .await;
+                Err(e)
+            }
+            Err(HandleError::Message(reason)) if retries < self.max_retries => {
+                let props = with_headers(&d.properties, retries + 1, &reason);
+                match self.publish(&d, "", &self.queue.clone(), props).await {
+                    Ok(()) => {
+                        self.handler.stats.retry();
+                        MessageRetried {
+                            id: &id,
+                            retry: retries + 1,
+                            max_retries: self.max_retries,
+                        }
+                        .emit();
+                        ack(&d).await
+                    }
+                    Err(e) => {
+                        AckFailed {
+                            role: ROLE,
+                            op: "retry-publish",
+                            error: &e.to_string(),
+                        }
+                        .emit();
+                        nack_requeue(&d).await
+                    }
+                }
+            }
+            Err(HandleError::Message(reason)) => {
+                let reason = format!("handler failed after {} attempts: {reason}", retries + 1);
+                self.dead_letter(&d, &id, "handler", &reason, retries).await
+            }
+        }
+    }
+
+    async fn dead_letter(
+        &mut self,
+        d: &Delivery,
+        id: &str,
+        kind: &'static str,
+        reason: &str,
+        retries: u32,
+    ) -> Result<()> {
+        let props = with_headers(&d.properties, retries, reason);
+        let dlx = self.dlx.clone();
+        match self.publish(d, &dlx, d.routing_key.as_str(), props).await {
+            Ok(()) => {
+                self.handler.stats.dead_lettered(kind);
+                DeadLettered { id, kind, reason }.emit();
+                ack(d).await
+            }
+            Err(e) => {
+                AckFailed {
+                    role: ROLE,
+                    op: "dead-letter-publish",
+                    error: &e.to_string(),
+                }
+                .emit();
+                nack_requeue(d).await
+            }
+        }
+    }
+
+    /// Publishes a copy of the delivery's body and waits for the confirm;
+    /// a nack or an unroutable return is an error.
+    async fn publish(
+        &self,
+        d: &Delivery,
+        exchange: &str,
+        routing_key: &str,
+        props: BasicProperties,
+    ) -> Result<()> {
+        let confirm = self
+            .publisher
+            .basic_publish(
+                exchange.into(),
+                routing_key.into(),
+                BasicPublishOptions {
+                    mandatory: true,
+                    ..Default::default()
+                },
+                &d.data,
+                props,
+            )
+            .await?
+            .await?;
+        let acked = confirm.is_ack();
+        if confirm.take_message().is_some() {
+            return Err(Error::Config(format!(
+                "no queue bound for {exchange:?} / {routing_key:?}"
+            )));
+        }
+        if !acked {
+            return Err(Error::Config("broker nacked the publish".into()));
+        }
+        Ok(())
+    }
+}
+
+async fn ack(d: &Delivery) -> Result<()> {
+    d.acker
+        .ack(BasicAckOptions::default())
+        .await
+        .map(|_| ())
+        .map_err(|e| {
+            AckFailed {
+                role: ROLE,
+                op: "ack",
+                error: &e.to_string(),
+            }
+            .emit();
+            e.into()
+        })
+}
+
+async fn nack_requeue(d: &Delivery) -> Result<()> {
+    d.acker
+        .nack(BasicNackOptions {
+            multiple: false,
+            requeue: true,
+        })
+        .await
+        .map(|_| ())
+        .map_err(|e| {
+            AckFailed {
+                role: ROLE,
+                op: "nack",
+                error: &e.to_string(),
+            }
+            .emit();
+            e.into()
+        })
+}
+
+/// The delivery's properties with `tb-retries` and `tb-error` set.
+fn with_headers(props: &BasicProperties, retries: u32, reason: &str) -> BasicProperties {
+    let mut h = props.headers().clone().unwrap_or_default();
+    h.insert(
+        ShortString::from(headers::RETRIES),
+        AMQPValue::LongLongInt(retries as i64),
+    );
+    let reason: String = reason.chars().take(1000).collect();
+    h.insert(
+        ShortString::from(headers::ERROR),
+        AMQPValue::LongString(LongString::from(reason.as_str())),
+    );
+    props.clone().with_headers(h)
+}
+
+/// Reads an integer header whatever integer type the publisher chose.
+pub fn header_u32(props: &BasicProperties, key: &str) -> Option<u32> {
+    let h = props.headers().as_ref()?;
+    let v = h.inner().get(key)?;
+    let n: i64 = match v {
+        AMQPValue::ShortShortInt(n) => *n as i64,
+        AMQPValue::ShortShortUInt(n) => *n as i64,
+        AMQPValue::ShortInt(n) => *n as i64,
+        AMQPValue::ShortUInt(n) => *n as i64,
+        AMQPValue::LongInt(n) => *n as i64,
+        AMQPValue::LongUInt(n) => *n as i64,
+        AMQPValue::LongLongInt(n) => *n,
+        AMQPValue::LongString(s) => String::from_utf8_lossy(s.as_bytes()).trim().parse().ok()?,
+        _ => return None,
+    };
+    u32::try_from(n).ok()
+}
+
+/// Reads a string header.
+pub fn header_str(props: &BasicProperties, key: &str) -> Option<String> {
+    match props.headers().as_ref()?.inner().get(key)? {
+        AMQPValue::LongString(s) => Some(String::from_utf8_lossy(s.as_bytes()).into_owned()),
+        AMQPValue::ShortString(s) => Some(s.to_string()),
+        _ => None,
+    }
+}
+
+/// Messages ready in `queue`, by a passive declare on a throwaway channel
+/// (a missing queue closes the channel it was asked on). A missing queue is
+/// [`Error::UnknownQueue`].
+pub(crate) async fn queue_depth(conn: &Connection, queue: &str, amqp: &AmqpConfig) -> Result<u32> {
+    let ch = conn.create_channel().await?;
+    let r = ch
+        .queue_declare(
+            queue.into(),
+            QueueDeclareOptions {
+                passive: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await;
+    match r {
+        Ok(q) => {
+            let _ = ch.close(200, "depth".into()).await;
+            Ok(q.message_count())
+        }
+        Err(e) if e.to_string().contains("NOT_FOUND") => Err(Error::UnknownQueue {
+            queue: queue.to_string(),
+            url: amqp.masked_url(),
+        }),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn queue_depth_quiet(amqp: &AmqpConfig, queue: &str) -> Result<u32> {
+    let conn = amqp.connect("tickbridge-depth").await?;
+    let d = queue_depth(&conn, queue, amqp).await;
+    let _ = conn.close(200, "depth".into()).await;
+    d
+}
+
+/// `--exit-when-idle` bookkeeping.
+pub(crate) struct Idle {
+    after: Option<Duration>,
+    started: Instant,
+    last: Option<Instant>,
+}
+
+impl Idle {
+    pub(crate) fn new(after: Option<Duration>) -> Self {
+        Self {
+            after,
+            started: Instant::now(),
+            last: None,
+        }
+    }
+    /// How often the caller should ask [`Idle::expired`].
+    pub(crate) fn check_every(&self) -> Duration {
+        self.after.map_or(Duration::from_secs(3600), |d| {
+            (d / 4).clamp(Duration::from_millis(20), Duration::from_millis(500))
+        })
+    }
+    pub(crate) fn activity(&mut self) {
+        self.last = Some(Instant::now());
+    }
+    pub(crate) fn expired(&self) -> bool {
+        match (self.after, self.last) {
+            (None, _) => false,
+            (Some(d), Some(last)) => last.elapsed() >= d,
+            (Some(d), None) => self.started.elapsed() >= d * 2,
+        }
+    }
+}
