@@ -1,0 +1,167 @@
+//! Binance spot: the `<symbol>@trade` stream over the combined-stream
+//! endpoint, and `GET /api/v3/trades` for polling.
+//!
+//! Streams are named in the URL (`/stream?streams=btcusdt@trade/...`), so no
+//! subscribe frame is needed, and every frame arrives wrapped as
+//! `{"stream":"btcusdt@trade","data":{...}}`. Raw `/ws/<stream>` frames (the
+//! bare event) are accepted too. Binance keeps the connection alive with
+//! WebSocket ping frames, which the WebSocket client answers; there is no
+//! application ping.
+
+mod trade;
+
+use super::decode::{self, SymbolMap};
+use super::{Exchange, FrameKind, ParseError, RawTrade};
+use tickbridge_core::{Side, Source};
+use trade::{BinanceEnvelope, BinanceEventType, BinanceRestError, BinanceRestTrade, BinanceTrade};
+
+/// Binance spot adapter.
+#[derive(Debug, Clone)]
+pub struct Binance {
+    symbols: SymbolMap,
+}
+
+impl Binance {
+    /// Adapter for normalized `symbols` (`BTC-USDT` is `BTCUSDT` on Binance).
+    pub fn new(symbols: &[String]) -> Result<Self, ParseError> {
+        Ok(Self {
+            symbols: SymbolMap::new(symbols, |b, q| format!("{b}{q}"))?,
+        })
+    }
+
+    /// Parses one event object (`e` = `trade`), bare or unwrapped from a
+    /// combined-stream frame.
+    fn parse_event(&self, text: &str, out: &mut Vec<RawTrade>) -> Result<FrameKind, ParseError> {
+        let probe: BinanceEventType = decode::json(text)?;
+        if probe.event.as_deref() != Some("trade") {
+            return Err(ParseError::UnknownMessage(decode::excerpt(text)));
+        }
+        let t: BinanceTrade = decode::json(text)?;
+        let (symbol, raw_symbol) = self.symbols.by_raw(&t.symbol)?;
+        out.push(RawTrade {
+            symbol: symbol.to_string(),
+            raw_symbol: raw_symbol.to_string(),
+            trade_id: t.trade_id,
+            price: decode::positive_decimal("price", &t.price)?,
+            qty: decode::positive_decimal("qty", &t.qty)?,
+            side: taker_side(t.buyer_is_maker),
+            exchange_ts: decode::from_millis("trade time", t.trade_time)?,
+            feed_seq: None,
+        });
+        Ok(FrameKind::Trades)
+    }
+}
+
+/// `m` / `isBuyerMaker` is true when the buyer's order was resting in the
+/// book: the aggressor was the seller.
+fn taker_side(buyer_is_maker: bool) -> Side {
+    if buyer_is_maker {
+        Side::Sell
+    } else {
+        Side::Buy
+    }
+}
+
+impl Exchange for Binance {
+    fn source(&self) -> Source {
+        Source::Binance
+    }
+
+    fn ws_url(&self, base: &str) -> String {
+        let streams: Vec<String> = self
+            .symbols
+            .raw()
+            .iter()
+            .map(|r| format!("{}@trade", r.to_ascii_lowercase()))
+            .collect();
+        format!(
+            "{}/stream?streams={}",
+            base.trim_end_matches('/'),
+            streams.join("/")
+        )
+    }
+
+    /// None: the streams are named in the URL.
+    fn subscribe_messages(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    fn app_ping(&self) -> Option<(std::time::Duration, String)> {
+        None
+    }
+
+    fn parse_frame(&self, text: &str, out: &mut Vec<RawTrade>) -> Result<FrameKind, ParseError> {
+        decode::check_frame(text)?;
+        let env: BinanceEnvelope = decode::json(text)?;
+        if let Some(err) = env.error {
+            return Err(ParseError::ExchangeError(format!(
+                "code {}: {}",
+                err.code, err.msg
+            )));
+        }
+        if let Some(data) = env.data {
+            return self.parse_event(data.get(), out);
+        }
+        if env.event.is_some() {
+            return self.parse_event(text, out);
+        }
+        if env.id.is_some() {
+            // `{"result":null,"id":1}`: the answer to SUBSCRIBE (or to any
+            // other request we might send).
+            return Ok(FrameKind::Subscribed);
+        }
+        Err(ParseError::UnknownMessage(decode::excerpt(text)))
+    }
+
+    fn rest_trades_url(&self, base: &str, symbol: &str) -> String {
+        let raw = self
+            .symbols
+            .by_normalized(symbol)
+            .map(|(_, r)| r)
+            .unwrap_or(symbol);
+        format!(
+            "{}/api/v3/trades?symbol={raw}&limit=1000",
+            base.trim_end_matches('/')
+        )
+    }
+
+    fn parse_rest(
+        &self,
+        symbol: &str,
+        body: &[u8],
+        out: &mut Vec<RawTrade>,
+    ) -> Result<(), ParseError> {
+        let (symbol, raw_symbol) = self.symbols.by_normalized(symbol)?;
+        let text = decode::rest_text(body)?;
+        if decode::first_byte(text) == Some(b'{') {
+            let err: BinanceRestError = decode::json(text)?;
+            return Err(ParseError::ExchangeError(format!(
+                "code {}: {}",
+                err.code, err.msg
+            )));
+        }
+        let mut trades: Vec<BinanceRestTrade> = decode::json(text)?;
+        trades.sort_by_key(|t| t.id);
+        out.reserve(trades.len());
+        for t in trades {
+            out.push(RawTrade {
+                symbol: symbol.to_string(),
+                raw_symbol: raw_symbol.to_string(),
+                trade_id: t.id,
+                price: decode::positive_decimal("price", &t.price)?,
+                qty: decode::positive_decimal("qty", &t.qty)?,
+                side: taker_side(t.is_buyer_maker),
+                exchange_ts: decode::from_millis("time", t.time)?,
+                feed_seq: None,
+            });
+        }
+        Ok(())
+    }
+
+    fn symbols(&self) -> &[String] {
+        self.symbols.normalized()
+    }
+}
+
+#[cfg(test)]
+mod tests;

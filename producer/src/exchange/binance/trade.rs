@@ -1,0 +1,98 @@
+//! Binance wire structs, each quoting the payload it parses.
+//!
+//! Text fields are `Cow<str>` so they borrow from the frame when it has no
+//! escapes (always, in practice) and still parse when it does.
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use std::borrow::Cow;
+
+/// Every frame on a Binance market-stream connection, read once to route it:
+///
+/// ```json
+/// {"stream":"btcusdt@trade","data":{"e":"trade", ...}}   combined stream
+/// {"e":"trade","E":1672515782136, ...}                     raw stream
+/// {"result":null,"id":1}                                   request answered
+/// {"error":{"code":2,"msg":"Invalid request"},"id":1}      request refused
+/// ```
+#[derive(Debug, Deserialize)]
+pub(super) struct BinanceEnvelope<'a> {
+    /// The event of a combined-stream frame.
+    #[serde(borrow, default)]
+    pub data: Option<&'a RawValue>,
+    /// Event type of a raw-stream frame.
+    #[serde(rename = "e", borrow, default)]
+    pub event: Option<Cow<'a, str>>,
+    /// Request id of an answer (number or string).
+    #[serde(borrow, default)]
+    pub id: Option<&'a RawValue>,
+    /// A refused request.
+    #[serde(default)]
+    pub error: Option<BinanceWsError>,
+}
+
+/// `{"code":2,"msg":"Invalid request: unknown variable"}`
+#[derive(Debug, Deserialize)]
+pub(super) struct BinanceWsError {
+    pub code: i64,
+    pub msg: String,
+}
+
+/// Just the event type, to tell a `trade` from other events before parsing
+/// the fields of one.
+#[derive(Debug, Deserialize)]
+pub(super) struct BinanceEventType<'a> {
+    #[serde(rename = "e", borrow, default)]
+    pub event: Option<Cow<'a, str>>,
+}
+
+/// One trade, from the spot `<symbol>@trade` stream (Binance docs,
+/// "Trade Streams"):
+///
+/// ```json
+/// {"e":"trade","E":1672515782136,"s":"BNBBTC","t":12345,"p":"0.001",
+///  "q":"100","T":1672515782136,"m":true,"M":true}
+/// ```
+///
+/// `m` is "is the buyer the market maker?": true means the taker sold.
+#[derive(Debug, Deserialize)]
+pub(super) struct BinanceTrade<'a> {
+    #[serde(rename = "s", borrow)]
+    pub symbol: Cow<'a, str>,
+    #[serde(rename = "t")]
+    pub trade_id: u64,
+    #[serde(rename = "p", borrow)]
+    pub price: Cow<'a, str>,
+    #[serde(rename = "q", borrow)]
+    pub qty: Cow<'a, str>,
+    /// Trade time, ms since the epoch (`E` is the event time, later).
+    #[serde(rename = "T")]
+    pub trade_time: i64,
+    #[serde(rename = "m")]
+    pub buyer_is_maker: bool,
+}
+
+/// One element of `GET /api/v3/trades` (Binance docs, "Recent trades list"):
+///
+/// ```json
+/// [{"id":28457,"price":"4.00000100","qty":"12.00000000","quoteQty":"48.000012",
+///   "time":1499865549590,"isBuyerMaker":true,"isBestMatch":true}]
+/// ```
+#[derive(Debug, Deserialize)]
+pub(super) struct BinanceRestTrade<'a> {
+    pub id: u64,
+    #[serde(borrow)]
+    pub price: Cow<'a, str>,
+    #[serde(borrow)]
+    pub qty: Cow<'a, str>,
+    pub time: i64,
+    #[serde(rename = "isBuyerMaker")]
+    pub is_buyer_maker: bool,
+}
+
+/// A refused REST request: `{"code":-1121,"msg":"Invalid symbol."}`
+#[derive(Debug, Deserialize)]
+pub(super) struct BinanceRestError {
+    pub code: i64,
+    pub msg: String,
+}

@@ -1,0 +1,170 @@
+//! Coinbase Exchange: the `matches` channel (plus `heartbeat`) of the public
+//! WebSocket feed, and `GET /products/{id}/trades` for polling.
+//!
+//! Two Coinbase details matter for correctness:
+//!
+//! * the `side` of a `match` (and of a REST trade) is the MAKER order's side,
+//!   so the taker side is the opposite;
+//! * every `match` carries the product's `sequence`, a second continuity check
+//!   beside `trade_id`, which the adapter passes on as [`RawTrade::feed_seq`].
+//!
+//! Coinbase asks clients to ignore message types they do not know, so the
+//! feed's other documented types are [`FrameKind::Ignored`]; only a `type`
+//! that is in no documented channel is `UnknownMessage`.
+
+mod trade;
+
+use super::decode::{self, SymbolMap};
+use super::{Exchange, FrameKind, ParseError, RawTrade};
+use tickbridge_core::{Side, Source};
+use trade::{CoinbaseError, CoinbaseMatch, CoinbaseRestTrade, CoinbaseType, MakerSide};
+
+/// Coinbase Exchange adapter.
+#[derive(Debug, Clone)]
+pub struct Coinbase {
+    symbols: SymbolMap,
+}
+
+/// Message types of the public feed's channels that carry no trades for us.
+const IGNORED_TYPES: &[&str] = &[
+    "ticker",
+    "ticker_batch",
+    "snapshot",
+    "l2update",
+    "status",
+    "received",
+    "open",
+    "done",
+    "change",
+    "activate",
+    "auction",
+    "rfq_match",
+];
+
+impl Coinbase {
+    /// Adapter for normalized `symbols`; Coinbase product ids are already
+    /// `BASE-QUOTE` (`BTC-USD`).
+    pub fn new(symbols: &[String]) -> Result<Self, ParseError> {
+        Ok(Self {
+            symbols: SymbolMap::new(symbols, |b, q| format!("{b}-{q}"))?,
+        })
+    }
+}
+
+fn taker_side(maker: MakerSide) -> Side {
+    match maker {
+        MakerSide::Buy => Side::Sell,
+        MakerSide::Sell => Side::Buy,
+    }
+}
+
+impl Exchange for Coinbase {
+    fn source(&self) -> Source {
+        Source::Coinbase
+    }
+
+    fn ws_url(&self, base: &str) -> String {
+        base.to_string()
+    }
+
+    /// One subscribe for every product: `matches` for the trades, `heartbeat`
+    /// so a quiet product is told apart from a dead connection.
+    fn subscribe_messages(&self) -> Vec<String> {
+        let msg = serde_json::json!({
+            "type": "subscribe",
+            "product_ids": self.symbols.raw(),
+            "channels": ["matches", "heartbeat"],
+        });
+        vec![msg.to_string()]
+    }
+
+    fn app_ping(&self) -> Option<(std::time::Duration, String)> {
+        None
+    }
+
+    fn parse_frame(&self, text: &str, out: &mut Vec<RawTrade>) -> Result<FrameKind, ParseError> {
+        decode::check_frame(text)?;
+        let probe: CoinbaseType = decode::json(text)?;
+        let Some(kind) = probe.kind else {
+            return Err(ParseError::UnknownMessage(decode::excerpt(text)));
+        };
+        match kind.as_ref() {
+            "match" | "last_match" => {
+                let m: CoinbaseMatch = decode::json(text)?;
+                let (symbol, raw_symbol) = self.symbols.by_raw(&m.product_id)?;
+                out.push(RawTrade {
+                    symbol: symbol.to_string(),
+                    raw_symbol: raw_symbol.to_string(),
+                    trade_id: m.trade_id,
+                    price: decode::positive_decimal("price", &m.price)?,
+                    qty: decode::positive_decimal("size", &m.size)?,
+                    side: taker_side(m.side),
+                    exchange_ts: decode::from_rfc3339("time", &m.time)?,
+                    feed_seq: Some(m.sequence),
+                });
+                Ok(FrameKind::Trades)
+            }
+            "subscriptions" => Ok(FrameKind::Subscribed),
+            "heartbeat" => Ok(FrameKind::Heartbeat),
+            "error" => {
+                let e: CoinbaseError = decode::json(text)?;
+                Err(ParseError::ExchangeError(match e.reason {
+                    Some(reason) => format!("{}: {reason}", e.message),
+                    None => e.message,
+                }))
+            }
+            other if IGNORED_TYPES.contains(&other) => Ok(FrameKind::Ignored),
+            _ => Err(ParseError::UnknownMessage(decode::excerpt(text))),
+        }
+    }
+
+    fn rest_trades_url(&self, base: &str, symbol: &str) -> String {
+        let raw = self
+            .symbols
+            .by_normalized(symbol)
+            .map(|(_, r)| r)
+            .unwrap_or(symbol);
+        format!(
+            "{}/products/{raw}/trades?limit=1000",
+            base.trim_end_matches('/')
+        )
+    }
+
+    fn parse_rest(
+        &self,
+        symbol: &str,
+        body: &[u8],
+        out: &mut Vec<RawTrade>,
+    ) -> Result<(), ParseError> {
+        let (symbol, raw_symbol) = self.symbols.by_normalized(symbol)?;
+        let text = decode::rest_text(body)?;
+        if decode::first_byte(text) == Some(b'{') {
+            let e: CoinbaseError = decode::json(text)?;
+            return Err(ParseError::ExchangeError(e.message));
+        }
+        let mut trades: Vec<CoinbaseRestTrade> = decode::json(text)?;
+        // Coinbase lists newest first; the pipeline wants ascending ids.
+        trades.sort_by_key(|t| t.trade_id);
+        out.reserve(trades.len());
+        for t in trades {
+            out.push(RawTrade {
+                symbol: symbol.to_string(),
+                raw_symbol: raw_symbol.to_string(),
+                trade_id: t.trade_id,
+                price: decode::positive_decimal("price", &t.price)?,
+                qty: decode::positive_decimal("size", &t.size)?,
+                side: taker_side(t.side),
+                exchange_ts: decode::from_rfc3339("time", &t.time)?,
+                feed_seq: None,
+            });
+        }
+        Ok(())
+    }
+
+    fn symbols(&self) -> &[String] {
+        self.symbols.normalized()
+    }
+}
+
+#[cfg(test)]
+mod tests;

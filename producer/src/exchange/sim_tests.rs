@@ -1,0 +1,1 @@
+//! Cross-check against tickbridge-feed-sim (filled in below).
