@@ -211,8 +211,9 @@ impl Conn {
 
     /// Publishes local counters and log lines.
     fn merge(&mut self) {
+        let empty = Counters::default();
         for (i, c) in self.local.iter_mut().enumerate() {
-            if c.started || c.trades_sent > 0 {
+            if *c != empty {
                 self.shared.stats.merge(i, c);
             }
         }

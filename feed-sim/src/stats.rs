@@ -134,7 +134,7 @@ impl SimReport {
 }
 
 /// Mutable counters of one market.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub(crate) struct Counters {
     pub trades_sent: u64,
     pub sent: RangeSet,
