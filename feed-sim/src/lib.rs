@@ -173,6 +173,18 @@ impl SimHandle {
         format!("ws://{}", self.addr)
     }
 
+    /// The WebSocket base to give an exchange adapter in place of the
+    /// exchange's default: `ws://127.0.0.1:PORT` for Binance (the adapter
+    /// appends `/stream?...`) and Coinbase (served at `/`), and
+    /// `ws://127.0.0.1:PORT/v2` for Kraken, whose real default URL also ends
+    /// in `/v2`.
+    pub fn ws_base_for(&self, exchange: Source) -> String {
+        match exchange {
+            Source::Kraken => format!("ws://{}/v2", self.addr),
+            Source::Binance | Source::Coinbase => self.ws_base(),
+        }
+    }
+
     /// `http://127.0.0.1:PORT`, the REST base.
     pub fn http_base(&self) -> String {
         format!("http://{}", self.addr)

@@ -300,9 +300,9 @@ async fn rest_serves_the_trades_the_stream_sent() {
     // Stream every exchange's market to its end.
     let mut ws_trades: Vec<Vec<Value>> = Vec::new();
     let mut b = connect(&sim, "/ws/btcusdt@trade").await;
-    ws_trades.push((0..50).map(|_| Value::Null).collect());
-    for i in 0..50 {
-        ws_trades[0][i] = next_json(&mut b).await;
+    ws_trades.push(Vec::new());
+    for _ in 0..50 {
+        ws_trades[0].push(next_json(&mut b).await);
     }
     let mut c = connect(&sim, "/").await;
     send(
