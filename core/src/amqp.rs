@@ -27,7 +27,11 @@ pub const DEFAULT_PREFIX: &str = "ticks";
 pub struct AmqpConfig {
     /// AMQP URL of the RabbitMQ broker (`amqps://` for TLS). The password is
     /// masked in every log line.
-    #[arg(long = "amqp-url", env = "AMQP_URL", default_value = "amqp://127.0.0.1:5672/%2f")]
+    #[arg(
+        long = "amqp-url",
+        env = "AMQP_URL",
+        default_value = "amqp://127.0.0.1:5672/%2f"
+    )]
     pub url: String,
     /// Prefix of the exchange and queue names (`ticks` gives exchange `ticks`,
     /// queues `ticks.work`, `ticks.dlq`, `ticks.stream`). Lets several
@@ -36,7 +40,11 @@ pub struct AmqpConfig {
     pub prefix: String,
     /// Seconds to wait for the TCP connect and AMQP handshake before the
     /// attempt counts as failed.
-    #[arg(long = "amqp-connect-timeout", env = "AMQP_CONNECT_TIMEOUT", default_value_t = 10)]
+    #[arg(
+        long = "amqp-connect-timeout",
+        env = "AMQP_CONNECT_TIMEOUT",
+        default_value_t = 10
+    )]
     pub connect_timeout_secs: u64,
 }
 
@@ -345,7 +353,9 @@ mod tests {
     #[test]
     fn rejects_bad_urls() {
         assert!(validate_amqp_url("amqp://127.0.0.1:5672/%2f").is_ok());
-        let e = validate_amqp_url("http://guest:secret@host").unwrap_err().to_string();
+        let e = validate_amqp_url("http://guest:secret@host")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("scheme") && !e.contains("secret"), "{e}");
         assert!(validate_amqp_url("nonsense").is_err());
     }

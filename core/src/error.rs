@@ -62,7 +62,9 @@ impl Error {
 /// itself; everything else on the wire might.
 fn amqp_error_is_terminal(e: &lapin::Error) -> bool {
     let text = e.to_string();
-    text.contains("ACCESS_REFUSED") || text.contains("NOT_ALLOWED") || text.contains("PRECONDITION_FAILED")
+    text.contains("ACCESS_REFUSED")
+        || text.contains("NOT_ALLOWED")
+        || text.contains("PRECONDITION_FAILED")
 }
 
 /// Result alias.

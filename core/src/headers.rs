@@ -38,7 +38,10 @@ pub fn amqp_properties(msg: MessageRef<'_>, app_id: &str) -> BasicProperties {
     h.insert(ShortString::from(SOURCE), lstr(msg.source().as_str()));
     h.insert(ShortString::from(SYMBOL), lstr(msg.symbol()));
     h.insert(ShortString::from(PRODUCER), lstr(msg.producer()));
-    h.insert(ShortString::from(SEQ), AMQPValue::LongLongInt(msg.seq() as i64));
+    h.insert(
+        ShortString::from(SEQ),
+        AMQPValue::LongLongInt(msg.seq() as i64),
+    );
     BasicProperties::default()
         .with_message_id(msg.id().into())
         .with_type(msg.schema().into())
@@ -53,13 +56,34 @@ pub fn amqp_properties(msg: MessageRef<'_>, app_id: &str) -> BasicProperties {
 pub fn kafka_headers(msg: MessageRef<'_>) -> OwnedHeaders {
     let seq = msg.seq().to_string();
     OwnedHeaders::new_with_capacity(7)
-        .insert(Header { key: ID, value: Some(msg.id()) })
-        .insert(Header { key: TYPE, value: Some(msg.schema()) })
-        .insert(Header { key: "content-type", value: Some(CONTENT_TYPE_JSON) })
-        .insert(Header { key: SOURCE, value: Some(msg.source().as_str()) })
-        .insert(Header { key: SYMBOL, value: Some(msg.symbol()) })
-        .insert(Header { key: PRODUCER, value: Some(msg.producer()) })
-        .insert(Header { key: SEQ, value: Some(seq.as_str()) })
+        .insert(Header {
+            key: ID,
+            value: Some(msg.id()),
+        })
+        .insert(Header {
+            key: TYPE,
+            value: Some(msg.schema()),
+        })
+        .insert(Header {
+            key: "content-type",
+            value: Some(CONTENT_TYPE_JSON),
+        })
+        .insert(Header {
+            key: SOURCE,
+            value: Some(msg.source().as_str()),
+        })
+        .insert(Header {
+            key: SYMBOL,
+            value: Some(msg.symbol()),
+        })
+        .insert(Header {
+            key: PRODUCER,
+            value: Some(msg.producer()),
+        })
+        .insert(Header {
+            key: SEQ,
+            value: Some(seq.as_str()),
+        })
 }
 
 fn lstr(s: &str) -> AMQPValue {

@@ -17,17 +17,29 @@ use std::time::{Duration, Instant};
 #[derive(Debug, Clone, clap::Args)]
 pub struct KafkaConfig {
     /// Bootstrap servers, comma-separated `host:port`.
-    #[arg(long = "kafka-brokers", env = "KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
+    #[arg(
+        long = "kafka-brokers",
+        env = "KAFKA_BROKERS",
+        default_value = "127.0.0.1:9092"
+    )]
     pub brokers: String,
     /// Topic ticks and gap notices are written to and read from.
     #[arg(long = "kafka-topic", env = "KAFKA_TOPIC", default_value = "ticks")]
     pub topic: String,
     /// Partitions used when the topic has to be created. Messages are keyed
     /// by symbol, so each symbol's order holds within its partition.
-    #[arg(long = "kafka-partitions", env = "KAFKA_PARTITIONS", default_value_t = 3)]
+    #[arg(
+        long = "kafka-partitions",
+        env = "KAFKA_PARTITIONS",
+        default_value_t = 3
+    )]
     pub partitions: i32,
     /// Replication factor used when the topic has to be created.
-    #[arg(long = "kafka-replication", env = "KAFKA_REPLICATION", default_value_t = 1)]
+    #[arg(
+        long = "kafka-replication",
+        env = "KAFKA_REPLICATION",
+        default_value_t = 1
+    )]
     pub replication: i32,
     /// Raw librdkafka option `key=value`, applied after every tickbridge
     /// default (repeatable). Use it for TLS and SASL, e.g.

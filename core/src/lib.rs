@@ -18,6 +18,7 @@ pub mod kafka;
 pub mod schema;
 pub mod shutdown;
 pub mod telemetry;
+pub mod testkit;
 pub mod tick;
 
 pub use error::{Error, Result};

@@ -165,7 +165,10 @@ mod tests {
     #[test]
     fn masks_passwords() {
         let cases = [
-            ("amqp://guest:guest@127.0.0.1:5672/%2f", "amqp://guest:***@127.0.0.1:5672/%2f"),
+            (
+                "amqp://guest:guest@127.0.0.1:5672/%2f",
+                "amqp://guest:***@127.0.0.1:5672/%2f",
+            ),
             ("amqps://u:p%40ss@host/vh", "amqps://u:***@host/vh"),
             ("amqp://127.0.0.1:5672", "amqp://127.0.0.1:5672"),
             ("not a url://user:pw@x", "not a url://user:***@x"),

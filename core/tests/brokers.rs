@@ -30,19 +30,31 @@ fn rand_name(prefix: &str) -> String {
 async fn amqp_publish_with_confirm_and_read_back() {
     let cfg = AmqpConfig::local(&amqp_url(), "unused");
     let conn = cfg.connect("core-test").await.unwrap_or_else(|e| {
-        panic!("RabbitMQ is required at {} (run scripts/stack.sh up): {e}", cfg.masked_url())
+        panic!(
+            "RabbitMQ is required at {} (run scripts/stack.sh up): {e}",
+            cfg.masked_url()
+        )
     });
     let ch = conn.create_channel().await.unwrap();
-    ch.confirm_select(ConfirmSelectOptions::default()).await.unwrap();
-    let q = rand_name("tb-core-test");
-    ch.queue_declare(q.as_str().into(), QueueDeclareOptions::default(), FieldTable::default())
+    ch.confirm_select(ConfirmSelectOptions::default())
         .await
         .unwrap();
+    let q = rand_name("tb-core-test");
+    ch.queue_declare(
+        q.as_str().into(),
+        QueueDeclareOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
     let confirm = ch
         .basic_publish(
             "".into(),
             q.as_str().into(),
-            BasicPublishOptions { mandatory: true, ..Default::default() },
+            BasicPublishOptions {
+                mandatory: true,
+                ..Default::default()
+            },
             b"hello tickbridge",
             Default::default(),
         )
@@ -52,7 +64,12 @@ async fn amqp_publish_with_confirm_and_read_back() {
         .unwrap();
     assert!(confirm.is_ack(), "broker did not ack: {confirm:?}");
     let mut consumer = ch
-        .basic_consume(q.as_str().into(), "t".into(), BasicConsumeOptions::default(), FieldTable::default())
+        .basic_consume(
+            q.as_str().into(),
+            "t".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
         .await
         .unwrap();
     let d = tokio::time::timeout(Duration::from_secs(10), consumer.next())
@@ -62,14 +79,19 @@ async fn amqp_publish_with_confirm_and_read_back() {
         .unwrap();
     assert_eq!(d.data, b"hello tickbridge");
     d.ack(BasicAckOptions::default()).await.unwrap();
-    ch.queue_delete(q.as_str().into(), QueueDeleteOptions::default()).await.unwrap();
+    ch.queue_delete(q.as_str().into(), QueueDeleteOptions::default())
+        .await
+        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn topology_declares_idempotently() {
     let prefix = rand_name("tb-topo");
     let cfg = AmqpConfig::local(&amqp_url(), &prefix);
-    let conn = cfg.connect("core-test").await.expect("RabbitMQ is required (scripts/stack.sh up)");
+    let conn = cfg
+        .connect("core-test")
+        .await
+        .expect("RabbitMQ is required (scripts/stack.sh up)");
     let ch = conn.create_channel().await.unwrap();
     let topo: Topology = cfg.topology();
     topo.declare(&ch).await.unwrap();
@@ -93,7 +115,10 @@ async fn kafka_produce_and_consume_from_zero_with_a_group() {
     for i in 0..10 {
         let payload = format!("m{i}");
         producer
-            .send(FutureRecord::to(&topic).key("BTC-USD").payload(&payload), Duration::from_secs(10))
+            .send(
+                FutureRecord::to(&topic).key("BTC-USD").payload(&payload),
+                Duration::from_secs(10),
+            )
             .await
             .unwrap_or_else(|(e, _)| panic!("delivery failed: {e}"));
     }
@@ -112,11 +137,105 @@ async fn kafka_produce_and_consume_from_zero_with_a_group() {
             .expect("messages within 30s")
             .unwrap();
         if got.is_empty() {
-            assert_eq!(m.offset(), 0, "a new group with earliest starts at offset 0");
+            assert_eq!(
+                m.offset(),
+                0,
+                "a new group with earliest starts at offset 0"
+            );
         }
         got.push(String::from_utf8(m.payload().unwrap().to_vec()).unwrap());
     }
     let want: Vec<String> = (0..10).map(|i| format!("m{i}")).collect();
     assert_eq!(got, want);
     cfg.delete_topic(&topic).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn private_brokers_survive_restarts_with_their_data() {
+    use tickbridge_core::testkit::{RabbitNode, TansuBroker};
+    // RabbitMQ: a durable queue with a persistent message survives a restart.
+    let node = tokio::task::spawn_blocking(RabbitNode::start)
+        .await
+        .unwrap()
+        .expect("own RabbitMQ node");
+    let cfg = AmqpConfig::local(&node.url(), "unused");
+    let q = rand_name("tb-durable");
+    {
+        let conn = cfg.connect("t").await.unwrap();
+        let ch = conn.create_channel().await.unwrap();
+        ch.confirm_select(ConfirmSelectOptions::default())
+            .await
+            .unwrap();
+        ch.queue_declare(
+            q.as_str().into(),
+            QueueDeclareOptions {
+                durable: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+        let c = ch
+            .basic_publish(
+                "".into(),
+                q.as_str().into(),
+                BasicPublishOptions::default(),
+                b"kept",
+                lapin::BasicProperties::default().with_delivery_mode(2),
+            )
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+        assert!(c.is_ack());
+    }
+    let node = tokio::task::spawn_blocking(move || {
+        node.restart().unwrap();
+        node
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        node.queue_depth(&q),
+        Some(1),
+        "persistent message survived the restart"
+    );
+
+    // tansu on sqlite: records survive a kill and restart, readable from 0.
+    let mut broker = tokio::task::spawn_blocking(|| TansuBroker::start("sqlite"))
+        .await
+        .unwrap()
+        .expect("own tansu");
+    let topic = rand_name("tb-durable");
+    let k = KafkaConfig::local(&broker.brokers(), &topic, 1);
+    k.ensure_topic(&topic, 1).await.unwrap();
+    let producer: FutureProducer = k.finish(k.client_config()).create().unwrap();
+    producer
+        .send(
+            FutureRecord::to(&topic).key("k").payload("durable"),
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+    drop(producer);
+    let broker = tokio::task::spawn_blocking(move || {
+        broker.restart().unwrap();
+        broker
+    })
+    .await
+    .unwrap();
+    let consumer: StreamConsumer = {
+        let mut c = k.client_config();
+        c.set("group.id", rand_name("g"))
+            .set("auto.offset.reset", "earliest");
+        k.finish(c).create().unwrap()
+    };
+    consumer.subscribe(&[&topic]).unwrap();
+    let m = tokio::time::timeout(Duration::from_secs(30), consumer.recv())
+        .await
+        .expect("record after restart")
+        .unwrap();
+    assert_eq!(m.payload(), Some(&b"durable"[..]));
+    drop(broker);
 }

@@ -11,7 +11,9 @@ use tickbridge_core::schema::{decode, validate};
 use tickbridge_core::tick::{GapNotice, GapReason, Message, MessageRef, Side, Source, Tick, Via};
 
 fn examples(kind: &str) -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../schemas/examples").join(kind);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../schemas/examples")
+        .join(kind);
     let mut v: Vec<_> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|e| e.unwrap().path())
@@ -33,8 +35,7 @@ fn valid_examples_validate_and_decode() {
         }
         let msg = decode(&text).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
         // Re-serializing gives back the same JSON value: nothing is lost.
-        let again: serde_json::Value =
-            serde_json::from_slice(&msg.as_ref().to_json()).unwrap();
+        let again: serde_json::Value = serde_json::from_slice(&msg.as_ref().to_json()).unwrap();
         assert_eq!(again, value, "{} does not round-trip", f.display());
     }
 }
@@ -65,7 +66,11 @@ fn random_decimal(rng: &mut StdRng) -> Decimal {
     let scale = rng.random_range(0..=18u32);
     let int_digits = rng.random_range(1..=9u32);
     let int_part: u64 = rng.random_range(0..10u64.pow(int_digits));
-    let frac: u64 = if scale == 0 { 0 } else { rng.random_range(0..10u64.pow(scale.min(18))) };
+    let frac: u64 = if scale == 0 {
+        0
+    } else {
+        rng.random_range(0..10u64.pow(scale.min(18)))
+    };
     let s = if scale == 0 {
         format!("{}", int_part.max(1))
     } else {
@@ -79,8 +84,17 @@ fn random_decimal(rng: &mut StdRng) -> Decimal {
     }
 }
 
-fn tick(source: Source, symbol: &str, trade_id: u64, price: Decimal, qty: Decimal, seq: u64) -> Tick {
-    let ts = Utc.timestamp_micros(1_763_920_800_123_456 + trade_id as i64).unwrap();
+fn tick(
+    source: Source,
+    symbol: &str,
+    trade_id: u64,
+    price: Decimal,
+    qty: Decimal,
+    seq: u64,
+) -> Tick {
+    let ts = Utc
+        .timestamp_micros(1_763_920_800_123_456 + trade_id as i64)
+        .unwrap();
     Tick {
         id: Tick::make_id(source, symbol, trade_id),
         source,
@@ -89,7 +103,11 @@ fn tick(source: Source, symbol: &str, trade_id: u64, price: Decimal, qty: Decima
         trade_id,
         price,
         qty,
-        side: if trade_id % 2 == 0 { Side::Buy } else { Side::Sell },
+        side: if trade_id % 2 == 0 {
+            Side::Buy
+        } else {
+            Side::Sell
+        },
         exchange_ts: ts,
         received_ts: ts + chrono::Duration::microseconds(1500),
         producer: "bench-host-1".into(),
@@ -101,7 +119,13 @@ fn tick(source: Source, symbol: &str, trade_id: u64, price: Decimal, qty: Decima
 #[test]
 fn generated_ticks_validate_and_round_trip_exactly() {
     let mut rng = StdRng::seed_from_u64(7);
-    let extremes = ["0.00000001", "123456789.123456789", "0.000000000000000001", "99999999999999999999", "1"];
+    let extremes = [
+        "0.00000001",
+        "123456789.123456789",
+        "0.000000000000000001",
+        "99999999999999999999",
+        "1",
+    ];
     let mut n = 0;
     for i in 0..5_000u64 {
         let source = Source::ALL[(i % 3) as usize];
@@ -122,7 +146,15 @@ fn generated_ticks_validate_and_round_trip_exactly() {
         n += 1;
     }
     assert_eq!(n, 5_000);
-    let body = MessageRef::Tick(&tick(Source::Kraken, "ETH-USD", 1, Decimal::from_str("123456789.123456789").unwrap(), Decimal::from_str("0.00000001").unwrap(), 1)).to_json();
+    let body = MessageRef::Tick(&tick(
+        Source::Kraken,
+        "ETH-USD",
+        1,
+        Decimal::from_str("123456789.123456789").unwrap(),
+        Decimal::from_str("0.00000001").unwrap(),
+        1,
+    ))
+    .to_json();
     let text = String::from_utf8(body).unwrap();
     assert!(text.contains(r#""price":"123456789.123456789""#), "{text}");
     assert!(text.contains(r#""qty":"0.00000001""#), "{text}");
@@ -152,7 +184,9 @@ fn gap_notices_validate_and_round_trip() {
         };
         let body = MessageRef::Gap(&g).to_json();
         let back = decode(&body).unwrap_or_else(|e| panic!("{reason:?}: {e}"));
-        let Message::Gap(back) = back else { panic!("not a gap") };
+        let Message::Gap(back) = back else {
+            panic!("not a gap")
+        };
         assert_eq!(back.reason, reason);
         assert_eq!(back.missing_count, g.missing_count);
         assert_eq!(

@@ -56,7 +56,9 @@ async fn main() {
     }
     if !args.amqp_only {
         let mut client = args.kafka.clone();
-        client.options.push(("socket.connection.setup.timeout.ms".into(), "2000".into()));
+        client
+            .options
+            .push(("socket.connection.setup.timeout.ms".into(), "2000".into()));
         loop {
             match client.ping(Duration::from_secs(3)).await {
                 Ok(()) => {

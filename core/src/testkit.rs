@@ -1,0 +1,274 @@
+//! Private brokers for tests that must break them: a RabbitMQ node and a
+//! tansu broker on spare ports, with their own data directories, so that
+//! restarting or killing them never disturbs the shared stack on 5672/9092.
+//!
+//! Used by integration tests and the chaos runner; nothing here is needed at
+//! run time.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A free TCP port on 127.0.0.1 (bound, read, released).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port on 127.0.0.1")
+}
+
+fn port_open(port: u16) -> bool {
+    std::net::TcpStream::connect_timeout(
+        &std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        Duration::from_millis(200),
+    )
+    .is_ok()
+}
+
+fn wait_port(port: u16, open: bool, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if port_open(port) == open {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
+
+/// A RabbitMQ node of the test's own (`RABBITMQ_NODENAME`,
+/// `RABBITMQ_NODE_PORT`, `RABBITMQ_DIST_PORT`, its own data directory).
+pub struct RabbitNode {
+    /// Erlang node name, `tb<random>@localhost`.
+    pub node: String,
+    /// AMQP port.
+    pub port: u16,
+    dist_port: u16,
+    dir: PathBuf,
+}
+
+impl RabbitNode {
+    /// Starts a fresh node and waits until it accepts AMQP connections.
+    pub fn start() -> Result<Self, String> {
+        let node = format!("tb{:08x}@localhost", rand::random::<u32>());
+        let port = free_port();
+        let dist_port = free_port();
+        let dir =
+            std::env::temp_dir().join(format!("tickbridge-rabbit-{}", node.replace('@', "-")));
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        std::fs::write(dir.join("enabled_plugins"), "[].\n").map_err(|e| e.to_string())?;
+        std::fs::write(
+            dir.join("rabbitmq.conf"),
+            format!("listeners.tcp.default = 127.0.0.1:{port}\nloopback_users = none\n"),
+        )
+        .map_err(|e| e.to_string())?;
+        // Debian's wrapper runs the node as the `rabbitmq` user.
+        if is_root() {
+            let _ = Command::new("chown")
+                .args(["-R", "rabbitmq:rabbitmq"])
+                .arg(&dir)
+                .status();
+        }
+        let n = RabbitNode {
+            node,
+            port,
+            dist_port,
+            dir,
+        };
+        n.boot()?;
+        Ok(n)
+    }
+
+    /// AMQP URL of this node.
+    pub fn url(&self) -> String {
+        format!("amqp://guest:guest@127.0.0.1:{}/%2f", self.port)
+    }
+
+    fn env(&self, cmd: &mut Command) {
+        let d = &self.dir;
+        cmd.env("RABBITMQ_NODENAME", &self.node)
+            .env("RABBITMQ_NODE_PORT", self.port.to_string())
+            .env("RABBITMQ_DIST_PORT", self.dist_port.to_string())
+            .env("RABBITMQ_MNESIA_BASE", d.join("mnesia"))
+            .env("RABBITMQ_LOG_BASE", d.join("log"))
+            .env("RABBITMQ_ENABLED_PLUGINS_FILE", d.join("enabled_plugins"))
+            .env("RABBITMQ_CONFIG_FILE", d.join("rabbitmq"))
+            .env("RABBITMQ_PID_FILE", d.join("pid"));
+    }
+
+    fn boot(&self) -> Result<(), String> {
+        let mut cmd = Command::new("rabbitmq-server");
+        self.env(&mut cmd);
+        cmd.arg("-detached")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let st = cmd.status().map_err(|e| {
+            format!("cannot run rabbitmq-server (install it: scripts/stack.sh up): {e}")
+        })?;
+        if !st.success() {
+            return Err(format!("rabbitmq-server -detached exited with {st}"));
+        }
+        if !wait_port(self.port, true, Duration::from_secs(90)) {
+            return Err(format!(
+                "test RabbitMQ node {} did not open port {} in 90s (logs in {})",
+                self.node,
+                self.port,
+                self.dir.join("log").display()
+            ));
+        }
+        Ok(())
+    }
+
+    /// Stops the node gracefully and waits for its port to close.
+    pub fn stop(&self) {
+        let _ = Command::new("rabbitmqctl")
+            .args(["-n", &self.node, "stop"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        wait_port(self.port, false, Duration::from_secs(30));
+    }
+
+    /// Stops and starts the node again (same data directory, same ports).
+    pub fn restart(&self) -> Result<(), String> {
+        self.stop();
+        self.boot()
+    }
+
+    /// Number of messages ready in a queue, via `rabbitmqctl`.
+    pub fn queue_depth(&self, queue: &str) -> Option<u64> {
+        let out = Command::new("rabbitmqctl")
+            .args(["-n", &self.node, "-q", "list_queues", "name", "messages"])
+            .output()
+            .ok()?;
+        String::from_utf8_lossy(&out.stdout).lines().find_map(|l| {
+            let mut it = l.split_whitespace();
+            (it.next()? == queue).then(|| it.next()?.parse().ok())?
+        })
+    }
+}
+
+impl Drop for RabbitNode {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A tansu broker of the test's own, on a spare port.
+pub struct TansuBroker {
+    /// Kafka port.
+    pub port: u16,
+    storage: String,
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+impl TansuBroker {
+    /// Starts tansu with `storage` (`"sqlite"` for a durable file in its own
+    /// directory, or `"memory"`).
+    pub fn start(storage: &str) -> Result<Self, String> {
+        let port = free_port();
+        let dir = std::env::temp_dir().join(format!(
+            "tickbridge-tansu-{port}-{:08x}",
+            rand::random::<u32>()
+        ));
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let storage = match storage {
+            "memory" => "memory://tansu/".to_string(),
+            _ => "sqlite://tansu.db".to_string(),
+        };
+        let mut b = TansuBroker {
+            port,
+            storage,
+            dir,
+            child: None,
+        };
+        b.boot()?;
+        Ok(b)
+    }
+
+    /// Bootstrap address.
+    pub fn brokers(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    fn boot(&mut self) -> Result<(), String> {
+        let bin = tansu_path();
+        let log = std::fs::File::create(self.dir.join("tansu.log")).map_err(|e| e.to_string())?;
+        let url = format!("tcp://127.0.0.1:{}", self.port);
+        let child = Command::new(&bin)
+            .current_dir(&self.dir)
+            .args([
+                "broker",
+                "--storage-engine",
+                &self.storage,
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
+            .stdout(log.try_clone().map_err(|e| e.to_string())?)
+            .stderr(log)
+            .spawn()
+            .map_err(|e| {
+                format!(
+                    "cannot start {} (build it: scripts/stack.sh up): {e}",
+                    bin.display()
+                )
+            })?;
+        self.child = Some(child);
+        if !wait_port(self.port, true, Duration::from_secs(30)) {
+            return Err(format!(
+                "tansu did not open port {} (log in {})",
+                self.port,
+                self.dir.display()
+            ));
+        }
+        Ok(())
+    }
+
+    /// Kills the broker process (SIGKILL) and waits for it.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        wait_port(self.port, false, Duration::from_secs(10));
+    }
+
+    /// Kills and starts again on the same port and storage.
+    pub fn restart(&mut self) -> Result<(), String> {
+        self.kill();
+        self.boot()
+    }
+}
+
+impl Drop for TansuBroker {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn tansu_path() -> PathBuf {
+    if let Ok(p) = std::env::var("TANSU_BIN") {
+        return PathBuf::from(p);
+    }
+    let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
+    let cargo = Path::new(&home).join(".cargo/bin/tansu");
+    if cargo.exists() {
+        cargo
+    } else {
+        PathBuf::from("tansu")
+    }
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
