@@ -1,1 +1,131 @@
-//! stub
+//! `consumer`: broadcast with replay, from Kafka (default) or the RabbitMQ
+//! stream queue.
+//!
+//! Both sources are logs: reading does not remove anything, every reader
+//! (every Kafka group, every stream consumer) sees every message, and
+//! [`ReplayFrom`] says where in the log to start. This module holds the flags
+//! and dispatches to [`crate::kafka`] or [`crate::stream`].
+
+use crate::config::CommonArgs;
+use crate::replay::ReplayFrom;
+use crate::stats::Summary;
+use crate::Result;
+use std::time::Duration;
+use tickbridge_core::amqp::AmqpConfig;
+use tickbridge_core::kafka::KafkaConfig;
+use tickbridge_core::Shutdown;
+
+/// Which log to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum From {
+    /// A Kafka topic, through a consumer group.
+    Kafka,
+    /// The RabbitMQ stream queue (`<prefix>.stream`), over AMQP 0-9-1.
+    RabbitmqStream,
+}
+
+/// Where a Kafka group with no committed offset starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OffsetReset {
+    /// The oldest retained message: a new group sees the history.
+    Earliest,
+    /// Only messages written after it joins.
+    Latest,
+}
+
+/// Flags of the `consumer` binary.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ConsumerConfig {
+    /// Which log to read.
+    #[arg(long = "from", env = "CONSUMER_FROM", value_enum, default_value_t = From::Kafka)]
+    pub from: From,
+    /// Kafka connection and topic.
+    #[command(flatten)]
+    pub kafka: KafkaConfig,
+    /// RabbitMQ connection and resource names (for `--from rabbitmq-stream`).
+    #[command(flatten)]
+    pub amqp: AmqpConfig,
+    /// Kafka consumer group. Every group receives every tick; the members of
+    /// one group split the partitions between them, and the group's
+    /// committed offsets are where it resumes after a restart.
+    #[arg(long, env = "CONSUMER_GROUP", default_value = "tickbridge-consumer")]
+    pub group: String,
+    /// Start somewhere else than where the group left off: `0` or any offset
+    /// (every partition), `p:offset[,p:offset]`, `earliest`, `latest`, an
+    /// RFC 3339 timestamp, or a duration ago such as `15m`. Applies the first
+    /// time this process is assigned each partition; with commits enabled the
+    /// group's committed offsets then follow what this process reads.
+    #[arg(long, env = "CONSUMER_REPLAY_FROM")]
+    pub replay_from: Option<ReplayFrom>,
+    /// Read-only: never store or commit offsets, and do not join the group
+    /// (all partitions are assigned directly), so a replay cannot move or
+    /// disturb the group's position. Without `--replay-from` it starts at
+    /// the group's committed offsets.
+    #[arg(long, env = "CONSUMER_NO_COMMIT")]
+    pub no_commit: bool,
+    /// How often stored offsets are committed. Also the bound on what a
+    /// crash makes the group read twice.
+    #[arg(long, env = "CONSUMER_COMMIT_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub commit_interval: Duration,
+    /// Where a group without a committed offset starts.
+    #[arg(long, env = "CONSUMER_OFFSET_RESET", value_enum, default_value_t = OffsetReset::Earliest)]
+    pub offset_reset: OffsetReset,
+    /// Kafka session timeout: how long the group waits for a silent member
+    /// (say, one killed with SIGKILL) before giving its partitions to others.
+    #[arg(long, env = "CONSUMER_SESSION_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub session_timeout: Duration,
+    /// How long to wait for the topic to appear before failing.
+    #[arg(long, env = "CONSUMER_TOPIC_WAIT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub topic_wait: Duration,
+    /// Stream consumer prefetch (`basic.qos`), required by RabbitMQ streams.
+    #[arg(long, env = "CONSUMER_PREFETCH", default_value_t = 1000)]
+    pub prefetch: u16,
+    /// Output, stats and lifecycle.
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+impl ConsumerConfig {
+    /// A quiet Kafka consumer on a local broker (tests, benches).
+    pub fn local_kafka(kafka: KafkaConfig, group: &str) -> Self {
+        Self {
+            from: From::Kafka,
+            kafka,
+            amqp: AmqpConfig::local(
+                "amqp://127.0.0.1:5672/%2f",
+                tickbridge_core::amqp::DEFAULT_PREFIX,
+            ),
+            group: group.to_string(),
+            replay_from: None,
+            no_commit: false,
+            commit_interval: Duration::from_secs(1),
+            offset_reset: OffsetReset::Earliest,
+            session_timeout: Duration::from_secs(10),
+            topic_wait: Duration::from_secs(10),
+            prefetch: 1000,
+            common: CommonArgs::quiet(),
+        }
+    }
+
+    /// A quiet RabbitMQ stream consumer (tests, benches).
+    pub fn local_stream(amqp: AmqpConfig) -> Self {
+        let mut c = Self::local_kafka(KafkaConfig::local("127.0.0.1:9092", "ticks", 3), "unused");
+        c.from = From::RabbitmqStream;
+        c.amqp = amqp;
+        c
+    }
+}
+
+/// Reads the configured log until `shutdown` fires (or `--exit-when-idle`),
+/// then commits what was handled and returns the final statistics.
+pub async fn run(config: ConsumerConfig, shutdown: Shutdown) -> Result<Summary> {
+    tickbridge_core::telemetry::install_metrics(config.common.metrics_addr)?;
+    let summary = match config.from {
+        From::Kafka => crate::kafka::run(&config, shutdown).await?,
+        From::RabbitmqStream => crate::stream::run(&config, shutdown).await?,
+    };
+    if let Some(path) = &config.common.summary_json {
+        summary.write_json(path)?;
+    }
+    Ok(summary)
+}

@@ -1,1 +1,360 @@
-//! stub
+//! Kafka consumer-group reader with at-least-once offsets and replay.
+//!
+//! The pattern is rust-rdkafka's at-least-once one: `enable.auto.offset.store`
+//! is off, and an offset is *stored* only after the handler wrote the
+//! message; stored offsets are *committed* every `--commit-interval`, when
+//! partitions are revoked in a rebalance (before another member takes them
+//! over) and at shutdown. A crash therefore re-reads at most what was handled
+//! since the last commit, and never skips anything.
+//!
+//! Replay is applied in the rebalance callback: the first time this process
+//! is assigned a partition, the assignment carries the replay offset instead
+//! of the committed one. Later assignments of the same partition (after
+//! another rebalance) resume from the committed offset, which by then is
+//! this process's own progress. `--no-commit` skips the group protocol
+//! entirely and assigns every partition directly.
+
+use crate::consumer::{ConsumerConfig, OffsetReset};
+use crate::events::{CommitFailed, DecodeFailed};
+use crate::handler::{FailConfig, HandleError, Handler};
+use crate::output::Meta;
+use crate::replay::StartAt;
+use crate::stats::Summary;
+use crate::worker::Idle;
+use crate::{Error, Result};
+use chrono::Utc;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, StreamConsumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{BorrowedMessage, Message as _};
+use rdkafka::statistics::Statistics;
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use rdkafka::types::{RDKafkaErrorCode, RDKafkaRespErr};
+use rdkafka::ClientContext;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tickbridge_core::kafka::KafkaConfig;
+use tickbridge_core::telemetry::InternalEvent;
+use tickbridge_core::{schema, Shutdown};
+
+const ROLE: &str = "kafka";
+
+/// Client context: applies replay offsets on assignment, commits on revoke,
+/// and keeps the per-partition lag librdkafka reports in its statistics.
+struct Ctx {
+    topic: String,
+    /// Replay offsets not yet applied, by partition.
+    replay: Mutex<HashMap<i32, Offset>>,
+    commit: bool,
+    lag: Arc<Mutex<BTreeMap<i32, i64>>>,
+}
+
+impl ClientContext for Ctx {
+    fn stats(&self, s: Statistics) {
+        let Some(t) = s.topics.get(&self.topic) else {
+            return;
+        };
+        let mut lag = self.lag.lock().unwrap_or_else(|e| e.into_inner());
+        lag.clear();
+        for (p, part) in &t.partitions {
+            if *p >= 0 && part.consumer_lag >= 0 {
+                lag.insert(*p, part.consumer_lag);
+            }
+        }
+    }
+}
+
+impl ConsumerContext for Ctx {
+    fn rebalance(&self, c: &BaseConsumer<Self>, err: RDKafkaRespErr, tpl: &mut TopicPartitionList) {
+        let cooperative = matches!(
+            c.rebalance_protocol(),
+            rdkafka::consumer::RebalanceProtocol::Cooperative
+        );
+        match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                let mut replay = self.replay.lock().unwrap_or_else(|e| e.into_inner());
+                let parts: Vec<(String, i32)> = tpl
+                    .elements()
+                    .iter()
+                    .map(|e| (e.topic().to_string(), e.partition()))
+                    .collect();
+                for (topic, p) in &parts {
+                    if let Some(off) = replay.remove(p) {
+                        tracing::info!(partition = p, offset = ?off, "replaying partition");
+                        let _ = tpl.set_partition_offset(topic, *p, off);
+                    }
+                }
+                tracing::info!(partitions = ?parts.iter().map(|x| x.1).collect::<Vec<_>>(), "partitions assigned");
+                let r = if cooperative {
+                    c.incremental_assign(tpl)
+                } else {
+                    c.assign(tpl)
+                };
+                if let Err(e) = r {
+                    tracing::error!(error = %e, "assign failed");
+                }
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                if self.commit && !c.assignment_lost() {
+                    commit(c, CommitMode::Sync, "revoke");
+                }
+                let parts: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
+                tracing::info!(partitions = ?parts, "partitions revoked");
+                let r = if cooperative {
+                    c.incremental_unassign(tpl)
+                } else {
+                    c.unassign()
+                };
+                if let Err(e) = r {
+                    tracing::error!(error = %e, "unassign failed");
+                }
+            }
+            other => {
+                tracing::error!(error = ?other, "rebalance error");
+                let _ = c.unassign();
+            }
+        }
+    }
+}
+
+/// Commits stored offsets; "nothing to commit" is not an error.
+fn commit<C: Consumer<X>, X: ConsumerContext>(c: &C, mode: CommitMode, when: &'static str) {
+    match c.commit_consumer_state(mode) {
+        Ok(()) => {}
+        Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
+        Err(e) => CommitFailed { error: &e, when }.emit(),
+    }
+}
+
+/// Runs the Kafka reader; see the module docs.
+pub async fn run(cfg: &ConsumerConfig, shutdown: Shutdown) -> Result<Summary> {
+    let name = cfg.common.instance_name("consumer");
+    let k = &cfg.kafka;
+    let partitions = k
+        .wait_for_topic(&k.topic, cfg.topic_wait)
+        .await
+        .map_err(|_| Error::UnknownTopic {
+            topic: k.topic.clone(),
+            brokers: k.brokers.clone(),
+        })?;
+    let now = Utc::now();
+    let start = cfg.replay_from.as_ref().map(|r| r.resolve(now));
+    let replay = match &start {
+        Some(s) => resolve_offsets(k, s, partitions).await?,
+        None => HashMap::new(),
+    };
+    let commit_enabled = !cfg.no_commit;
+    let lag = Arc::new(Mutex::new(BTreeMap::new()));
+    let ctx = Ctx {
+        topic: k.topic.clone(),
+        replay: Mutex::new(replay.clone()),
+        commit: commit_enabled,
+        lag: lag.clone(),
+    };
+    let mut c = k.client_config();
+    c.set("group.id", &cfg.group)
+        .set("client.id", &name)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set(
+            "auto.offset.reset",
+            match cfg.offset_reset {
+                OffsetReset::Earliest => "earliest",
+                OffsetReset::Latest => "latest",
+            },
+        )
+        .set(
+            "session.timeout.ms",
+            cfg.session_timeout.as_millis().to_string(),
+        )
+        .set(
+            "heartbeat.interval.ms",
+            (cfg.session_timeout.as_millis() / 5).max(100).to_string(),
+        )
+        .set("fetch.wait.max.ms", "50")
+        .set(
+            "statistics.interval.ms",
+            cfg.common
+                .stats_interval
+                .as_millis()
+                .clamp(1000, 60_000)
+                .to_string(),
+        );
+    let consumer: StreamConsumer<Ctx> = k.finish(c).create_with_context(ctx)?;
+    if commit_enabled {
+        consumer.subscribe(&[&k.topic])?;
+    } else {
+        let mut tpl = TopicPartitionList::new();
+        for p in 0..partitions {
+            tpl.add_partition_offset(
+                &k.topic,
+                p,
+                replay.get(&p).copied().unwrap_or(Offset::Stored),
+            )?;
+        }
+        consumer.assign(&tpl)?;
+    }
+    tracing::info!(%name, topic = %k.topic, group = %cfg.group, partitions, replay_from = ?cfg.replay_from.as_ref().map(|r| r.to_string()), commit = commit_enabled, brokers = %k.brokers, "consumer reading Kafka");
+
+    let mut handler = Handler::new(ROLE, "kafka", &name, &cfg.common, FailConfig::default())?;
+    let mut max_offset: HashMap<i32, i64> = HashMap::new();
+    let mut stats_tick = tokio::time::interval(cfg.common.stats_interval);
+    stats_tick.tick().await;
+    let mut commit_tick = tokio::time::interval(cfg.commit_interval);
+    let mut idle = Idle::new(cfg.common.exit_when_idle);
+    let mut idle_tick = tokio::time::interval(idle.check_every());
+
+    let result: Result<()> = loop {
+        tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => break Ok(()),
+            m = consumer.recv() => match m {
+                Ok(m) => {
+                    idle.activity();
+                    if let Err(e) = process(&consumer, &mut handler, &m, &mut max_offset, commit_enabled) {
+                        break Err(e);
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "Kafka receive error");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+            _ = commit_tick.tick(), if commit_enabled => commit(&consumer, CommitMode::Async, "interval"),
+            _ = stats_tick.tick() => {
+                handler.stats.set_lag(lag.lock().unwrap_or_else(|e| e.into_inner()).clone());
+                handler.stats.log_report();
+            }
+            _ = idle_tick.tick() => if idle.expired() {
+                tracing::info!(%name, "no messages for a while, exiting (--exit-when-idle)");
+                break Ok(());
+            }
+        }
+    };
+    if commit_enabled {
+        commit(&consumer, CommitMode::Sync, "shutdown");
+    }
+    handler
+        .stats
+        .set_lag(lag.lock().unwrap_or_else(|e| e.into_inner()).clone());
+    handler.stats.log_report();
+    drop(consumer);
+    result.map(|()| handler.stats.summary())
+}
+
+/// Decode → handle → store the offset. A body that does not decode is
+/// counted and skipped (its offset stored), so it cannot block the partition.
+fn process(
+    consumer: &StreamConsumer<Ctx>,
+    handler: &mut Handler,
+    m: &BorrowedMessage<'_>,
+    max_offset: &mut HashMap<i32, i64>,
+    store: bool,
+) -> Result<()> {
+    let (p, off) = (m.partition(), m.offset());
+    let seen = max_offset.entry(p).or_insert(-1);
+    let reread = off <= *seen;
+    *seen = (*seen).max(off);
+    let body = m.payload().unwrap_or_default();
+    match schema::decode(body) {
+        Ok(msg) => {
+            handler.stats.received(reread, msg.as_ref().id());
+            let meta = Meta {
+                redelivered: reread,
+                retries: 0,
+                partition: Some(p),
+                offset: Some(off),
+            };
+            match handler.handle(&msg, &meta) {
+                Ok(()) => {}
+                Err(HandleError::Fatal(e)) => return Err(e),
+                Err(HandleError::Message(reason)) => {
+                    // No retry topic on a log: the offset is not stored, so the
+                    // group re-reads it after a restart or rebalance.
+                    tracing::warn!(partition = p, offset = off, %reason, "handler failed; offset not stored");
+                    return Ok(());
+                }
+            }
+        }
+        Err(e) => {
+            let position = format!("p{p}@{off}");
+            handler.stats.received(false, &position);
+            DecodeFailed {
+                role: ROLE,
+                error: &e,
+                position: &position,
+            }
+            .emit();
+            handler.stats.decode_error(e.kind());
+        }
+    }
+    if store {
+        consumer.store_offset(m.topic(), p, off + 1)?;
+    }
+    Ok(())
+}
+
+/// Turns a replay start into a concrete offset per partition, asking the
+/// brokers for watermarks (to clamp explicit offsets into the retained
+/// range, instead of letting `auto.offset.reset` silently jump) and for
+/// `offsets_for_times`.
+async fn resolve_offsets(
+    k: &KafkaConfig,
+    start: &StartAt,
+    partitions: i32,
+) -> Result<HashMap<i32, Offset>> {
+    let k = k.clone();
+    let start = start.clone();
+    tokio::task::spawn_blocking(move || -> Result<HashMap<i32, Offset>> {
+        let timeout = Duration::from_secs(10);
+        let base: BaseConsumer = k.finish(k.client_config()).create()?;
+        let topic = k.topic.as_str();
+        let clamp = |p: i32, n: i64| -> Result<Offset> {
+            let (lo, hi) = base.fetch_watermarks(topic, p, timeout)?;
+            Ok(Offset::Offset(n.clamp(lo, hi)))
+        };
+        let mut out = HashMap::new();
+        match &start {
+            StartAt::Earliest => (0..partitions).for_each(|p| {
+                out.insert(p, Offset::Beginning);
+            }),
+            StartAt::Latest => (0..partitions).for_each(|p| {
+                out.insert(p, Offset::End);
+            }),
+            StartAt::Offset(n) => {
+                for p in 0..partitions {
+                    out.insert(p, clamp(p, *n)?);
+                }
+            }
+            StartAt::Partitions(m) => {
+                for (p, n) in m {
+                    if *p < 0 || *p >= partitions {
+                        return Err(Error::Config(format!(
+                            "--replay-from names partition {p}, but topic {topic:?} has partitions 0..{}",
+                            partitions - 1
+                        )));
+                    }
+                    out.insert(*p, clamp(*p, *n)?);
+                }
+            }
+            StartAt::Timestamp(t) => {
+                let mut tpl = TopicPartitionList::new();
+                for p in 0..partitions {
+                    tpl.add_partition_offset(topic, p, Offset::Offset(t.timestamp_millis()))?;
+                }
+                let found = base.offsets_for_times(tpl, timeout)?;
+                for e in found.elements() {
+                    let off = match e.offset() {
+                        Offset::Offset(n) if n >= 0 => Offset::Offset(n),
+                        // No message at or after the instant: start at the end.
+                        _ => Offset::End,
+                    };
+                    out.insert(e.partition(), off);
+                }
+            }
+        }
+        Ok(out)
+    })
+    .await
+    .map_err(|e| Error::Config(format!("offset lookup task failed: {e}")))?
+}

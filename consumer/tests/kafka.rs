@@ -1,0 +1,345 @@
+//! The Kafka consumer against a real Kafka-protocol broker: groups as
+//! broadcast, members of a group splitting partitions, replay from every
+//! kind of position, read-only replay, poison messages and bad flags. Each
+//! test creates its own random topic and groups, and fails loudly when the
+//! broker is missing.
+
+mod common;
+
+use common::*;
+use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
+use std::time::Duration;
+use tickbridge_consumer::consumer::{self, ConsumerConfig};
+use tickbridge_consumer::replay::ReplayFrom;
+use tickbridge_consumer::{Error, Summary};
+use tickbridge_core::kafka::KafkaConfig;
+use tickbridge_core::{Message, Shutdown};
+
+fn config(k: &KafkaConfig, group: &str, jsonl: &Path) -> ConsumerConfig {
+    let mut c = ConsumerConfig::local_kafka(k.clone(), group);
+    c.common.jsonl = Some(jsonl.to_path_buf());
+    c.common.exit_when_idle = Some(Duration::from_secs(3));
+    c.common.name = Some(jsonl.file_stem().unwrap().to_string_lossy().into_owned());
+    c.session_timeout = Duration::from_secs(6);
+    c
+}
+
+fn with_replay(mut c: ConsumerConfig, r: &str) -> ConsumerConfig {
+    c.replay_from = Some(r.parse::<ReplayFrom>().unwrap());
+    c
+}
+
+async fn run_all(configs: Vec<ConsumerConfig>) -> Vec<Summary> {
+    let handles: Vec<_> = configs
+        .into_iter()
+        .map(|c| tokio::spawn(consumer::run(c, Shutdown::new())))
+        .collect();
+    let mut out = Vec::new();
+    for h in handles {
+        out.push(
+            tokio::time::timeout(Duration::from_secs(55), h)
+                .await
+                .expect("consumer finished within 55 s")
+                .unwrap()
+                .expect("consumer ran without error"),
+        );
+    }
+    out
+}
+
+async fn run_one(c: ConsumerConfig) -> Summary {
+    run_all(vec![c]).await.remove(0)
+}
+
+fn ids(msgs: &[Message]) -> HashSet<String> {
+    msgs.iter().map(|m| m.as_ref().id().to_string()).collect()
+}
+
+fn handled_ids(path: &Path) -> HashSet<String> {
+    lines(path)
+        .iter()
+        .map(|l| l.message.as_ref().id().to_string())
+        .collect()
+}
+
+/// Two groups each receive all 30,000; two members of a third group split
+/// them between them with no overlap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn groups_broadcast_and_members_split() {
+    init_logs();
+    let k = kafka_topic(3).await;
+    let dir = tempfile::tempdir().unwrap();
+    let p = |n: &str| dir.path().join(format!("{n}.jsonl"));
+    let (g1, g2, g3) = (rand_name("g1"), rand_name("g2"), rand_name("g3"));
+    let configs = vec![
+        config(&k, &g1, &p("a")),
+        config(&k, &g2, &p("b")),
+        config(&k, &g3, &p("c1")),
+        config(&k, &g3, &p("c2")),
+    ];
+    let handles: Vec<_> = configs
+        .into_iter()
+        .map(|c| tokio::spawn(consumer::run(c, Shutdown::new())))
+        .collect();
+    // Let both members of g3 join before anything arrives, so they share it.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let msgs = messages("p-bcast", 30_000);
+    kafka_publish(&k, &msgs).await;
+    let mut sums = Vec::new();
+    for h in handles {
+        sums.push(
+            tokio::time::timeout(Duration::from_secs(50), h)
+                .await
+                .expect("finished")
+                .unwrap()
+                .expect("ran"),
+        );
+    }
+    let want = ids(&msgs);
+    for name in ["a", "b"] {
+        let l = lines(&p(name));
+        assert_eq!(
+            l.len(),
+            30_000,
+            "group member {name} received everything exactly once"
+        );
+        assert_eq!(handled_ids(&p(name)), want);
+    }
+    let (c1, c2) = (lines(&p("c1")), lines(&p("c2")));
+    assert!(
+        !c1.is_empty() && !c2.is_empty(),
+        "both members got partitions: {} / {}",
+        c1.len(),
+        c2.len()
+    );
+    assert_eq!(c1.len() + c2.len(), 30_000, "no overlap");
+    let parts = |l: &[tickbridge_consumer::output::JsonLine]| {
+        l.iter().filter_map(|x| x.partition).collect::<HashSet<_>>()
+    };
+    assert!(
+        parts(&c1).is_disjoint(&parts(&c2)),
+        "members own disjoint partitions"
+    );
+    let union: HashSet<String> = handled_ids(&p("c1"))
+        .union(&handled_ids(&p("c2")))
+        .cloned()
+        .collect();
+    assert_eq!(union, want);
+    assert!(sums
+        .iter()
+        .all(|s| s.duplicates == 0 && s.seq_regressions == 0));
+}
+
+/// After a group has read and committed everything, `--replay-from 0`
+/// reads all 30,000 again in per-symbol order, `--no-commit` does so without
+/// moving the group, and the group afterwards has nothing left to read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_from_zero_rereads_everything_in_order() {
+    init_logs();
+    let k = kafka_topic(3).await;
+    let msgs = messages("p-replay", 30_000);
+    kafka_publish(&k, &msgs).await;
+    let dir = tempfile::tempdir().unwrap();
+    let p = |n: &str| dir.path().join(format!("{n}.jsonl"));
+    let g = rand_name("g-replay");
+    let first = run_one(config(&k, &g, &p("first"))).await;
+    assert_eq!(first.handled, 30_000);
+
+    let replay = run_one(with_replay(config(&k, &g, &p("replay")), "0")).await;
+    assert_eq!(
+        replay.handled, 30_000,
+        "replay from 0 ignores the committed offsets"
+    );
+    let l = lines(&p("replay"));
+    assert_eq!(handled_ids(&p("replay")), ids(&msgs));
+    for (symbol, seqs) in seqs_by_symbol(&l) {
+        assert_eq!(
+            seqs,
+            (1..=5_000).collect::<Vec<u64>>(),
+            "{symbol} in producer order"
+        );
+    }
+
+    let mut ro = with_replay(config(&k, &g, &p("readonly")), "0");
+    ro.no_commit = true;
+    assert_eq!(run_one(ro).await.handled, 30_000, "read-only replay");
+
+    let mut after = config(&k, &g, &p("after"));
+    after.common.exit_when_idle = Some(Duration::from_secs(2));
+    assert_eq!(
+        run_one(after).await.handled,
+        0,
+        "the group is still at the end"
+    );
+}
+
+/// Offsets, per-partition offsets, a timestamp and a duration each start at
+/// exactly the right message of the produced sequence.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_from_offset_timestamp_and_duration() {
+    init_logs();
+    let k = kafka_topic(3).await;
+    let all = messages("p-pos", 1_200);
+    let (a, b) = all.split_at(600);
+    let pos_a = kafka_publish(&k, a).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let t = chrono::Utc::now();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let pos_b = kafka_publish(&k, b).await;
+    let positions: Vec<(i32, i64)> = pos_a.into_iter().chain(pos_b).collect();
+    let expect = |f: &dyn Fn(i32, i64) -> bool| -> HashSet<String> {
+        all.iter()
+            .zip(&positions)
+            .filter(|(_, (p, o))| f(*p, *o))
+            .map(|(m, _)| m.as_ref().id().to_string())
+            .collect()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let p = |n: &str| dir.path().join(format!("{n}.jsonl"));
+
+    // Duration first, while "now - 2s" still falls in the pause between batches.
+    let mut c = with_replay(config(&k, &rand_name("g-ago"), &p("ago")), "2s");
+    c.no_commit = true;
+    run_one(c).await;
+    assert_eq!(handled_ids(&p("ago")), ids(b), "2s ago = the second batch");
+
+    let mut c = with_replay(config(&k, &rand_name("g-ts"), &p("ts")), &t.to_rfc3339());
+    c.no_commit = true;
+    run_one(c).await;
+    assert_eq!(
+        handled_ids(&p("ts")),
+        ids(b),
+        "timestamp = the second batch"
+    );
+
+    let mut c = with_replay(config(&k, &rand_name("g-off"), &p("off")), "100");
+    c.no_commit = true;
+    run_one(c).await;
+    assert_eq!(handled_ids(&p("off")), expect(&|_, o| o >= 100));
+    for l in lines(&p("off")) {
+        assert!(l.offset.unwrap() >= 100);
+    }
+
+    // Per partition, through the group protocol: p0 from 250, p2 from 10,
+    // p1 from the (absent) committed offset, i.e. earliest.
+    run_one(with_replay(
+        config(&k, &rand_name("g-parts"), &p("parts")),
+        "0:250,2:10",
+    ))
+    .await;
+    assert_eq!(
+        handled_ids(&p("parts")),
+        expect(&|p, o| match p {
+            0 => o >= 250,
+            2 => o >= 10,
+            _ => true,
+        })
+    );
+    let firsts: BTreeMap<i32, i64> = lines(&p("parts")).iter().fold(BTreeMap::new(), |mut m, l| {
+        let e = m.entry(l.partition.unwrap()).or_insert(i64::MAX);
+        *e = (*e).min(l.offset.unwrap());
+        m
+    });
+    let mut want_firsts = BTreeMap::new();
+    for (p, o) in &positions {
+        let from = match p {
+            0 => 250,
+            2 => 10,
+            _ => 0,
+        };
+        if *o >= from {
+            let e = want_firsts.entry(*p).or_insert(i64::MAX);
+            *e = (*e).min(*o);
+        }
+    }
+    assert_eq!(
+        firsts, want_firsts,
+        "each partition starts exactly at its replay offset"
+    );
+}
+
+/// Poison on a log is counted and skipped, never retried forever, and its
+/// offset is committed like any other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poison_is_counted_and_skipped() {
+    init_logs();
+    let k = kafka_topic(1).await;
+    let pubr = tickbridge_consumer::loadgen::KafkaPublisher::new(&k).unwrap();
+    let msgs = messages("p-poison", 10);
+    pubr.send_all(&msgs[..5]).await.unwrap();
+    for body in [
+        &b"not json"[..],
+        br#"{"schema":"gap.v7"}"#,
+        br#"{"schema":"tick.v1","price":1}"#,
+    ] {
+        pubr.send_raw("BTC-USD", body).await.unwrap();
+    }
+    pubr.send_all(&msgs[5..]).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let g = rand_name("g-poison");
+    let s = run_one(config(&k, &g, &dir.path().join("a.jsonl"))).await;
+    assert_eq!(s.handled, 10);
+    assert_eq!(s.decode_errors.values().sum::<u64>(), 3);
+    assert_eq!(s.decode_errors.get("not_json"), Some(&1));
+    let mut again = config(&k, &g, &dir.path().join("b.jsonl"));
+    again.common.exit_when_idle = Some(Duration::from_secs(2));
+    assert_eq!(
+        run_one(again).await.received,
+        0,
+        "poison offsets were committed too"
+    );
+}
+
+/// A topic that does not exist is a one-line error, not a hang.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_topic_is_a_clear_error() {
+    init_logs();
+    let k = KafkaConfig::local(&kafka_brokers(), &rand_name("tb-no-such-topic"), 1);
+    let mut c = ConsumerConfig::local_kafka(k, "g");
+    c.topic_wait = Duration::from_secs(2);
+    let err = tokio::time::timeout(Duration::from_secs(20), consumer::run(c, Shutdown::new()))
+        .await
+        .expect("no hang")
+        .expect_err("missing topic");
+    assert!(matches!(err, Error::UnknownTopic { .. }), "{err:?}");
+    assert!(!err.to_string().contains('\n') && err.is_terminal());
+}
+
+/// The binary rejects bad flags with one clear line and exit code 2.
+#[test]
+fn bad_flags_are_rejected_by_the_binaries() {
+    let cases: [(&str, &[&str], &str); 4] = [
+        (
+            env!("CARGO_BIN_EXE_consumer"),
+            &["--replay-from", "banana"],
+            "invalid --replay-from \"banana\"",
+        ),
+        (
+            env!("CARGO_BIN_EXE_consumer"),
+            &["--from", "carrier-pigeon"],
+            "carrier-pigeon",
+        ),
+        (
+            env!("CARGO_BIN_EXE_worker"),
+            &["--fail-rate", "2"],
+            "probability",
+        ),
+        (
+            env!("CARGO_BIN_EXE_worker"),
+            &["--prefetch", "lots"],
+            "lots",
+        ),
+    ];
+    for (bin, args, want) in cases {
+        let out = std::process::Command::new(bin).args(args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        let first = err.lines().next().unwrap_or_default();
+        assert!(
+            first.starts_with("error:") && first.contains(want),
+            "{args:?}: {err}"
+        );
+        assert!(!err.contains("panicked"));
+    }
+}
