@@ -34,7 +34,8 @@ async fn one_connection_full_speed() {
             if let Some(Ok(Message::Text(t))) = ws.next().await {
                 frames += 1;
                 if frames.is_multiple_of(100_000) {
-                    last = t.to_string();
+                    last.clear();
+                    last.push_str(&t);
                     // Every frame is a distinct trade: the id equals the count.
                     assert!(last.contains(&format!(r#""t":{frames},"#)), "{last}");
                 }
