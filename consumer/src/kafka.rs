@@ -54,11 +54,19 @@ impl ClientContext for Ctx {
         let Some(t) = s.topics.get(&self.topic) else {
             return;
         };
-        let mut lag = self.lag.lock().unwrap_or_else(|e| e.into_inner());
-        lag.clear();
+        let mut lag_map = self.lag.lock().unwrap_or_else(|e| e.into_inner());
+        lag_map.clear();
         for (p, part) in &t.partitions {
-            if *p >= 0 && part.consumer_lag >= 0 {
-                lag.insert(*p, part.consumer_lag);
+            // hi - app_offset is what this reader has yet to read; librdkafka's
+            // consumer_lag is against the *committed* offset and is -1 for a
+            // --no-commit reader.
+            let lag = if part.hi_offset >= 0 && part.app_offset >= 0 {
+                (part.hi_offset - part.app_offset).max(0)
+            } else {
+                part.consumer_lag
+            };
+            if *p >= 0 && lag >= 0 {
+                lag_map.insert(*p, lag);
             }
         }
     }
@@ -289,7 +297,8 @@ fn process(
         }
     }
     if store {
-        consumer.store_offset(m.topic(), p, off + 1)?;
+        // The legacy store API adds 1 itself: this stores "next is off + 1".
+        consumer.store_offset_from_message(m)?;
     }
     Ok(())
 }

@@ -428,6 +428,48 @@ mod tests {
     }
 
     #[test]
+    fn gap_notices_take_a_sequence_number_and_explain_trade_id_jumps() {
+        // BTC-USD: trades 1..=10 (seq 1..=10), a gap notice (seq 11) for
+        // trades 11..=15, then trades 16..=20 (seq 12..=16).
+        let mut ticks = synthetic_ticks("p1", &["BTC-USD"], 20);
+        for t in ticks.iter_mut().skip(10) {
+            t.seq -= 4;
+        }
+        let mut msgs: Vec<Message> = ticks.iter().take(10).cloned().map(Message::Tick).collect();
+        msgs.push(Message::Gap(tickbridge_core::GapNotice {
+            id: tickbridge_core::GapNotice::make_id("p1", "BTC-USD", 11),
+            source: tickbridge_core::Source::Binance,
+            symbol: "BTC-USD".into(),
+            reason: tickbridge_core::GapReason::TradeIdJump,
+            missing_from: Some(11),
+            missing_to: Some(15),
+            missing_count: Some(5),
+            detected_ts: Utc::now(),
+            producer: "p1".into(),
+            seq: 11,
+            via: tickbridge_core::Via::Ws,
+        }));
+        msgs.extend(ticks.iter().skip(15).cloned().map(Message::Tick));
+        let mut s = Stats::new("kafka", "t", 100);
+        for m in &msgs {
+            s.observe(m, Utc::now());
+        }
+        let sum = s.summary();
+        assert_eq!(
+            (
+                sum.handled,
+                sum.ticks,
+                sum.gap_notices,
+                sum.gap_notice_missing
+            ),
+            (16, 15, 1, 5)
+        );
+        assert_eq!(sum.seq_gaps, 0, "the notice fills seq 11");
+        assert_eq!((sum.trade_id_gaps, sum.trade_id_missing), (1, 5));
+        assert_eq!(sum.per_symbol["BTC-USD"], 16);
+    }
+
+    #[test]
     fn dedup_window_is_bounded() {
         let mut w = DedupWindow::new(2);
         assert!(!w.check_and_insert("a"));

@@ -278,8 +278,16 @@ async fn poison_is_counted_and_skipped() {
     pubr.send_all(&msgs[5..]).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let g = rand_name("g-poison");
-    let s = run_one(config(&k, &g, &dir.path().join("a.jsonl"))).await;
+    let mut c = config(&k, &g, &dir.path().join("a.jsonl"));
+    c.common.stats_interval = Duration::from_secs(1);
+    let s = run_one(c).await;
     assert_eq!(s.handled, 10);
+    assert_eq!(
+        s.lag.get(&0),
+        Some(&0),
+        "lag per partition is reported: {:?}",
+        s.lag
+    );
     assert_eq!(s.decode_errors.values().sum::<u64>(), 3);
     assert_eq!(s.decode_errors.get("not_json"), Some(&1));
     let mut again = config(&k, &g, &dir.path().join("b.jsonl"));
