@@ -177,10 +177,16 @@ impl KafkaPublisher {
     /// patterns and then stops serving, and on localhost nothing is retried,
     /// so per-partition order holds without it.
     pub fn new(cfg: &KafkaConfig) -> Result<Self> {
+        Self::with_linger(cfg, Duration::from_millis(20))
+    }
+
+    /// Same, with a chosen `linger.ms`: tests batch for throughput (the local
+    /// broker pays per batch), the latency benchmark sends at once.
+    pub fn with_linger(cfg: &KafkaConfig, linger: Duration) -> Result<Self> {
         let mut c = cfg.client_config();
         c.set("enable.idempotence", "false")
             .set("acks", "all")
-            .set("linger.ms", "20")
+            .set("linger.ms", linger.as_millis().to_string())
             .set("batch.num.messages", "10000")
             .set("message.timeout.ms", "30000");
         Ok(Self {

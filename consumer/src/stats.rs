@@ -61,8 +61,15 @@ pub struct Summary {
     pub received: u64,
     /// Messages handled successfully (written out, then acked or stored).
     pub handled: u64,
-    /// Handled per second over the whole run.
+    /// Handled per second over the whole run (including idle time).
     pub rate_per_sec: f64,
+    /// When the first message was handled (RFC 3339).
+    pub first_handled_at: Option<String>,
+    /// When the last message was handled (RFC 3339).
+    pub last_handled_at: Option<String>,
+    /// Handled per second between the first and the last handled message:
+    /// the throughput while there was work, without startup or idle time.
+    pub active_rate_per_sec: f64,
     /// Ticks among `handled`.
     pub ticks: u64,
     /// Gap notices among `handled`.
@@ -152,6 +159,8 @@ pub struct Stats {
     last_trade: HashMap<String, u64>,
     lat_received: LatencyStats,
     lat_exchange: LatencyStats,
+    first_handled: Option<DateTime<Utc>>,
+    last_handled: Option<DateTime<Utc>>,
     s: Summary,
 }
 
@@ -177,6 +186,8 @@ impl Stats {
             last_trade: HashMap::new(),
             lat_received: LatencyStats::default(),
             lat_exchange: LatencyStats::default(),
+            first_handled: None,
+            last_handled: None,
             s: Summary {
                 name: name.to_string(),
                 role: role.to_string(),
@@ -201,6 +212,8 @@ impl Stats {
     /// Records a successfully handled message, received here at `now`.
     pub fn observe(&mut self, msg: &Message, now: DateTime<Utc>) -> Observation {
         self.s.handled += 1;
+        self.first_handled.get_or_insert(now);
+        self.last_handled = Some(now);
         let m = msg.as_ref();
         *self.s.per_symbol.entry(m.symbol().to_string()).or_default() += 1;
         let duplicate = self.seen.check_and_insert(m.id());
@@ -375,6 +388,16 @@ impl Stats {
         } else {
             0.0
         };
+        if let (Some(a), Some(b)) = (self.first_handled, self.last_handled) {
+            s.first_handled_at = Some(tickbridge_core::tick::ts_micros::format(&a));
+            s.last_handled_at = Some(tickbridge_core::tick::ts_micros::format(&b));
+            let secs = (b - a).as_seconds_f64();
+            s.active_rate_per_sec = if secs > 0.0 {
+                (s.handled.saturating_sub(1)) as f64 / secs
+            } else {
+                0.0
+            };
+        }
         s.latency_from_received = (&self.lat_received).into();
         s.latency_from_exchange = (&self.lat_exchange).into();
         s
