@@ -45,6 +45,7 @@ ensure_build_deps() {
   dpkg -s libssl-dev >/dev/null 2>&1 || missing+=(libssl-dev)
   dpkg -s zlib1g-dev >/dev/null 2>&1 || missing+=(zlib1g-dev)
   command -v curl >/dev/null || missing+=(curl)
+  command -v sqlite3 >/dev/null || missing+=(sqlite3)
   [ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"
 }
 
@@ -57,6 +58,9 @@ stack_check() {
 
 rabbitmq_up() {
   if port_open "$AMQP_PORT"; then
+    STACK_TIMEOUT=20 stack_check --amqp-only >/dev/null 2>&1 \
+      || fail "port $AMQP_PORT is open but does not answer an AMQP open as guest/guest" \
+              "check the process on it (ss -ltnp | grep $AMQP_PORT) and /var/log/rabbitmq/"
     say "RabbitMQ port $AMQP_PORT already answers"
   else
     if ! command -v rabbitmq-server >/dev/null && [ ! -x /usr/sbin/rabbitmq-server ]; then
@@ -100,10 +104,30 @@ tansu_bin() {
   command -v tansu
 }
 
+stop_tansu() {
+  local pid; pid="$(cat "$STACK_DIR/kafka/tansu.pid" 2>/dev/null || true)"
+  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+    kill "$pid"; for _ in $(seq 1 20); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+    kill -9 "$pid" 2>/dev/null || true
+  fi
+  rm -f "$STACK_DIR/kafka/tansu.pid"
+}
+
 kafka_up() {
   if port_open "$KAFKA_PORT"; then
-    say "Kafka port $KAFKA_PORT already answers"
-    return
+    if STACK_TIMEOUT=15 stack_check --kafka-only >/dev/null 2>&1; then
+      say "Kafka port $KAFKA_PORT already answers"
+      return
+    fi
+    # A broker that holds the port but answers no metadata request is worse
+    # than none: restart it if it is ours, otherwise say who is in the way.
+    if [ -f "$STACK_DIR/kafka/tansu.pid" ] && kill -0 "$(cat "$STACK_DIR/kafka/tansu.pid")" 2>/dev/null; then
+      say "tansu holds port $KAFKA_PORT but does not answer metadata requests; restarting it"
+      stop_tansu
+    else
+      fail "port $KAFKA_PORT is taken by a process that does not answer Kafka metadata requests" \
+        "stop it (ss -ltnp | grep $KAFKA_PORT) or set KAFKA_PORT"
+    fi
   fi
   local bin; bin="$(tansu_bin)"
   mkdir -p "$STACK_DIR/kafka"
@@ -125,6 +149,20 @@ kafka_up() {
     [ $i -gt "$STACK_TIMEOUT" ] && fail "tansu did not open port $KAFKA_PORT within ${STACK_TIMEOUT}s" "see $STACK_DIR/kafka/tansu.log"
     sleep 1
   done
+  tansu_index "$STACK_DIR/kafka/tansu.db"
+}
+
+# tansu 0.6.0's sqlite schema has no index on header(topition, offset_id), so
+# every fetched record scans the whole header table: with headers on every
+# message (tickbridge sets seven), fetching a few thousand records takes
+# minutes and stalls the broker. The index is pure operations on the local
+# broker's own file; no tickbridge code depends on it.
+tansu_index() {
+  local db="$1" i=0
+  until sqlite3 "$db" "create index if not exists tb_header_record on header (topition, offset_id);" 2>/dev/null; do
+    i=$((i+1)); [ $i -gt 20 ] && fail "could not add the header index to $db" "run: sqlite3 $db 'create index if not exists tb_header_record on header (topition, offset_id);'"
+    sleep 0.5
+  done
 }
 
 cmd_up() {
@@ -144,13 +182,8 @@ MSG
 
 cmd_down() {
   if [ -f "$STACK_DIR/kafka/tansu.pid" ]; then
-    local pid; pid="$(cat "$STACK_DIR/kafka/tansu.pid")"
-    if kill -0 "$pid" 2>/dev/null; then
-      say "stopping tansu (pid $pid)"
-      kill "$pid"; for _ in $(seq 1 20); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
-      kill -9 "$pid" 2>/dev/null || true
-    fi
-    rm -f "$STACK_DIR/kafka/tansu.pid"
+    say "stopping tansu (pid $(cat "$STACK_DIR/kafka/tansu.pid"))"
+    stop_tansu
   fi
   if [ -f "$STACK_DIR/rabbitmq.started-by-stack" ]; then
     say "stopping RabbitMQ (started by this script)"

@@ -28,6 +28,7 @@ pub struct AmqpConfig {
     /// AMQP URL of the RabbitMQ broker (`amqps://` for TLS). The password is
     /// masked in every log line.
     #[arg(
+        id = "amqp_url",
         long = "amqp-url",
         env = "AMQP_URL",
         default_value = "amqp://127.0.0.1:5672/%2f"
@@ -36,11 +37,12 @@ pub struct AmqpConfig {
     /// Prefix of the exchange and queue names (`ticks` gives exchange `ticks`,
     /// queues `ticks.work`, `ticks.dlq`, `ticks.stream`). Lets several
     /// pipelines share a broker.
-    #[arg(long = "amqp-prefix", env = "AMQP_PREFIX", default_value = DEFAULT_PREFIX)]
+    #[arg(id = "amqp_prefix", long = "amqp-prefix", env = "AMQP_PREFIX", default_value = DEFAULT_PREFIX)]
     pub prefix: String,
     /// Seconds to wait for the TCP connect and AMQP handshake before the
     /// attempt counts as failed.
     #[arg(
+        id = "amqp_connect_timeout",
         long = "amqp-connect-timeout",
         env = "AMQP_CONNECT_TIMEOUT",
         default_value_t = 10

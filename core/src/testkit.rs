@@ -226,6 +226,9 @@ impl TansuBroker {
                 self.dir.display()
             ));
         }
+        if self.storage.starts_with("sqlite") {
+            add_header_index(&self.dir.join("tansu.db"))?;
+        }
         Ok(())
     }
 
@@ -250,6 +253,31 @@ impl Drop for TansuBroker {
         self.kill();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// tansu 0.6.0's sqlite schema lacks an index on `header(topition,
+/// offset_id)`, which makes every fetched record scan the whole header table
+/// (minutes for a few thousand records with headers). `scripts/stack.sh` adds
+/// the same index to the local broker; see the README.
+pub fn add_header_index(db: &Path) -> Result<(), String> {
+    let sql = "create index if not exists tb_header_record on header (topition, offset_id);";
+    for _ in 0..40 {
+        let ok = Command::new("sqlite3")
+            .arg(db)
+            .arg(sql)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .map(|s| s.success())
+            .map_err(|e| {
+                format!("sqlite3 is needed for the tansu header index (apt-get install sqlite3): {e}")
+            })?;
+        if ok {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    Err(format!("could not add the header index to {}", db.display()))
 }
 
 fn tansu_path() -> PathBuf {

@@ -147,7 +147,6 @@ async fn kafka_produce_and_consume_from_zero_with_a_group() {
     }
     let want: Vec<String> = (0..10).map(|i| format!("m{i}")).collect();
     assert_eq!(got, want);
-    cfg.delete_topic(&topic).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
