@@ -62,13 +62,22 @@ pub enum OverflowPolicy {
 
 /// Producer flags.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "producer", version, about = "Exchange trade feeds → RabbitMQ, Kafka and JSON Lines, with nothing lost silently")]
+#[command(
+    name = "producer",
+    version,
+    about = "Exchange trade feeds → RabbitMQ, Kafka and JSON Lines, with nothing lost silently"
+)]
 pub struct ProducerConfig {
     /// Exchange to read.
     #[arg(long, env = "PRODUCER_EXCHANGE", default_value = "binance")]
     pub exchange: Source,
     /// Normalized symbols (`BASE-QUOTE`), comma-separated.
-    #[arg(long, env = "PRODUCER_SYMBOLS", value_delimiter = ',', default_value = "BTC-USDT,ETH-USDT")]
+    #[arg(
+        long,
+        env = "PRODUCER_SYMBOLS",
+        value_delimiter = ',',
+        default_value = "BTC-USDT,ETH-USDT"
+    )]
     pub symbols: Vec<String>,
     /// WebSocket base URL. Defaults to the exchange's real public endpoint;
     /// point it at `feed-sim` (e.g. `ws://127.0.0.1:9000`) to run offline.
@@ -88,7 +97,13 @@ pub struct ProducerConfig {
     #[arg(long, env = "PRODUCER_POLL_LIMIT", default_value_t = 500)]
     pub poll_limit: u32,
     /// Sinks to publish to (repeatable or comma-separated).
-    #[arg(long = "sink", env = "PRODUCER_SINKS", value_enum, value_delimiter = ',', default_value = "rabbitmq,kafka")]
+    #[arg(
+        long = "sink",
+        env = "PRODUCER_SINKS",
+        value_enum,
+        value_delimiter = ',',
+        default_value = "rabbitmq,kafka"
+    )]
     pub sinks: Vec<SinkKind>,
     /// Directory of the JSON Lines sink.
     #[arg(long, env = "PRODUCER_OUT_DIR", default_value = "out")]
@@ -187,7 +202,9 @@ impl ProducerConfig {
         if let Some(u) = &self.rest_url {
             let parsed = url::Url::parse(u).map_err(|e| format!("--rest-url {u:?}: {e}"))?;
             if !matches!(parsed.scheme(), "http" | "https") {
-                return Err(format!("--rest-url {u:?}: scheme must be http:// or https://"));
+                return Err(format!(
+                    "--rest-url {u:?}: scheme must be http:// or https://"
+                ));
             }
         }
         Ok(())
@@ -196,5 +213,33 @@ impl ProducerConfig {
     /// Whether a sink is enabled.
     pub fn has_sink(&self, s: SinkKind) -> bool {
         self.sinks.contains(&s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn flags_are_consistent() {
+        ProducerConfig::command().debug_assert();
+    }
+
+    #[test]
+    fn bad_flags_get_clear_errors() {
+        let parse = |args: &[&str]| {
+            let mut v = vec!["producer"];
+            v.extend_from_slice(args);
+            ProducerConfig::try_parse_from(v)
+        };
+        assert!(parse(&["--exchange", "ftx"]).is_err());
+        assert!(parse(&["--sink", "redis"]).is_err());
+        let c = parse(&["--symbols", "btcusdt"]).unwrap();
+        assert!(c.validate().unwrap_err().contains("BASE-QUOTE"));
+        let c = parse(&["--url", "http://x"]).unwrap();
+        assert!(c.validate().unwrap_err().contains("ws://"));
+        let c = parse(&["--exchange", "kraken", "--sink", "jsonl"]).unwrap();
+        assert!(c.validate().is_ok());
     }
 }

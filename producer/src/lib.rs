@@ -98,7 +98,10 @@ pub async fn run(cfg: ProducerConfig, shutdown: Shutdown) -> Result<RunReport, P
     let adapter: Arc<dyn exchange::Exchange> =
         Arc::from(exchange::adapter(cfg.exchange, &cfg.symbols)?);
     let via: Via = cfg.via.into();
-    let producer_id = cfg.producer_id.clone().unwrap_or_else(|| default_producer_id(&cfg));
+    let producer_id = cfg
+        .producer_id
+        .clone()
+        .unwrap_or_else(|| default_producer_id(&cfg));
     let stats = Arc::new(Stats::default());
     let hard_stop = Shutdown::new();
     let mut sinks: Vec<SinkTask> = Vec::new();
@@ -131,13 +134,21 @@ pub async fn run(cfg: ProducerConfig, shutdown: Shutdown) -> Result<RunReport, P
             stats.clone(),
             hard_stop.clone(),
         ));
-        sinks.push(SinkTask { kind: SinkKind::Rabbitmq, buffer, handle });
+        sinks.push(SinkTask {
+            kind: SinkKind::Rabbitmq,
+            buffer,
+            handle,
+        });
     }
     if cfg.has_sink(SinkKind::Kafka) {
-        cfg.kafka.ping(Duration::from_secs(10)).await.map_err(|e| {
-            ProducerError::Config(format!("{e} (is the Kafka broker running?)"))
-        })?;
-        let partitions = cfg.kafka.ensure_topic(&cfg.kafka.topic, cfg.kafka.partitions).await?;
+        cfg.kafka
+            .ping(Duration::from_secs(10))
+            .await
+            .map_err(|e| ProducerError::Config(format!("{e} (is the Kafka broker running?)")))?;
+        let partitions = cfg
+            .kafka
+            .ensure_topic(&cfg.kafka.topic, cfg.kafka.partitions)
+            .await?;
         let opts = sinks::kafka::KafkaSinkOptions {
             window: cfg.confirm_window.max(10_000),
             retries: cfg.publish_retries,
@@ -155,11 +166,20 @@ pub async fn run(cfg: ProducerConfig, shutdown: Shutdown) -> Result<RunReport, P
             stats.clone(),
             hard_stop.clone(),
         ));
-        sinks.push(SinkTask { kind: SinkKind::Kafka, buffer, handle });
+        sinks.push(SinkTask {
+            kind: SinkKind::Kafka,
+            buffer,
+            handle,
+        });
     }
     if cfg.has_sink(SinkKind::Jsonl) {
         let buffer = Buffer::new(cfg.max_buffer, cfg.overflow);
-        let (dir, b, s, h) = (cfg.out_dir.clone(), buffer.clone(), stats.clone(), hard_stop.clone());
+        let (dir, b, s, h) = (
+            cfg.out_dir.clone(),
+            buffer.clone(),
+            stats.clone(),
+            hard_stop.clone(),
+        );
         let handle = tokio::spawn(async move {
             match sinks::jsonl::run(dir, via, b.clone(), s, h).await {
                 Ok(n) => n,
@@ -169,7 +189,11 @@ pub async fn run(cfg: ProducerConfig, shutdown: Shutdown) -> Result<RunReport, P
                 }
             }
         });
-        sinks.push(SinkTask { kind: SinkKind::Jsonl, buffer, handle });
+        sinks.push(SinkTask {
+            kind: SinkKind::Jsonl,
+            buffer,
+            handle,
+        });
     }
 
     // The feed reader.
@@ -177,7 +201,10 @@ pub async fn run(cfg: ProducerConfig, shutdown: Shutdown) -> Result<RunReport, P
     let source_stop = shutdown.child();
     let source = match cfg.via {
         ViaArg::Ws => {
-            let base = cfg.url.clone().unwrap_or_else(|| exchange::default_ws_url(cfg.exchange).to_string());
+            let base = cfg
+                .url
+                .clone()
+                .unwrap_or_else(|| exchange::default_ws_url(cfg.exchange).to_string());
             let opts = source::ws::WsOptions {
                 url: adapter.ws_url(&base),
                 idle_timeout: cfg.idle_timeout,
@@ -185,24 +212,42 @@ pub async fn run(cfg: ProducerConfig, shutdown: Shutdown) -> Result<RunReport, P
                 reconnect_max: retry_max,
             };
             tracing::info!(url = %opts.url, symbols = ?cfg.symbols, %producer_id, "streaming");
-            tokio::spawn(source::ws::run(adapter.clone(), opts, tx, stats.clone(), source_stop.clone()))
+            tokio::spawn(source::ws::run(
+                adapter.clone(),
+                opts,
+                tx,
+                stats.clone(),
+                source_stop.clone(),
+            ))
         }
         ViaArg::Poll => {
-            let base = cfg.rest_url.clone().unwrap_or_else(|| exchange::default_rest_url(cfg.exchange).to_string());
+            let base = cfg
+                .rest_url
+                .clone()
+                .unwrap_or_else(|| exchange::default_rest_url(cfg.exchange).to_string());
             let opts = source::poll::PollOptions {
                 base,
                 interval: cfg.poll_interval,
+                limit: cfg.poll_limit,
                 timeout: Duration::from_secs(10),
                 reconnect_min: retry_min,
                 reconnect_max: retry_max,
             };
             tracing::info!(url = %opts.base, interval = ?cfg.poll_interval, symbols = ?cfg.symbols, %producer_id, "polling");
-            tokio::spawn(source::poll::run(adapter.clone(), opts, tx, stats.clone(), source_stop.clone()))
+            tokio::spawn(source::poll::run(
+                adapter.clone(),
+                opts,
+                tx,
+                stats.clone(),
+                source_stop.clone(),
+            ))
         }
     };
 
     let mut continuity = Continuity::new(cfg.exchange, via, producer_id.clone(), cfg.dedup_window);
-    let deadline = cfg.max_seconds.map(|s| tokio::time::Instant::now() + Duration::from_secs(s));
+    let deadline = cfg
+        .max_seconds
+        .map(|s| tokio::time::Instant::now() + Duration::from_secs(s));
     let mut stats_tick = tokio::time::interval(cfg.stats_interval.max(Duration::from_millis(100)));
     stats_tick.tick().await;
     let mut last_line = (Instant::now(), 0u64);
@@ -230,7 +275,10 @@ pub async fn run(cfg: ProducerConfig, shutdown: Shutdown) -> Result<RunReport, P
                 tracing::debug!(%reason, "source disconnected");
                 continuity.on_disconnect();
             }
-            Some(SourceEvent::Trades { trades, received_ts }) => {
+            Some(SourceEvent::Trades {
+                trades,
+                received_ts,
+            }) => {
                 for raw in trades {
                     if cfg.max_events.is_some_and(|m| get(&stats.ticks) >= m) {
                         break;
@@ -269,30 +317,32 @@ pub async fn run(cfg: ProducerConfig, shutdown: Shutdown) -> Result<RunReport, P
         s.buffer.close();
     }
     tracing::info!(timeout = ?cfg.drain_timeout, "draining: waiting for every confirm and delivery report");
+    let mut remaining: Vec<Option<u64>> = vec![None; sinks.len()];
     let drain = async {
-        let mut out = Vec::new();
-        for s in sinks.iter_mut() {
-            let n = (&mut s.handle).await.unwrap_or_else(|e| {
+        for (i, s) in sinks.iter_mut().enumerate() {
+            remaining[i] = Some((&mut s.handle).await.unwrap_or_else(|e| {
                 tracing::error!(sink = s.kind.as_str(), error = %e, "sink task failed");
                 s.buffer.len() as u64
-            });
-            out.push((s.kind, n));
+            }));
         }
-        out
     };
-    let remaining = match tokio::time::timeout(cfg.drain_timeout, drain).await {
-        Ok(v) => v,
-        Err(_) => {
-            tracing::warn!("drain timeout passed; counting what is left as unconfirmed");
-            hard_stop.trigger();
-            let mut out = Vec::new();
-            for s in sinks.iter_mut() {
-                let n = (&mut s.handle).await.unwrap_or(s.buffer.len() as u64);
-                out.push((s.kind, n));
+    if tokio::time::timeout(cfg.drain_timeout, drain)
+        .await
+        .is_err()
+    {
+        tracing::warn!("drain timeout passed; counting what is left as unconfirmed");
+        hard_stop.trigger();
+        for (i, s) in sinks.iter_mut().enumerate() {
+            if remaining[i].is_none() {
+                remaining[i] = Some((&mut s.handle).await.unwrap_or(s.buffer.len() as u64));
             }
-            out
         }
-    };
+    }
+    let remaining: Vec<(SinkKind, u64)> = sinks
+        .iter()
+        .zip(remaining)
+        .map(|(s, n)| (s.kind, n.unwrap_or(0)))
+        .collect();
     let sink_reports: Vec<SinkReport> = remaining
         .iter()
         .map(|(k, n)| stats.sink(*k).report(*k, *n + abandoned))
@@ -318,7 +368,12 @@ pub async fn run(cfg: ProducerConfig, shutdown: Shutdown) -> Result<RunReport, P
         unconfirmed,
     };
     stats_line(&stats, &sinks, last_line);
-    tracing::info!(ticks = report.ticks, unconfirmed, seconds = format!("{:.1}", report.seconds), "producer finished");
+    tracing::info!(
+        ticks = report.ticks,
+        unconfirmed,
+        seconds = format!("{:.1}", report.seconds),
+        "producer finished"
+    );
     if let Some(path) = &cfg.report {
         if let Ok(text) = serde_json::to_string_pretty(&report) {
             if let Err(e) = std::fs::write(path, text) {

@@ -233,7 +233,10 @@ mod tests {
         let out = run(&mut c, &[1, 2, 2, 3, 1], &stats);
         let seqs: Vec<u64> = out.iter().map(|o| o.view().seq()).collect();
         assert_eq!(seqs, vec![1, 2, 3]);
-        assert_eq!(stats.duplicates.load(std::sync::atomic::Ordering::Relaxed), 2);
+        assert_eq!(
+            stats.duplicates.load(std::sync::atomic::Ordering::Relaxed),
+            2
+        );
     }
 
     #[test]
@@ -241,8 +244,13 @@ mod tests {
         let stats = Stats::default();
         let mut c = Continuity::new(Source::Binance, Via::Ws, "p".into(), 100);
         let out = run(&mut c, &[1, 2, 6, 7], &stats);
-        let Message::Gap(g) = &out[2].msg else { panic!("expected a gap") };
-        assert_eq!((g.missing_from, g.missing_to, g.missing_count), (Some(3), Some(5), Some(3)));
+        let Message::Gap(g) = &out[2].msg else {
+            panic!("expected a gap")
+        };
+        assert_eq!(
+            (g.missing_from, g.missing_to, g.missing_count),
+            (Some(3), Some(5), Some(3))
+        );
         assert_eq!(g.reason, GapReason::TradeIdJump);
         assert_eq!(g.seq, 3);
         assert_eq!(out[3].view().seq(), 4);
@@ -260,7 +268,9 @@ mod tests {
         assert_eq!(out.len(), 1, "continuity proven: no notice");
         c.on_disconnect();
         let out = run(&mut c, &[10], &stats);
-        let Message::Gap(g) = &out[0].msg else { panic!("expected a gap") };
+        let Message::Gap(g) = &out[0].msg else {
+            panic!("expected a gap")
+        };
         assert_eq!(g.reason, GapReason::Reconnect);
         assert_eq!(g.missing_count, Some(6));
     }

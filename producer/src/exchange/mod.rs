@@ -154,7 +154,7 @@ pub trait Exchange: Send + Sync + 'static {
 
     /// REST URL returning recent trades for one normalized symbol (for
     /// polling).
-    fn rest_trades_url(&self, base: &str, symbol: &str) -> String;
+    fn rest_trades_url(&self, base: &str, symbol: &str, limit: u32) -> String;
 
     /// Parses a REST trades response for one normalized symbol. Trades are
     /// pushed in ascending trade id order whatever order the exchange uses.
@@ -257,7 +257,7 @@ mod tests {
             "ws://127.0.0.1:9000/stream?streams=btcusdt@trade/ethusdt@trade"
         );
         assert_eq!(
-            b.rest_trades_url("https://api.binance.com", "BTC-USDT"),
+            b.rest_trades_url("https://api.binance.com", "BTC-USDT", 1000),
             "https://api.binance.com/api/v3/trades?symbol=BTCUSDT&limit=1000"
         );
         let c = adapter(Source::Coinbase, &syms(&["BTC-USD"])).unwrap();
@@ -266,7 +266,7 @@ mod tests {
             "wss://ws-feed.exchange.coinbase.com"
         );
         assert_eq!(
-            c.rest_trades_url("https://api.exchange.coinbase.com", "BTC-USD"),
+            c.rest_trades_url("https://api.exchange.coinbase.com", "BTC-USD", 1000),
             "https://api.exchange.coinbase.com/products/BTC-USD/trades?limit=1000"
         );
         let k = adapter(Source::Kraken, &syms(&["BTC-USD"])).unwrap();
@@ -275,7 +275,7 @@ mod tests {
             "wss://ws.kraken.com/v2"
         );
         assert_eq!(
-            k.rest_trades_url("https://api.kraken.com", "BTC-USD"),
+            k.rest_trades_url("https://api.kraken.com", "BTC-USD", 1000),
             "https://api.kraken.com/0/public/Trades?pair=BTC/USD&count=1000"
         );
         assert!(k.app_ping().is_some());

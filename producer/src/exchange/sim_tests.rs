@@ -125,7 +125,7 @@ async fn cross_check(source: Source) {
     // REST returns the very same trades.
     let http = reqwest::Client::new();
     for sym in symbols() {
-        let url = ex.rest_trades_url(&sim.http_base(), &sym);
+        let url = ex.rest_trades_url(&sim.http_base(), &sym, 1000);
         let body = http.get(&url).send().await.unwrap().bytes().await.unwrap();
         let mut polled = Vec::new();
         ex.parse_rest(&sym, &body, &mut polled)

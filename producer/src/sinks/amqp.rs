@@ -51,12 +51,15 @@ pub struct AmqpSession {
 pub async fn open(cfg: &AmqpConfig, topo: &Topology) -> tickbridge_core::Result<AmqpSession> {
     let conn = cfg.connect("tickbridge-producer").await?;
     let channel = conn.create_channel().await?;
-    channel.confirm_select(ConfirmSelectOptions::default()).await?;
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await?;
     topo.declare(&channel).await?;
     Ok(AmqpSession { conn, channel })
 }
 
-type ConfirmFut = futures::future::BoxFuture<'static, (Result<Confirmation, lapin::Error>, Pending)>;
+type ConfirmFut =
+    futures::future::BoxFuture<'static, (Result<Confirmation, lapin::Error>, Pending)>;
 
 /// Runs until the buffer is closed and everything is confirmed, or until
 /// `hard_stop`. Returns the number of messages left unconfirmed.
@@ -90,7 +93,12 @@ pub async fn run(
             }
             match open(&cfg, &topo).await {
                 Ok(s) => {
-                    tracing::info!(sink = SINK, attempt = backoff.attempt(), republish = retry.len(), "RabbitMQ reconnected; re-publishing unconfirmed messages");
+                    tracing::info!(
+                        sink = SINK,
+                        attempt = backoff.attempt(),
+                        republish = retry.len(),
+                        "RabbitMQ reconnected; re-publishing unconfirmed messages"
+                    );
                     backoff.reset();
                     add(&st.connects, 1);
                     session = Some(s);

@@ -33,7 +33,11 @@ pub async fn run(
     let open = |day| {
         let path = dir.join(file_name(via, day));
         async move {
-            let f = tokio::fs::OpenOptions::new().create(true).append(true).open(&path).await?;
+            let f = tokio::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .await?;
             tracing::info!(path = %path.display(), "writing JSON Lines");
             Ok::<_, std::io::Error>(tokio::io::BufWriter::with_capacity(1 << 20, f))
         }

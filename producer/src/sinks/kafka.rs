@@ -40,13 +40,19 @@ pub struct KafkaSinkOptions {
 
 /// Builds the idempotent producer. The `--kafka-option` passthrough is
 /// applied last.
-pub fn producer(cfg: &KafkaConfig, opts: &KafkaSinkOptions) -> tickbridge_core::Result<FutureProducer> {
+pub fn producer(
+    cfg: &KafkaConfig,
+    opts: &KafkaSinkOptions,
+) -> tickbridge_core::Result<FutureProducer> {
     let mut c = cfg.client_config();
     c.set("enable.idempotence", "true")
         .set("acks", "all")
         .set("compression.type", &opts.compression)
         .set("linger.ms", opts.linger_ms.to_string())
-        .set("queue.buffering.max.messages", (opts.window.max(1000) * 2).to_string())
+        .set(
+            "queue.buffering.max.messages",
+            (opts.window.max(1000) * 2).to_string(),
+        )
         .set("message.timeout.ms", "60000");
     Ok(cfg.finish(c).create()?)
 }
@@ -79,7 +85,11 @@ pub async fn run(
         if drained && inflight.is_empty() && retry.is_empty() {
             break 0;
         }
-        let room = if queue_full { 0 } else { opts.window.saturating_sub(inflight.len()) };
+        let room = if queue_full {
+            0
+        } else {
+            opts.window.saturating_sub(inflight.len())
+        };
         tokio::select! {
             biased;
             _ = hard_stop.cancelled() => break (inflight.len() + retry.len() + buffer.len()) as u64,

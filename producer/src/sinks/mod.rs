@@ -36,7 +36,8 @@ pub fn dropped_notices(buffer: &Buffer, stats: &SinkStats, sink: &'static str) -
         .into_iter()
         .filter_map(|d| {
             add(&stats.dropped, d.count);
-            metrics::counter!("tickbridge_producer_dropped_total", "sink" => sink).increment(d.count);
+            metrics::counter!("tickbridge_producer_dropped_total", "sink" => sink)
+                .increment(d.count);
             tracing::warn!(
                 sink, symbol = %d.sample.view().symbol(), count = d.count,
                 first = d.first_trade_id, last = d.last_trade_id,
@@ -64,7 +65,15 @@ pub fn give_up(p: &Pending, stats: &SinkStats, sink: &'static str, why: &str) ->
     match p.msg.tick() {
         Some(t) => {
             tracing::error!(sink, id = %t.id, attempts = p.attempts, error = why, "message refused after every retry; publishing gap notice");
-            sink_gap(&p.msg, GapReason::PublishFailed, t.trade_id, t.trade_id, 1, t.seq).map(Pending::new)
+            sink_gap(
+                &p.msg,
+                GapReason::PublishFailed,
+                t.trade_id,
+                t.trade_id,
+                1,
+                t.seq,
+            )
+            .map(Pending::new)
         }
         None => {
             tracing::error!(sink, id = %p.msg.view().id(), error = why, "gap notice refused after every retry");

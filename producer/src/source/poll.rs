@@ -23,6 +23,8 @@ pub struct PollOptions {
     pub base: String,
     /// Time between polls.
     pub interval: Duration,
+    /// Trades requested per poll.
+    pub limit: u32,
     /// Per-request timeout.
     pub timeout: Duration,
     /// Backoff bounds after failed requests.
@@ -59,7 +61,7 @@ pub async fn run(
             _ = tick.tick() => {}
         }
         for symbol in adapter.symbols().to_vec() {
-            let url = adapter.rest_trades_url(&opts.base, &symbol);
+            let url = adapter.rest_trades_url(&opts.base, &symbol, opts.limit);
             let resp = tokio::select! {
                 _ = shutdown.cancelled() => return,
                 r = client.get(&url).send() => r,
@@ -77,7 +79,11 @@ pub async fn run(
                 },
                 Err(e) => {
                     if !failing {
-                        let _ = tx.send(SourceEvent::Disconnected { reason: e.to_string() }).await;
+                        let _ = tx
+                            .send(SourceEvent::Disconnected {
+                                reason: e.to_string(),
+                            })
+                            .await;
                     }
                     failing = true;
                     let delay = backoff.next_delay();
@@ -100,7 +106,12 @@ pub async fn run(
             let mut trades = Vec::new();
             if let Err(e) = adapter.parse_rest(&symbol, &body, &mut trades) {
                 let kind = e.kind();
-                FrameRejected { kind, error: &e, first_of_kind: logged.insert(kind) }.emit_to(&stats);
+                FrameRejected {
+                    kind,
+                    error: &e,
+                    first_of_kind: logged.insert(kind),
+                }
+                .emit_to(&stats);
                 continue;
             }
             trades.sort_by_key(|t| t.trade_id);
@@ -115,7 +126,14 @@ pub async fn run(
                 continue;
             }
             add(&stats.trades_in, trades.len() as u64);
-            if tx.send(SourceEvent::Trades { trades, received_ts }).await.is_err() {
+            if tx
+                .send(SourceEvent::Trades {
+                    trades,
+                    received_ts,
+                })
+                .await
+                .is_err()
+            {
                 return;
             }
         }

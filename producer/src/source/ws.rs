@@ -78,16 +78,22 @@ pub async fn run(
         if tx.send(SourceEvent::Connected { attempt }).await.is_err() {
             return;
         }
-        let end = session(&*adapter, ws, &opts, &tx, &stats, &shutdown, &mut logged_kinds, &mut backoff).await;
+        let end = session(
+            &*adapter,
+            ws,
+            &opts,
+            &tx,
+            &stats,
+            &shutdown,
+            &mut logged_kinds,
+            &mut backoff,
+        )
+        .await;
         match end {
             SessionEnd::Shutdown => return,
             SessionEnd::Lost(reason) => {
                 tracing::warn!(url = %opts.url, %reason, "feed connection lost");
-                if tx
-                    .send(SourceEvent::Disconnected { reason })
-                    .await
-                    .is_err()
-                {
+                if tx.send(SourceEvent::Disconnected { reason }).await.is_err() {
                     return;
                 }
                 wait_backoff(&mut backoff, &opts.url, "reconnecting", &shutdown).await;
@@ -126,7 +132,8 @@ where
         }
     }
     let ping = adapter.app_ping();
-    let mut ping_tick = tokio::time::interval(ping.as_ref().map_or(Duration::from_secs(3600), |p| p.0));
+    let mut ping_tick =
+        tokio::time::interval(ping.as_ref().map_or(Duration::from_secs(3600), |p| p.0));
     ping_tick.tick().await;
     let mut got_data = false;
     loop {

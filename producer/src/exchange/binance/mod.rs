@@ -113,14 +113,14 @@ impl Exchange for Binance {
         Err(ParseError::UnknownMessage(decode::excerpt(text)))
     }
 
-    fn rest_trades_url(&self, base: &str, symbol: &str) -> String {
+    fn rest_trades_url(&self, base: &str, symbol: &str, limit: u32) -> String {
         let raw = self
             .symbols
             .by_normalized(symbol)
             .map(|(_, r)| r)
             .unwrap_or(symbol);
         format!(
-            "{}/api/v3/trades?symbol={raw}&limit=1000",
+            "{}/api/v3/trades?symbol={raw}&limit={limit}",
             base.trim_end_matches('/')
         )
     }

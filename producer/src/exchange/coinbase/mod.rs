@@ -118,14 +118,14 @@ impl Exchange for Coinbase {
         }
     }
 
-    fn rest_trades_url(&self, base: &str, symbol: &str) -> String {
+    fn rest_trades_url(&self, base: &str, symbol: &str, limit: u32) -> String {
         let raw = self
             .symbols
             .by_normalized(symbol)
             .map(|(_, r)| r)
             .unwrap_or(symbol);
         format!(
-            "{}/products/{raw}/trades?limit=1000",
+            "{}/products/{raw}/trades?limit={limit}",
             base.trim_end_matches('/')
         )
     }

@@ -120,14 +120,14 @@ impl Exchange for Kraken {
         }
     }
 
-    fn rest_trades_url(&self, base: &str, symbol: &str) -> String {
+    fn rest_trades_url(&self, base: &str, symbol: &str, limit: u32) -> String {
         let raw = self
             .symbols
             .by_normalized(symbol)
             .map(|(_, r)| r)
             .unwrap_or(symbol);
         format!(
-            "{}/0/public/Trades?pair={raw}&count=1000",
+            "{}/0/public/Trades?pair={raw}&count={limit}",
             base.trim_end_matches('/')
         )
     }
