@@ -57,7 +57,16 @@ async fn setup(reader: Reader) -> Setup {
     let brokers = std::env::var("KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".into());
     let amqp = AmqpConfig::local(&url, &rand_name("tb-bench"));
     let topic = rand_name("tb-bench");
-    let kafka = KafkaConfig::local(&brokers, &topic, 3);
+    let mut kafka = KafkaConfig::local(&brokers, &topic, 3);
+    // BENCH_KAFKA_OPTIONS="fetch.wait.max.ms=5,..." tries librdkafka settings
+    // on the readers (applied last, like --kafka-option).
+    if let Ok(opts) = std::env::var("BENCH_KAFKA_OPTIONS") {
+        kafka.options = opts
+            .split(',')
+            .filter_map(|kv| kv.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+    }
     if reader == Reader::Kafka {
         kafka
             .ensure_topic(&topic, 3)
@@ -117,7 +126,21 @@ async fn publish(reader: Reader, s: &Setup, n: usize, rate: Option<u64>) -> f64 
     let started = Instant::now();
     let due = |i: usize| rate.map(|r| started + Duration::from_secs_f64(i as f64 / r as f64));
     if reader == Reader::Kafka {
-        let p = Arc::new(KafkaPublisher::with_linger(&s.kafka, Duration::ZERO).unwrap());
+        // Send at once at 1,000/s; batch for 20 ms at higher rates, as the
+        // producer would, because tansu pays one sqlite transaction per batch.
+        let default_linger = if rate.is_some_and(|r| r < 5_000) {
+            0
+        } else {
+            20
+        };
+        let linger = std::env::var("BENCH_LINGER_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default_linger);
+        let mut pcfg = s.kafka.clone();
+        pcfg.options.clear();
+        let p =
+            Arc::new(KafkaPublisher::with_linger(&pcfg, Duration::from_millis(linger)).unwrap());
         let mut handles = Vec::with_capacity(n);
         for (i, mut t) in ticks.into_iter().enumerate() {
             if let Some(at) = due(i) {

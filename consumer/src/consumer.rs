@@ -74,6 +74,12 @@ pub struct ConsumerConfig {
     /// (say, one killed with SIGKILL) before giving its partitions to others.
     #[arg(long, env = "CONSUMER_SESSION_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub session_timeout: Duration,
+    /// Longest a Kafka broker may hold a fetch open while no data arrives
+    /// (`fetch.wait.max.ms`). Kafka's default, 500 ms, is tuned for
+    /// throughput; a tick reader wants latency, and the local tansu broker
+    /// answers a waiting fetch only when the wait expires.
+    #[arg(long, env = "CONSUMER_FETCH_WAIT", default_value = "5ms", value_parser = humantime::parse_duration)]
+    pub fetch_wait: Duration,
     /// How long to wait for the topic to appear before failing.
     #[arg(long, env = "CONSUMER_TOPIC_WAIT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub topic_wait: Duration,
@@ -101,6 +107,7 @@ impl ConsumerConfig {
             commit_interval: Duration::from_secs(1),
             offset_reset: OffsetReset::Earliest,
             session_timeout: Duration::from_secs(10),
+            fetch_wait: Duration::from_millis(5),
             topic_wait: Duration::from_secs(10),
             prefetch: 1000,
             common: CommonArgs::quiet(),

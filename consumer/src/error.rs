@@ -47,6 +47,15 @@ pub enum Error {
         /// Bootstrap servers.
         brokers: String,
     },
+    /// The handler failed on a log (Kafka, stream), where there is no retry
+    /// queue: stopping keeps the offset from being committed past it.
+    #[error("handler failed at {position}: {reason}")]
+    Handler {
+        /// Where in the log.
+        position: String,
+        /// Why.
+        reason: String,
+    },
     /// The broker cancelled our consumer (queue deleted, node shutting down).
     #[error("the broker cancelled the consumer on {0:?} (was the queue deleted?)")]
     Cancelled(String),
@@ -59,7 +68,7 @@ impl Error {
     pub fn is_terminal(&self) -> bool {
         match self {
             Error::Config(_) | Error::UnknownQueue { .. } | Error::UnknownTopic { .. } => true,
-            Error::Output { .. } | Error::Cancelled(_) => true,
+            Error::Output { .. } | Error::Cancelled(_) | Error::Handler { .. } => true,
             Error::Core(e) => e.is_terminal(),
             Error::Amqp(_) | Error::Kafka(_) => false,
         }

@@ -138,6 +138,8 @@ fn commit<C: Consumer<X>, X: ConsumerContext>(c: &C, mode: CommitMode, when: &'s
 pub async fn run(cfg: &ConsumerConfig, shutdown: Shutdown) -> Result<Summary> {
     let name = cfg.common.instance_name("consumer");
     let k = &cfg.kafka;
+    // An unreachable broker is its own error, not "no such topic".
+    k.ping(cfg.topic_wait).await?;
     let partitions = k
         .wait_for_topic(&k.topic, cfg.topic_wait)
         .await
@@ -179,7 +181,10 @@ pub async fn run(cfg: &ConsumerConfig, shutdown: Shutdown) -> Result<Summary> {
             "heartbeat.interval.ms",
             (cfg.session_timeout.as_millis() / 5).max(100).to_string(),
         )
-        .set("fetch.wait.max.ms", "50")
+        .set(
+            "fetch.wait.max.ms",
+            cfg.fetch_wait.as_millis().max(1).to_string(),
+        )
         .set(
             "statistics.interval.ms",
             cfg.common
@@ -277,10 +282,13 @@ fn process(
                 Ok(()) => {}
                 Err(HandleError::Fatal(e)) => return Err(e),
                 Err(HandleError::Message(reason)) => {
-                    // No retry topic on a log: the offset is not stored, so the
-                    // group re-reads it after a restart or rebalance.
-                    tracing::warn!(partition = p, offset = off, %reason, "handler failed; offset not stored");
-                    return Ok(());
+                    // No retry queue on a log, and storing any later offset
+                    // would commit past this one: stop, and let the group
+                    // re-read it from the last commit.
+                    return Err(Error::Handler {
+                        position: format!("p{p}@{off}"),
+                        reason,
+                    });
                 }
             }
         }

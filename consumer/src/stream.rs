@@ -84,7 +84,11 @@ pub async fn run(cfg: &ConsumerConfig, shutdown: Shutdown) -> Result<Summary> {
                             handler.stats.received(d.redelivered, msg.as_ref().id());
                             let meta = Meta { redelivered: d.redelivered, retries: 0, partition: None, offset };
                             match handler.handle(&msg, &meta) {
-                                Ok(()) | Err(HandleError::Message(_)) => {}
+                                Ok(()) => {}
+                                Err(HandleError::Message(reason)) => {
+                                    let position = format!("@{}", offset.unwrap_or(-1));
+                                    break Err(Error::Handler { position, reason });
+                                }
                                 Err(HandleError::Fatal(e)) => break Err(e),
                             }
                         }
