@@ -110,7 +110,7 @@ pub struct ProducerConfig {
     pub out_dir: PathBuf,
     /// Ticks each sink may buffer while it is slow or down. Bounds memory
     /// however long a broker is away.
-    #[arg(long, env = "PRODUCER_MAX_BUFFER", default_value_t = 100_000)]
+    #[arg(long, env = "PRODUCER_MAX_BUFFER", default_value_t = 20_000)]
     pub max_buffer: usize,
     /// What a full buffer does.
     #[arg(long, env = "PRODUCER_OVERFLOW", value_enum, default_value = "block")]

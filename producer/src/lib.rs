@@ -253,12 +253,22 @@ pub async fn run(cfg: ProducerConfig, shutdown: Shutdown) -> Result<RunReport, P
     let mut last_line = (Instant::now(), 0u64);
     let mut out: Vec<Arc<Outgoing>> = Vec::with_capacity(64);
     let mut abandoned = 0u64;
+    let mut handover_deadline: Option<tokio::time::Instant> = None;
+    // Once stopping, the reader is told to stop and the loop keeps going
+    // until it has handed over every trade already read off the socket.
+    let mut stopping = false;
     'main: loop {
         let ev = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            _ = async { tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)).await }, if deadline.is_some() => {
+            _ = shutdown.cancelled(), if !stopping => {
+                stopping = true;
+                source_stop.trigger();
+                continue;
+            }
+            _ = async { tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)).await }, if deadline.is_some() && !stopping => {
                 tracing::info!(seconds = cfg.max_seconds, "--max-seconds reached");
-                break;
+                stopping = true;
+                source_stop.trigger();
+                continue;
             }
             _ = stats_tick.tick() => {
                 last_line = stats_line(&stats, &sinks, last_line);
@@ -285,25 +295,41 @@ pub async fn run(cfg: ProducerConfig, shutdown: Shutdown) -> Result<RunReport, P
                     }
                     continuity.on_trade(raw, received_ts, &stats, &mut out);
                 }
-                for (i, msg) in out.drain(..).enumerate() {
+                for msg in out.drain(..) {
                     for s in &sinks {
-                        let evicted = tokio::select! {
-                            n = s.buffer.push(msg.clone()) => n,
-                            _ = shutdown.cancelled() => {
-                                // Blocked on a full buffer and asked to stop:
-                                // what was not handed over is reported.
+                        let push = s.buffer.push(msg.clone());
+                        tokio::pin!(push);
+                        let pushed = !stopping
+                            && tokio::select! {
+                                _ = &mut push => true,
+                                _ = shutdown.cancelled() => {
+                                    stopping = true;
+                                    source_stop.trigger();
+                                    false
+                                }
+                            };
+                        if !pushed {
+                            // Stopping: the sinks keep draining, so keep
+                            // handing over what was already read, until the
+                            // drain deadline.
+                            let deadline = *handover_deadline.get_or_insert_with(|| {
+                                tokio::time::Instant::now() + cfg.drain_timeout
+                            });
+                            if tokio::time::timeout_at(deadline, push).await.is_err() {
                                 abandoned += 1;
-                                tracing::warn!(sink = s.kind.as_str(), "shutdown while blocked on a full buffer");
-                                let _ = i;
+                                tracing::warn!(
+                                    sink = s.kind.as_str(),
+                                    "drain deadline passed while blocked on a full buffer"
+                                );
                                 break 'main;
                             }
-                        };
-                        let _ = evicted;
+                        }
                     }
                 }
-                if cfg.max_events.is_some_and(|m| get(&stats.ticks) >= m) {
+                if !stopping && cfg.max_events.is_some_and(|m| get(&stats.ticks) >= m) {
                     tracing::info!(max_events = cfg.max_events, "--max-events reached");
-                    break;
+                    stopping = true;
+                    source_stop.trigger();
                 }
             }
         }
