@@ -237,3 +237,67 @@ async fn kafka_consumer_sigkill_and_restart_misses_nothing() {
         b.len()
     );
 }
+
+/// SIGTERM is a graceful stop: the consumer finishes the message in hand,
+/// commits synchronously and leaves; a restart in the same group reads on
+/// from exactly there, with no duplicates at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_consumer_sigterm_commits_on_shutdown() {
+    init_logs();
+    let k = kafka_topic(3).await;
+    let msgs = messages("p-term", 30_000);
+    kafka_publish(&k, &msgs).await;
+    let dir = tempfile::tempdir().unwrap();
+    let group = rand_name("g-term");
+    let args = |n: &str| -> Vec<String> {
+        vec![
+            s("--kafka-brokers"),
+            k.brokers.clone(),
+            s("--kafka-topic"),
+            k.topic.clone(),
+            s("--group"),
+            group.clone(),
+            // Long enough that only the shutdown commit can explain zero duplicates.
+            s("--commit-interval"),
+            s("1h"),
+            s("--jsonl"),
+            s(dir.path().join(format!("{n}.jsonl")).display()),
+            s("--exit-when-idle"),
+            s("6s"),
+            s("--name"),
+            s(n),
+        ]
+    };
+    let (l1, l2) = (dir.path().join("first.log"), dir.path().join("second.log"));
+    let first = spawn(env!("CARGO_BIN_EXE_consumer"), &args("first"), &l1);
+    let p1 = dir.path().join("first.jsonl");
+    wait_until(
+        "the first consumer to handle 5,000",
+        Duration::from_secs(30),
+        || lines(&p1).len() >= 5_000,
+    )
+    .await;
+    let term = Command::new("kill")
+        .args(["-TERM", &first.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    wait_exit(first, Duration::from_secs(20), &l1).await;
+    let second = spawn(env!("CARGO_BIN_EXE_consumer"), &args("second"), &l2);
+    wait_exit(second, Duration::from_secs(50), &l2).await;
+    let (a, b) = (lines(&p1), lines(&dir.path().join("second.jsonl")));
+    assert!(a.len() < 30_000, "stopped mid-run");
+    assert_eq!(
+        a.len() + b.len(),
+        30_000,
+        "no duplicates after a graceful stop ({} + {})",
+        a.len(),
+        b.len()
+    );
+    let union: HashSet<&str> = a
+        .iter()
+        .chain(&b)
+        .map(|l| l.message.as_ref().id())
+        .collect();
+    assert_eq!(union.len(), 30_000);
+}

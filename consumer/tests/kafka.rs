@@ -351,3 +351,86 @@ fn bad_flags_are_rejected_by_the_binaries() {
         assert!(!err.contains("panicked"));
     }
 }
+
+/// A member joining mid-stream takes partitions away from a busy member:
+/// the busy member commits on revoke, so nothing is read twice even with a
+/// commit interval far longer than the test.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rebalance_commits_on_revoke() {
+    init_logs();
+    let k = kafka_topic(3).await;
+    let dir = tempfile::tempdir().unwrap();
+    let p = |n: &str| dir.path().join(format!("{n}.jsonl"));
+    let g = rand_name("g-revoke");
+    let mut c1 = config(&k, &g, &p("m1"));
+    c1.commit_interval = Duration::from_secs(3600);
+    c1.common.exit_when_idle = Some(Duration::from_secs(6));
+    let h1 = tokio::spawn(consumer::run(c1, Shutdown::new()));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    // A steady stream, so m1 is busy when m2 joins.
+    let k2 = k.clone();
+    let publisher = tokio::spawn(async move {
+        let msgs = messages("p-revoke", 12_000);
+        for chunk in msgs.chunks(500) {
+            kafka_publish(&k2, chunk).await;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        msgs
+    });
+    wait_until("m1 to be busy", Duration::from_secs(20), || {
+        lines(&p("m1")).len() >= 1_000
+    })
+    .await;
+    let mut c2 = config(&k, &g, &p("m2"));
+    c2.commit_interval = Duration::from_secs(3600);
+    c2.common.exit_when_idle = Some(Duration::from_secs(6));
+    let h2 = tokio::spawn(consumer::run(c2, Shutdown::new()));
+    let msgs = publisher.await.unwrap();
+    for h in [h1, h2] {
+        tokio::time::timeout(Duration::from_secs(40), h)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+    }
+    let (m1, m2) = (lines(&p("m1")), lines(&p("m2")));
+    assert!(!m2.is_empty(), "m2 got partitions");
+    assert_eq!(
+        m1.len() + m2.len(),
+        12_000,
+        "no re-reads across the rebalance ({} + {})",
+        m1.len(),
+        m2.len()
+    );
+    assert_eq!(id_counts(m1.iter().chain(&m2)).len(), ids(&msgs).len());
+}
+
+/// `--no-commit` without `--replay-from` starts at the group's committed
+/// offsets and leaves them where they were.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_commit_peeks_from_the_committed_offsets() {
+    init_logs();
+    let k = kafka_topic(3).await;
+    let old = messages("p-peek-old", 600);
+    kafka_publish(&k, &old).await;
+    let dir = tempfile::tempdir().unwrap();
+    let p = |n: &str| dir.path().join(format!("{n}.jsonl"));
+    let g = rand_name("g-peek");
+    assert_eq!(run_one(config(&k, &g, &p("first"))).await.handled, 600);
+    let new = messages("p-peek-new", 300);
+    kafka_publish(&k, &new).await;
+    let mut peek = config(&k, &g, &p("peek"));
+    peek.no_commit = true;
+    run_one(peek).await;
+    assert_eq!(
+        handled_ids(&p("peek")),
+        ids(&new),
+        "the peek starts where the group is"
+    );
+    run_one(config(&k, &g, &p("after"))).await;
+    assert_eq!(
+        handled_ids(&p("after")),
+        ids(&new),
+        "and the group has not moved"
+    );
+}
