@@ -68,9 +68,11 @@ impl Error {
     pub fn is_terminal(&self) -> bool {
         match self {
             Error::Config(_) | Error::UnknownQueue { .. } | Error::UnknownTopic { .. } => true,
-            Error::Output { .. } | Error::Cancelled(_) | Error::Handler { .. } => true,
+            Error::Output { .. } | Error::Handler { .. } => true,
             Error::Core(e) => e.is_terminal(),
-            Error::Amqp(_) | Error::Kafka(_) => false,
+            // A cancelled consumer is retried: if the queue is really gone,
+            // the next attempt fails with the terminal `UnknownQueue`.
+            Error::Amqp(_) | Error::Kafka(_) | Error::Cancelled(_) => false,
         }
     }
 }

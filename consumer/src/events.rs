@@ -286,3 +286,32 @@ impl InternalEvent for InFlightReturned {
             .increment(self.count);
     }
 }
+
+/// A run failed with a recoverable error; the binary retries after `delay`.
+pub struct Reconnecting<'a> {
+    /// Why the run stopped.
+    pub error: &'a crate::Error,
+    /// Retry number since the last healthy run.
+    pub attempt: u32,
+    /// Wait before the retry.
+    pub delay: std::time::Duration,
+}
+impl InternalEvent for Reconnecting<'_> {
+    fn emit(self) {
+        tracing::warn!(error = %self.error, attempt = self.attempt, delay_ms = self.delay.as_millis() as u64, "lost the broker, reconnecting");
+        counter!("tickbridge_consumer_reconnects_total").increment(1);
+    }
+}
+
+/// Receiving from Kafka failed (librdkafka retries by itself; persistent
+/// errors such as a deleted topic stop the consumer).
+pub struct KafkaReceiveError<'a> {
+    /// Why.
+    pub error: &'a rdkafka::error::KafkaError,
+}
+impl InternalEvent for KafkaReceiveError<'_> {
+    fn emit(self) {
+        tracing::warn!(error = %self.error, "Kafka receive error");
+        counter!("tickbridge_consumer_kafka_receive_errors_total").increment(1);
+    }
+}

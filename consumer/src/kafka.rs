@@ -15,7 +15,7 @@
 //! entirely and assigns every partition directly.
 
 use crate::consumer::{ConsumerConfig, OffsetReset};
-use crate::events::{CommitFailed, DecodeFailed};
+use crate::events::{CommitFailed, DecodeFailed, KafkaReceiveError};
 use crate::handler::{FailConfig, HandleError, Handler};
 use crate::output::Meta;
 use crate::replay::StartAt;
@@ -229,7 +229,13 @@ pub async fn run(cfg: &ConsumerConfig, shutdown: Shutdown) -> Result<Summary> {
                     }
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, "Kafka receive error");
+                    KafkaReceiveError { error: &e }.emit();
+                    if matches!(
+                        e.rdkafka_error_code(),
+                        Some(RDKafkaErrorCode::UnknownTopicOrPartition | RDKafkaErrorCode::UnknownTopic | RDKafkaErrorCode::TopicAuthorizationFailed | RDKafkaErrorCode::GroupAuthorizationFailed)
+                    ) {
+                        break Err(Error::UnknownTopic { topic: k.topic.clone(), brokers: k.brokers.clone() });
+                    }
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
             },

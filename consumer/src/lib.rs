@@ -15,8 +15,9 @@
 //! way the producer does, for tests, the benchmark and demos.
 //!
 //! The binaries in `src/bin/` only parse flags and call [`worker::run`] or
-//! [`consumer::run`] with a [`Shutdown`](tickbridge_core::Shutdown), so tests
-//! drive exactly the code users run.
+//! [`consumer::run`] with a [`Shutdown`](tickbridge_core::Shutdown), under
+//! [`supervise::supervise`] (reconnect with backoff), so tests drive exactly
+//! the code users run.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -32,6 +33,7 @@ pub mod output;
 pub mod replay;
 pub mod stats;
 pub mod stream;
+pub mod supervise;
 pub mod worker;
 
 pub use error::{Error, Result};

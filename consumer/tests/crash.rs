@@ -301,3 +301,100 @@ async fn kafka_consumer_sigterm_commits_on_shutdown() {
         .collect();
     assert_eq!(union.len(), 30_000);
 }
+
+/// The broker drops the worker's connection (as on a RabbitMQ restart): the
+/// `worker` binary reconnects with backoff and finishes the queue; the
+/// messages it held unacked come back redelivered, nothing is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn worker_reconnects_after_the_broker_closes_its_connection() {
+    init_logs();
+    let rabbit = Rabbit::new().await;
+    let msgs = messages("p-reconnect", 20_000);
+    rabbit.publish(&msgs).await;
+    let dir = tempfile::tempdir().unwrap();
+    let name = rand_name("tb-reconnect");
+    let path = dir.path().join("w.jsonl");
+    let log = dir.path().join("w.log");
+    let args = vec![
+        s("--amqp-url"),
+        rabbit.cfg.url.clone(),
+        s("--amqp-prefix"),
+        rabbit.cfg.prefix.clone(),
+        s("--jsonl"),
+        s(path.display()),
+        s("--exit-when-idle"),
+        s("3s"),
+        // Slow enough to still be running when the management API lists it.
+        s("--prefetch"),
+        s(1),
+        s("--name"),
+        name.clone(),
+    ];
+    let w = spawn(env!("CARGO_BIN_EXE_worker"), &args, &log);
+    wait_until(
+        "the worker to handle 2,000",
+        Duration::from_secs(30),
+        || lines(&path).len() >= 2_000,
+    )
+    .await;
+    // Close its connection through the management API, by connection name
+    // (the API lists a new connection only after its next stats tick).
+    let mut victim = None;
+    for _ in 0..100 {
+        let out = Command::new("curl")
+            .args([
+                "-sf",
+                "-u",
+                "guest:guest",
+                "http://127.0.0.1:15672/api/connections",
+            ])
+            .output()
+            .unwrap();
+        let conns: serde_json::Value =
+            serde_json::from_slice(&out.stdout).expect("management API answers on 15672");
+        victim = conns
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["client_properties"]["connection_name"] == name.as_str())
+            .and_then(|c| c["name"].as_str().map(str::to_string));
+        if victim.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let victim = victim.expect("the worker's connection is listed");
+    assert!(
+        lines(&path).len() < 20_000,
+        "still running when its connection is closed"
+    );
+    let url = format!(
+        "http://127.0.0.1:15672/api/connections/{}",
+        victim.replace(' ', "%20").replace('>', "%3E")
+    );
+    assert!(Command::new("curl")
+        .args(["-sf", "-u", "guest:guest", "-X", "DELETE", &url])
+        .status()
+        .unwrap()
+        .success());
+    wait_exit(w, Duration::from_secs(50), &log).await;
+    let l = lines(&path);
+    let union: HashSet<&str> = l.iter().map(|x| x.message.as_ref().id()).collect();
+    assert_eq!(union.len(), 20_000, "nothing lost across the reconnect");
+    for (id, n) in id_counts(&l) {
+        if n > 1 {
+            assert!(
+                l.iter()
+                    .any(|x| x.redelivered && x.message.as_ref().id() == id),
+                "{id} twice without a redelivery"
+            );
+        }
+    }
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains("reconnecting"),
+        "the reconnect was logged:\n{text}"
+    );
+    assert_eq!(rabbit.depth(&rabbit.cfg.topology().work_queue).await, 0);
+    rabbit.cleanup().await;
+}

@@ -3,6 +3,7 @@
 
 use clap::Parser;
 use tickbridge_consumer::consumer::{self, ConsumerConfig};
+use tickbridge_consumer::supervise::supervise;
 use tickbridge_core::Shutdown;
 
 /// Broadcast delivery with replay: every Kafka consumer group (or RabbitMQ
@@ -18,7 +19,13 @@ struct Cli {
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     tickbridge_core::telemetry::init_tracing(cli.config.common.log_format);
-    match consumer::run(cli.config, Shutdown::on_signals()).await {
+    let shutdown = Shutdown::on_signals();
+    let config = cli.config;
+    match supervise(&shutdown, || {
+        consumer::run(config.clone(), shutdown.clone())
+    })
+    .await
+    {
         Ok(_) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("consumer: error: {e}");

@@ -2,6 +2,7 @@
 //! a dead-letter queue. All logic is in `tickbridge_consumer::worker`.
 
 use clap::Parser;
+use tickbridge_consumer::supervise::supervise;
 use tickbridge_consumer::worker::{self, WorkerConfig};
 use tickbridge_core::Shutdown;
 
@@ -19,7 +20,9 @@ struct Cli {
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     tickbridge_core::telemetry::init_tracing(cli.config.common.log_format);
-    match worker::run(cli.config, Shutdown::on_signals()).await {
+    let shutdown = Shutdown::on_signals();
+    let config = cli.config;
+    match supervise(&shutdown, || worker::run(config.clone(), shutdown.clone())).await {
         Ok(_) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("worker: error: {e}");

@@ -1,0 +1,91 @@
+//! Reconnect loop for the binaries: run, and on a recoverable error (a lost
+//! connection, a broker restart) run again after a capped, jittered,
+//! exponential backoff.
+//!
+//! Restarting is safe by construction: a worker's unacked messages go back
+//! to the queue when its connection dies, and a Kafka consumer resumes from
+//! its group's committed offsets. Terminal errors (bad flags, a missing queue
+//! or topic, refused credentials) exit at once with their one-line message.
+
+use crate::events::Reconnecting;
+use crate::stats::Summary;
+use crate::Result;
+use std::future::Future;
+use std::time::{Duration, Instant};
+use tickbridge_core::backoff::Backoff;
+use tickbridge_core::telemetry::InternalEvent;
+use tickbridge_core::Shutdown;
+
+/// A run that lasted this long was healthy: the next failure starts the
+/// backoff from the beginning again.
+const HEALTHY_RUN: Duration = Duration::from_secs(30);
+
+/// Calls `run` until it returns `Ok`, a terminal error, or `shutdown` fires.
+pub async fn supervise<F, Fut>(shutdown: &Shutdown, mut run: F) -> Result<Summary>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Summary>>,
+{
+    let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
+    loop {
+        let started = Instant::now();
+        match run().await {
+            Ok(s) => return Ok(s),
+            Err(e) if e.is_terminal() || shutdown.is_shutdown() => return Err(e),
+            Err(e) => {
+                if started.elapsed() >= HEALTHY_RUN {
+                    backoff.reset();
+                }
+                let delay = backoff.next_delay();
+                Reconnecting {
+                    error: &e,
+                    attempt: backoff.attempt(),
+                    delay,
+                }
+                .emit();
+                tokio::select! {
+                    _ = shutdown.cancelled() => return Err(e),
+                    _ = tokio::time::sleep(delay) => {}
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Error;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    #[tokio::test(start_paused = true)]
+    async fn retries_recoverable_errors_and_stops_on_terminal_ones() {
+        let calls = AtomicU32::new(0);
+        let s = Shutdown::new();
+        let r = supervise(&s, || async {
+            match calls.fetch_add(1, Ordering::SeqCst) {
+                0 | 1 => Err(Error::Core(tickbridge_core::Error::Timeout {
+                    what: "broker".into(),
+                    secs: 1,
+                })),
+                _ => Ok(Summary::default()),
+            }
+        })
+        .await;
+        assert!(r.is_ok());
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+
+        let calls = AtomicU32::new(0);
+        let r = supervise(&s, || async {
+            calls.fetch_add(1, Ordering::SeqCst);
+            Err(Error::Config("bad".into()))
+        })
+        .await;
+        assert!(r.is_err());
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            1,
+            "terminal errors are not retried"
+        );
+    }
+}
