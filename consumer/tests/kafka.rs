@@ -257,6 +257,33 @@ async fn replay_from_offset_timestamp_and_duration() {
         firsts, want_firsts,
         "each partition starts exactly at its replay offset"
     );
+
+    // `latest`: only what is published after the reader started.
+    let mut c = with_replay(config(&k, &rand_name("g-latest"), &p("latest")), "latest");
+    c.no_commit = true;
+    let h = tokio::spawn(consumer::run(c, Shutdown::new()));
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    let late = messages("p-pos-late", 50);
+    kafka_publish(&k, &late).await;
+    tokio::time::timeout(Duration::from_secs(30), h)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        handled_ids(&p("latest")),
+        ids(&late),
+        "latest = only new messages"
+    );
+
+    // `earliest` rewinds a group that has already committed to the end.
+    let g = rand_name("g-earliest");
+    assert_eq!(run_one(config(&k, &g, &p("e1"))).await.handled, 1_250);
+    let again = run_one(with_replay(config(&k, &g, &p("e2")), "earliest")).await;
+    assert_eq!(
+        again.handled, 1_250,
+        "earliest = everything retained, again"
+    );
 }
 
 /// Poison on a log is counted and skipped, never retried forever, and its
