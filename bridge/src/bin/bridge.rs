@@ -1,0 +1,31 @@
+//! `bridge`: RabbitMQ ⇄ Kafka. All logic is in `tickbridge_bridge::run`;
+//! this file parses flags, installs logging and the signal handler, and
+//! turns an error into one line on stderr and a non-zero exit.
+
+use clap::Parser;
+use tickbridge_bridge::{BridgeConfig, Direction};
+use tickbridge_core::Shutdown;
+
+/// Bridges ticks between RabbitMQ and Kafka, at least once, with ids and
+/// headers intact. SIGTERM or Ctrl-C drains in-flight messages and exits.
+#[derive(Parser)]
+#[command(name = "bridge", version)]
+struct Cli {
+    #[command(subcommand)]
+    direction: Direction,
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let config = BridgeConfig::from(cli.direction);
+    tickbridge_core::telemetry::init_tracing(config.shared.log_format);
+    let shutdown = Shutdown::on_signals();
+    match tickbridge_bridge::run(config, shutdown).await {
+        Ok(_) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bridge: error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,207 @@
+//! Everything the bridge logs *and* counts, one struct per event.
+//!
+//! Following Vector's `internal_events`, each `emit()` writes one structured
+//! log line, bumps one labelled Prometheus counter (`tickbridge_bridge_*`,
+//! label `direction` = `rabbitmq_to_kafka` or `kafka_to_rabbitmq`) and the
+//! matching [`DirStats`] atomic, so the stats line and `/metrics` agree.
+//! Per-message events log at `trace`/`debug`; what an operator must act on
+//! logs at `warn`.
+
+use crate::stats::DirStats;
+use metrics::{counter, gauge};
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+use tickbridge_core::telemetry::InternalEvent;
+
+/// Metric label of the RabbitMQ → Kafka direction.
+pub const R2K: &str = "rabbitmq_to_kafka";
+/// Metric label of the Kafka → RabbitMQ direction.
+pub const K2R: &str = "kafka_to_rabbitmq";
+
+/// Messages read from the source broker.
+pub struct Consumed<'a> {
+    /// Direction label.
+    pub direction: &'static str,
+    /// Counters.
+    pub stats: &'a DirStats,
+}
+impl InternalEvent for Consumed<'_> {
+    fn emit(self) {
+        self.stats.consumed.fetch_add(1, Relaxed);
+        counter!("tickbridge_bridge_consumed_total", "direction" => self.direction).increment(1);
+    }
+}
+
+/// The destination confirmed `count` messages and their source side was
+/// acked (or their offsets stored).
+pub struct Bridged<'a> {
+    /// Direction label.
+    pub direction: &'static str,
+    /// Counters.
+    pub stats: &'a DirStats,
+    /// How many.
+    pub count: u64,
+}
+impl InternalEvent for Bridged<'_> {
+    fn emit(self) {
+        tracing::trace!(direction = self.direction, count = self.count, "bridged");
+        self.stats.bridged.fetch_add(self.count, Relaxed);
+        counter!("tickbridge_bridge_bridged_total", "direction" => self.direction)
+            .increment(self.count);
+    }
+}
+
+/// A message carrying this bridge's own origin marker was acknowledged
+/// without being bridged back.
+pub struct SkippedOwn<'a> {
+    /// Direction label.
+    pub direction: &'static str,
+    /// Counters.
+    pub stats: &'a DirStats,
+    /// Message id.
+    pub id: &'a str,
+}
+impl InternalEvent for SkippedOwn<'_> {
+    fn emit(self) {
+        tracing::trace!(
+            direction = self.direction,
+            id = self.id,
+            "skipped own bridged message"
+        );
+        self.stats.skipped_own.fetch_add(1, Relaxed);
+        counter!("tickbridge_bridge_skipped_own_total", "direction" => self.direction).increment(1);
+    }
+}
+
+/// A message was parked on the dead-letter (or unroutable) exchange.
+pub struct DeadLettered<'a> {
+    /// Direction label.
+    pub direction: &'static str,
+    /// Counters.
+    pub stats: &'a DirStats,
+    /// Message id or position.
+    pub id: &'a str,
+    /// Short label: `not_json`, `schema_invalid`, `kafka_rejected`, `unroutable`, ...
+    pub kind: &'static str,
+    /// Full reason, as carried in `tb-error`.
+    pub reason: &'a str,
+}
+impl InternalEvent for DeadLettered<'_> {
+    fn emit(self) {
+        tracing::warn!(
+            direction = self.direction,
+            id = self.id,
+            kind = self.kind,
+            reason = self.reason,
+            "dead-lettered"
+        );
+        self.stats.dead_lettered.fetch_add(1, Relaxed);
+        counter!("tickbridge_bridge_dead_lettered_total", "direction" => self.direction, "reason" => self.kind)
+            .increment(1);
+    }
+}
+
+/// A message whose id this process had bridged before arrived again.
+pub struct Duplicate<'a> {
+    /// Direction label.
+    pub direction: &'static str,
+    /// Counters.
+    pub stats: &'a DirStats,
+    /// Message id.
+    pub id: &'a str,
+}
+impl InternalEvent for Duplicate<'_> {
+    fn emit(self) {
+        tracing::debug!(
+            direction = self.direction,
+            id = self.id,
+            "duplicate (bridged again: at least once)"
+        );
+        self.stats.duplicates.fetch_add(1, Relaxed);
+        counter!("tickbridge_bridge_duplicates_total", "direction" => self.direction).increment(1);
+    }
+}
+
+/// The broker flagged a delivery as redelivered.
+pub struct Redelivered<'a> {
+    /// Direction label.
+    pub direction: &'static str,
+    /// Counters.
+    pub stats: &'a DirStats,
+}
+impl InternalEvent for Redelivered<'_> {
+    fn emit(self) {
+        self.stats.redelivered.fetch_add(1, Relaxed);
+        counter!("tickbridge_bridge_redelivered_total", "direction" => self.direction).increment(1);
+    }
+}
+
+/// A produce or publish is attempted again.
+pub struct Retried<'a> {
+    /// Direction label.
+    pub direction: &'static str,
+    /// Counters.
+    pub stats: &'a DirStats,
+    /// Message id.
+    pub id: &'a str,
+    /// Why the last attempt failed.
+    pub error: &'a str,
+}
+impl InternalEvent for Retried<'_> {
+    fn emit(self) {
+        tracing::warn!(
+            direction = self.direction,
+            id = self.id,
+            error = self.error,
+            "retrying"
+        );
+        self.stats.retries.fetch_add(1, Relaxed);
+        counter!("tickbridge_bridge_retries_total", "direction" => self.direction).increment(1);
+    }
+}
+
+/// A session failed and will be rebuilt after `delay`.
+pub struct Reconnecting<'a> {
+    /// Direction label.
+    pub direction: &'static str,
+    /// Counters.
+    pub stats: &'a DirStats,
+    /// What failed.
+    pub error: &'a crate::Error,
+    /// Attempt number since the last healthy session.
+    pub attempt: u32,
+    /// Backoff before the attempt.
+    pub delay: Duration,
+}
+impl InternalEvent for Reconnecting<'_> {
+    fn emit(self) {
+        tracing::warn!(direction = self.direction, error = %self.error, attempt = self.attempt, delay_ms = self.delay.as_millis() as u64, "session lost; reconnecting");
+        self.stats.reconnects.fetch_add(1, Relaxed);
+        counter!("tickbridge_bridge_reconnects_total", "direction" => self.direction).increment(1);
+    }
+}
+
+/// Committing Kafka offsets failed (they are committed again next interval).
+pub struct CommitFailed<'a> {
+    /// Error text.
+    pub error: &'a str,
+    /// `interval`, `revoke` or `shutdown`.
+    pub when: &'static str,
+}
+impl InternalEvent for CommitFailed<'_> {
+    fn emit(self) {
+        tracing::warn!(
+            error = self.error,
+            when = self.when,
+            "Kafka offset commit failed"
+        );
+        counter!("tickbridge_bridge_commit_failures_total", "when" => self.when).increment(1);
+    }
+}
+
+/// Sets the in-flight and lag gauges from the atomics.
+pub fn publish_gauges(direction: &'static str, s: &DirStats) {
+    gauge!("tickbridge_bridge_in_flight", "direction" => direction)
+        .set(s.in_flight.load(Relaxed) as f64);
+    gauge!("tickbridge_bridge_lag", "direction" => direction).set(s.lag.load(Relaxed) as f64);
+}

@@ -1,0 +1,114 @@
+//! RabbitMQ helpers both directions use: existence checks that turn
+//! `NOT_FOUND` into a clear error, queue depth for the lag gauge, and the
+//! confirmed publish that parks dead letters.
+
+use crate::{Error, Result};
+use lapin::options::{
+    BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueDeclareOptions,
+};
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, Channel, Connection, ExchangeKind};
+use tickbridge_core::amqp::AmqpConfig;
+
+/// Messages ready in `queue`, by a passive declare on a throwaway channel
+/// (a missing queue closes the channel it was asked on).
+pub async fn queue_depth(conn: &Connection, queue: &str, amqp: &AmqpConfig) -> Result<u32> {
+    let ch = conn.create_channel().await?;
+    let opts = QueueDeclareOptions {
+        passive: true,
+        ..Default::default()
+    };
+    match ch
+        .queue_declare(queue.into(), opts, FieldTable::default())
+        .await
+    {
+        Ok(q) => {
+            let _ = ch.close(200, "depth".into()).await;
+            Ok(q.message_count())
+        }
+        Err(e) if e.to_string().contains("NOT_FOUND") => Err(Error::UnknownQueue {
+            queue: queue.to_string(),
+            url: amqp.masked_url(),
+        }),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Fails with [`Error::UnknownExchange`] unless `exchange` exists. The
+/// default exchange (`""`) always does.
+pub async fn check_exchange(conn: &Connection, exchange: &str, amqp: &AmqpConfig) -> Result<()> {
+    if exchange.is_empty() {
+        return Ok(());
+    }
+    let ch = conn.create_channel().await?;
+    let opts = ExchangeDeclareOptions {
+        passive: true,
+        ..Default::default()
+    };
+    match ch
+        .exchange_declare(
+            exchange.into(),
+            ExchangeKind::Topic,
+            opts,
+            FieldTable::default(),
+        )
+        .await
+    {
+        Ok(()) => {
+            let _ = ch.close(200, "check".into()).await;
+            Ok(())
+        }
+        Err(e) if e.to_string().contains("NOT_FOUND") => Err(Error::UnknownExchange {
+            exchange: exchange.to_string(),
+            url: amqp.masked_url(),
+        }),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A channel in confirm mode.
+pub async fn confirm_channel(conn: &Connection) -> Result<Channel> {
+    let ch = conn.create_channel().await?;
+    ch.confirm_select(ConfirmSelectOptions::default()).await?;
+    Ok(ch)
+}
+
+/// Publishes one dead letter with `mandatory` and waits for its confirm.
+/// A return (nothing bound) or a nack is [`Error::DeadLetter`], terminal:
+/// the original stays unacked (or its offset unstored) and the operator
+/// has to bind a queue. A broken channel is an ordinary, retried error.
+pub async fn park(
+    ch: &Channel,
+    exchange: &str,
+    routing_key: &str,
+    body: &[u8],
+    props: BasicProperties,
+    id: &str,
+) -> Result<()> {
+    let opts = BasicPublishOptions {
+        mandatory: true,
+        ..Default::default()
+    };
+    let confirm = ch
+        .basic_publish(exchange.into(), routing_key.into(), opts, body, props)
+        .await?
+        .await?;
+    let acked = confirm.is_ack();
+    let fail = |reason: String| {
+        Err(Error::DeadLetter {
+            id: id.to_string(),
+            exchange: exchange.to_string(),
+            reason,
+        })
+    };
+    if let Some(ret) = confirm.take_message() {
+        return fail(format!(
+            "returned {} {} (bind a queue to it)",
+            ret.reply_code, ret.reply_text
+        ));
+    }
+    if !acked {
+        return fail("nacked by the broker".into());
+    }
+    Ok(())
+}

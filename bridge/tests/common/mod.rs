@@ -1,0 +1,585 @@
+//! Helpers of the bridge's integration tests: broker addresses from the
+//! environment, random names, publishing test ticks with exactly the
+//! metadata of `tickbridge_core::headers`, reading a queue or a topic back
+//! with every body checked against the schema, and running the bridge
+//! in-process.
+//!
+//! Every helper panics with a "run scripts/stack.sh up" hint when a broker
+//! is missing: these tests fail loudly, they never skip.
+#![allow(dead_code)]
+
+use chrono::Utc;
+use futures::stream::{FuturesOrdered, StreamExt};
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
+    ConfirmSelectOptions, QueueBindOptions, QueueDeclareOptions,
+};
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, Channel, Connection};
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::Headers;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::Message as _;
+use rust_decimal::Decimal;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+use tickbridge_bridge::{BridgeConfig, K2rArgs, R2kArgs, Shared, Stats, Summary};
+use tickbridge_core::amqp::{AmqpConfig, Topology};
+use tickbridge_core::kafka::KafkaConfig;
+use tickbridge_core::schema::decode;
+use tickbridge_core::{headers, Message, Shutdown, Side, Source, Tick, Via};
+
+/// Symbols the tests publish, round-robin.
+pub const SYMBOLS: [&str; 6] = [
+    "BTC-USD", "ETH-USD", "SOL-USD", "XRP-USD", "ADA-USD", "DOGE-USD",
+];
+
+pub fn amqp_url() -> String {
+    std::env::var("AMQP_URL").unwrap_or_else(|_| "amqp://127.0.0.1:5672/%2f".into())
+}
+pub fn kafka_brokers() -> String {
+    std::env::var("KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".into())
+}
+pub fn rand_name(prefix: &str) -> String {
+    format!("{prefix}-{:012x}", rand::random::<u64>() >> 16)
+}
+pub fn init_logs() {
+    tickbridge_core::telemetry::init_tracing(tickbridge_core::telemetry::LogFormat::Text);
+}
+
+/// `n` valid ticks from `producer`, round-robin over [`SYMBOLS`], with
+/// per-symbol sequence numbers 1, 2, 3, ... and trade ids from a random
+/// base, so ids are unique across tests and calls.
+pub fn ticks(producer: &str, n: usize) -> Vec<Message> {
+    let now = Utc::now();
+    let base = rand::random_range(1_000_000_000u64..1_000_000_000_000) * 1000;
+    let mut next = [0u64; SYMBOLS.len()];
+    (0..n)
+        .map(|i| {
+            let s = i % SYMBOLS.len();
+            next[s] += 1;
+            let k = next[s];
+            let symbol = SYMBOLS[s].to_string();
+            Message::Tick(Tick {
+                id: Tick::make_id(Source::Coinbase, &symbol, base + k),
+                source: Source::Coinbase,
+                raw_symbol: symbol.clone(),
+                symbol,
+                trade_id: base + k,
+                price: Decimal::new(9_700_000 + (k as i64 % 500), 2),
+                qty: Decimal::new(1 + (k as i64 % 1000), 4),
+                side: if k % 2 == 0 { Side::Buy } else { Side::Sell },
+                exchange_ts: now,
+                received_ts: now,
+                producer: producer.to_string(),
+                seq: k,
+                via: Via::Ws,
+            })
+        })
+        .collect()
+}
+
+/// A private RabbitMQ pipeline declared from `stack/definitions.json` under
+/// a random prefix; [`Rabbit::cleanup`] deletes it.
+pub struct Rabbit {
+    pub cfg: AmqpConfig,
+    pub conn: Connection,
+    pub ch: Channel,
+}
+
+impl Rabbit {
+    pub async fn new(url: &str) -> Self {
+        let cfg = AmqpConfig::local(url, &rand_name("tb-bridge-test"));
+        let conn = cfg.connect("bridge-test").await.unwrap_or_else(|e| {
+            panic!(
+                "RabbitMQ is required at {} (run scripts/stack.sh up): {e}",
+                cfg.masked_url()
+            )
+        });
+        let ch = conn.create_channel().await.unwrap();
+        cfg.topology()
+            .declare(&ch)
+            .await
+            .expect("declare test topology");
+        Self { cfg, conn, ch }
+    }
+
+    pub fn topo(&self) -> Topology {
+        self.cfg.topology()
+    }
+
+    /// Declares an extra queue bound to the pipeline's exchange with `#`,
+    /// to observe everything published there.
+    pub async fn observer(&self) -> String {
+        let q = format!("{}.observe", self.cfg.prefix);
+        self.ch
+            .queue_declare(
+                q.as_str().into(),
+                QueueDeclareOptions {
+                    durable: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        self.ch
+            .queue_bind(
+                q.as_str().into(),
+                self.topo().exchange.as_str().into(),
+                "#".into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        q
+    }
+
+    /// Publishes to the exchange as the producer does (routing key
+    /// `source.symbol`, `mandatory`), awaiting every confirm.
+    pub async fn publish(&self, msgs: &[Message]) {
+        let bodies: Vec<(String, Vec<u8>, BasicProperties)> = msgs
+            .iter()
+            .map(|m| {
+                let r = m.as_ref();
+                (
+                    Topology::routing_key(r.source().as_str(), r.symbol()),
+                    r.to_json(),
+                    headers::amqp_properties(r, "bridge-test"),
+                )
+            })
+            .collect();
+        self.publish_raw(&bodies).await;
+    }
+
+    /// Publishes arbitrary bodies (poison) to the exchange with confirms.
+    pub async fn publish_raw(&self, msgs: &[(String, Vec<u8>, BasicProperties)]) {
+        let ch = self.conn.create_channel().await.unwrap();
+        ch.confirm_select(ConfirmSelectOptions::default())
+            .await
+            .unwrap();
+        let ex = self.topo().exchange;
+        let mut pending = FuturesOrdered::new();
+        for (rk, body, props) in msgs {
+            let c = ch
+                .basic_publish(
+                    ex.as_str().into(),
+                    rk.as_str().into(),
+                    BasicPublishOptions {
+                        mandatory: true,
+                        ..Default::default()
+                    },
+                    body,
+                    props.clone(),
+                )
+                .await
+                .expect("publish");
+            pending.push_back(c);
+            if pending.len() >= 2000 {
+                let c = pending.next().await.unwrap().expect("confirm");
+                assert!(
+                    c.is_ack() && c.take_message().is_none(),
+                    "publish refused or returned"
+                );
+            }
+        }
+        while let Some(c) = pending.next().await {
+            let c = c.expect("confirm");
+            assert!(
+                c.is_ack() && c.take_message().is_none(),
+                "publish refused or returned"
+            );
+        }
+        let _ = ch.close(200, "done".into()).await;
+    }
+
+    /// Messages ready in a queue.
+    pub async fn depth(&self, queue: &str) -> u32 {
+        let ch = self.conn.create_channel().await.unwrap();
+        let q = ch
+            .queue_declare(
+                queue.into(),
+                QueueDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        let _ = ch.close(200, "depth".into()).await;
+        q.message_count()
+    }
+
+    pub async fn cleanup(self) {
+        let _ = self
+            .ch
+            .queue_delete(
+                format!("{}.observe", self.cfg.prefix).as_str().into(),
+                Default::default(),
+            )
+            .await;
+        let _ = self.cfg.topology().delete(&self.ch).await;
+        let _ = self.conn.close(200, "bye".into()).await;
+    }
+}
+
+/// One message read back from RabbitMQ.
+#[derive(Debug, Clone)]
+pub struct AmqpGot {
+    pub msg: Message,
+    pub message_id: Option<String>,
+    pub kind: Option<String>,
+    pub routing_key: String,
+    pub headers: HashMap<String, String>,
+    pub redelivered: bool,
+}
+
+/// Reads `queue` until `expected` messages arrived or it was quiet for
+/// `quiet`, acking as it goes. With `decode_all`, every body must decode.
+pub async fn drain_queue(url: &str, queue: &str, expected: usize, quiet: Duration) -> Vec<AmqpGot> {
+    let cfg = AmqpConfig::local(url, "unused");
+    let conn = cfg
+        .connect("bridge-test-reader")
+        .await
+        .expect("RabbitMQ reachable");
+    let ch = conn.create_channel().await.unwrap();
+    ch.basic_qos(2000, BasicQosOptions::default())
+        .await
+        .unwrap();
+    let mut consumer = ch
+        .basic_consume(
+            queue.into(),
+            "reader".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    let mut out = Vec::with_capacity(expected);
+    while out.len() < expected {
+        let Ok(Some(d)) = tokio::time::timeout(quiet, consumer.next()).await else {
+            break;
+        };
+        let d = d.expect("delivery");
+        let msg =
+            decode(&d.data).unwrap_or_else(|e| panic!("message in {queue} fails the schema: {e}"));
+        let headers = d
+            .properties
+            .headers()
+            .as_ref()
+            .map(|t| {
+                t.inner()
+                    .iter()
+                    .filter_map(|(k, v)| {
+                        tickbridge_bridge::mapping::amqp_value_text(v).map(|v| (k.to_string(), v))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        out.push(AmqpGot {
+            msg,
+            message_id: d.properties.message_id().as_ref().map(|s| s.to_string()),
+            kind: d.properties.kind().as_ref().map(|s| s.to_string()),
+            routing_key: d.routing_key.to_string(),
+            headers,
+            redelivered: d.redelivered,
+        });
+        d.ack(BasicAckOptions::default()).await.unwrap();
+    }
+    let _ = conn.close(200, "done".into()).await;
+    out
+}
+
+/// A Kafka topic with a random name (never deleted: see core/src/kafka.rs).
+pub async fn kafka_topic(brokers: &str, partitions: i32) -> KafkaConfig {
+    let topic = rand_name("tb-bridge-test");
+    let cfg = KafkaConfig::local(brokers, &topic, partitions);
+    cfg.ping(Duration::from_secs(10)).await.unwrap_or_else(|e| {
+        panic!("Kafka is required at {brokers} (run scripts/stack.sh up): {e}")
+    });
+    cfg.ensure_topic(&topic, partitions)
+        .await
+        .expect("create test topic");
+    cfg
+}
+
+/// Produces to Kafka as the producer does (key = symbol, core headers),
+/// waiting for every delivery report.
+pub async fn kafka_publish(cfg: &KafkaConfig, msgs: &[Message]) {
+    let mut c = cfg.client_config();
+    c.set("enable.idempotence", "false")
+        .set("acks", "all")
+        .set("linger.ms", "20")
+        .set("batch.num.messages", "10000")
+        .set("message.timeout.ms", "30000");
+    let producer: FutureProducer = cfg.finish(c).create().unwrap();
+    let mut inflight = FuturesOrdered::new();
+    for m in msgs {
+        let r = m.as_ref();
+        let body = r.to_json();
+        let key = r.symbol().to_string();
+        let hdrs = headers::kafka_headers(r);
+        let p = producer.clone();
+        let topic = cfg.topic.clone();
+        inflight.push_back(async move {
+            let rec = FutureRecord::to(&topic)
+                .key(&key)
+                .payload(&body)
+                .headers(hdrs);
+            p.send(rec, Duration::from_secs(30))
+                .await
+                .map(|_| ())
+                .map_err(|(e, _)| e)
+        });
+        if inflight.len() >= 10_000 {
+            inflight.next().await.unwrap().expect("delivered");
+        }
+    }
+    while let Some(r) = inflight.next().await {
+        r.expect("delivered");
+    }
+}
+
+/// One record read back from Kafka.
+#[derive(Debug, Clone)]
+pub struct KafkaGot {
+    pub partition: i32,
+    pub key: Option<String>,
+    pub msg: Message,
+    pub headers: HashMap<String, String>,
+}
+
+/// Reads `topic` from the beginning in a fresh group until `expected`
+/// records arrived or it was quiet for `quiet`.
+pub async fn read_topic(
+    brokers: &str,
+    topic: &str,
+    expected: usize,
+    quiet: Duration,
+) -> Vec<KafkaGot> {
+    let k = KafkaConfig::local(brokers, topic, 1);
+    let consumer: StreamConsumer = {
+        let mut c = k.client_config();
+        c.set("group.id", rand_name("bridge-test"))
+            .set("auto.offset.reset", "earliest")
+            .set("enable.auto.commit", "false")
+            .set("fetch.wait.max.ms", "10");
+        k.finish(c).create().unwrap()
+    };
+    consumer.subscribe(&[topic]).unwrap();
+    let mut out = Vec::with_capacity(expected);
+    while out.len() < expected {
+        match tokio::time::timeout(quiet, consumer.recv()).await {
+            Ok(Ok(m)) => {
+                let msg = decode(m.payload().unwrap_or_default())
+                    .unwrap_or_else(|e| panic!("record in topic fails the schema: {e}"));
+                let headers = m
+                    .headers()
+                    .map(|h| {
+                        h.iter()
+                            .filter_map(|x| {
+                                x.value.map(|v| {
+                                    (x.key.to_string(), String::from_utf8_lossy(v).into_owned())
+                                })
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                out.push(KafkaGot {
+                    partition: m.partition(),
+                    key: m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
+                    msg,
+                    headers,
+                });
+            }
+            Ok(Err(e)) => panic!("Kafka read failed: {e}"),
+            Err(_) => break,
+        }
+    }
+    out
+}
+
+/// Id → times seen.
+pub fn id_counts<'a>(ids: impl IntoIterator<Item = &'a str>) -> HashMap<String, usize> {
+    let mut m = HashMap::new();
+    for id in ids {
+        *m.entry(id.to_string()).or_default() += 1;
+    }
+    m
+}
+
+/// Asserts that, per symbol, sequence numbers never go backwards except
+/// by re-sending (a duplicate may repeat an earlier one, but the first
+/// occurrences are in order).
+pub fn assert_per_symbol_order<'a>(msgs: impl IntoIterator<Item = &'a Message>) {
+    let mut last: BTreeMap<String, u64> = BTreeMap::new();
+    let mut firsts: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    let mut seen = std::collections::HashSet::new();
+    for m in msgs {
+        let r = m.as_ref();
+        if seen.insert(r.id().to_string()) {
+            firsts
+                .entry(format!("{}/{}", r.producer(), r.symbol()))
+                .or_default()
+                .push(r.seq());
+        }
+        last.insert(r.symbol().to_string(), r.seq());
+    }
+    for (sym, seqs) in firsts {
+        assert!(
+            seqs.windows(2).all(|w| w[0] < w[1]),
+            "{sym}: first occurrences out of order"
+        );
+    }
+}
+
+/// Checks the AMQP metadata of a message that crossed from Kafka.
+pub fn assert_amqp_intact(g: &AmqpGot, origin: &str) {
+    let r = g.msg.as_ref();
+    assert_eq!(
+        g.message_id.as_deref(),
+        Some(r.id()),
+        "message_id = tick id"
+    );
+    assert_eq!(g.kind.as_deref(), Some(r.schema()));
+    assert_eq!(
+        g.headers.get(headers::SYMBOL).map(String::as_str),
+        Some(r.symbol())
+    );
+    assert_eq!(
+        g.headers.get(headers::SOURCE).map(String::as_str),
+        Some(r.source().as_str())
+    );
+    assert_eq!(
+        g.headers.get(headers::PRODUCER).map(String::as_str),
+        Some(r.producer())
+    );
+    assert_eq!(g.headers.get(headers::SEQ), Some(&r.seq().to_string()));
+    assert_eq!(
+        g.headers.get(headers::ORIGIN).map(String::as_str),
+        Some(origin)
+    );
+    assert_eq!(
+        g.routing_key,
+        Topology::routing_key(r.source().as_str(), r.symbol())
+    );
+}
+
+/// Checks the Kafka metadata of a message that crossed from RabbitMQ.
+pub fn assert_kafka_intact(g: &KafkaGot, origin: &str) {
+    let r = g.msg.as_ref();
+    assert_eq!(
+        g.headers.get(headers::ID).map(String::as_str),
+        Some(r.id()),
+        "tb-id = tick id"
+    );
+    assert_eq!(
+        g.headers.get(headers::TYPE).map(String::as_str),
+        Some(r.schema())
+    );
+    assert_eq!(
+        g.headers.get("content-type").map(String::as_str),
+        Some(headers::CONTENT_TYPE_JSON)
+    );
+    assert_eq!(
+        g.headers.get(headers::SYMBOL).map(String::as_str),
+        Some(r.symbol())
+    );
+    assert_eq!(
+        g.headers.get(headers::SOURCE).map(String::as_str),
+        Some(r.source().as_str())
+    );
+    assert_eq!(
+        g.headers.get(headers::PRODUCER).map(String::as_str),
+        Some(r.producer())
+    );
+    assert_eq!(g.headers.get(headers::SEQ), Some(&r.seq().to_string()));
+    assert_eq!(
+        g.headers.get(headers::ORIGIN).map(String::as_str),
+        Some(origin)
+    );
+    assert_eq!(g.key.as_deref(), Some(r.symbol()), "key = symbol");
+}
+
+/// Shared flags for a test: quiet stats, short waits.
+pub fn shared(rabbit: &Rabbit, kafka: &KafkaConfig) -> Shared {
+    let mut s = Shared::local(
+        &rabbit.cfg.url,
+        &rabbit.cfg.prefix,
+        &kafka.brokers,
+        &kafka.topic,
+    );
+    s.stats_interval = Duration::from_secs(5);
+    s.name = Some(rand_name("bridge"));
+    s
+}
+
+pub fn r2k(shared: Shared) -> BridgeConfig {
+    BridgeConfig {
+        shared,
+        r2k: Some(R2kArgs::default()),
+        k2r: None,
+    }
+}
+
+pub fn k2r(shared: Shared) -> BridgeConfig {
+    let args = K2rArgs {
+        group: rand_name("bridge-group"),
+        commit_interval: Duration::from_millis(200),
+        ..Default::default()
+    };
+    BridgeConfig {
+        shared,
+        r2k: None,
+        k2r: Some(args),
+    }
+}
+
+/// The bridge running in-process.
+pub struct Running {
+    pub shutdown: Shutdown,
+    pub stats: Arc<Stats>,
+    pub handle: tokio::task::JoinHandle<tickbridge_bridge::Result<Summary>>,
+}
+
+impl Running {
+    pub fn start(config: BridgeConfig) -> Self {
+        let shutdown = Shutdown::new();
+        let stats = Arc::new(Stats::default());
+        let handle = tokio::spawn(tickbridge_bridge::run_with_stats(
+            config,
+            shutdown.clone(),
+            stats.clone(),
+        ));
+        Self {
+            shutdown,
+            stats,
+            handle,
+        }
+    }
+
+    /// Triggers shutdown and returns the final summary (drain included).
+    pub async fn stop(self) -> Summary {
+        self.shutdown.trigger();
+        tokio::time::timeout(Duration::from_secs(40), self.handle)
+            .await
+            .expect("bridge drains and exits")
+            .expect("bridge task")
+            .expect("bridge ran without error")
+    }
+}
+
+/// Waits until `f` holds, polling, or panics with `what` after `timeout`.
+pub async fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + timeout;
+    while !f() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
