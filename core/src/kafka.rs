@@ -25,7 +25,12 @@ pub struct KafkaConfig {
     )]
     pub brokers: String,
     /// Topic ticks and gap notices are written to and read from.
-    #[arg(id = "kafka_topic", long = "kafka-topic", env = "KAFKA_TOPIC", default_value = "ticks")]
+    #[arg(
+        id = "kafka_topic",
+        long = "kafka-topic",
+        env = "KAFKA_TOPIC",
+        default_value = "ticks"
+    )]
     pub topic: String,
     /// Partitions used when the topic has to be created. Messages are keyed
     /// by symbol, so each symbol's order holds within its partition.

@@ -270,14 +270,19 @@ pub fn add_header_index(db: &Path) -> Result<(), String> {
             .status()
             .map(|s| s.success())
             .map_err(|e| {
-                format!("sqlite3 is needed for the tansu header index (apt-get install sqlite3): {e}")
+                format!(
+                    "sqlite3 is needed for the tansu header index (apt-get install sqlite3): {e}"
+                )
             })?;
         if ok {
             return Ok(());
         }
         std::thread::sleep(Duration::from_millis(250));
     }
-    Err(format!("could not add the header index to {}", db.display()))
+    Err(format!(
+        "could not add the header index to {}",
+        db.display()
+    ))
 }
 
 fn tansu_path() -> PathBuf {

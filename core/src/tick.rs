@@ -127,7 +127,7 @@ pub mod ts_micros {
     /// source provided is rounded away.
     pub fn format(ts: &DateTime<Utc>) -> String {
         use chrono::Timelike;
-        let precision = if ts.nanosecond() % 1000 == 0 {
+        let precision = if ts.nanosecond().is_multiple_of(1000) {
             SecondsFormat::Micros
         } else {
             SecondsFormat::Nanos

@@ -103,7 +103,7 @@ fn tick(
         trade_id,
         price,
         qty,
-        side: if trade_id % 2 == 0 {
+        side: if trade_id.is_multiple_of(2) {
             Side::Buy
         } else {
             Side::Sell
@@ -112,7 +112,11 @@ fn tick(
         received_ts: ts + chrono::Duration::microseconds(1500),
         producer: "bench-host-1".into(),
         seq,
-        via: if seq % 3 == 0 { Via::Poll } else { Via::Ws },
+        via: if seq.is_multiple_of(3) {
+            Via::Poll
+        } else {
+            Via::Ws
+        },
     }
 }
 

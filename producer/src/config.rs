@@ -110,7 +110,7 @@ pub struct ProducerConfig {
     pub out_dir: PathBuf,
     /// Ticks each sink may buffer while it is slow or down. Bounds memory
     /// however long a broker is away.
-    #[arg(long, env = "PRODUCER_MAX_BUFFER", default_value_t = 20_000)]
+    #[arg(long, env = "PRODUCER_MAX_BUFFER", default_value_t = 10_000)]
     pub max_buffer: usize,
     /// What a full buffer does.
     #[arg(long, env = "PRODUCER_OVERFLOW", value_enum, default_value = "block")]
@@ -119,6 +119,10 @@ pub struct ProducerConfig {
     /// what makes confirms fast; one at a time is ~100x slower.
     #[arg(long, env = "PRODUCER_CONFIRM_WINDOW", default_value_t = 1000)]
     pub confirm_window: usize,
+    /// Messages handed to librdkafka and not yet reported, for the Kafka
+    /// sink. Bounds the producer's memory together with `--max-buffer`.
+    #[arg(long, env = "PRODUCER_KAFKA_IN_FLIGHT", default_value_t = 2_000)]
+    pub kafka_in_flight: usize,
     /// Times a nacked, returned or failed message is re-published before it
     /// is counted lost and reported in a gap notice.
     #[arg(long, env = "PRODUCER_PUBLISH_RETRIES", default_value_t = 5)]

@@ -45,6 +45,10 @@ pub struct RunReport {
     pub via: &'static str,
     /// Seconds the run lasted.
     pub seconds: f64,
+    /// Seconds from the first tick handed to the sinks until every sink had
+    /// confirmed everything: the denominator of throughput figures, without
+    /// connection and topic setup.
+    pub active_seconds: f64,
     /// Frames (or REST bodies) read.
     pub frames: u64,
     /// Trades parsed.
@@ -150,7 +154,7 @@ pub async fn run(cfg: ProducerConfig, shutdown: Shutdown) -> Result<RunReport, P
             .ensure_topic(&cfg.kafka.topic, cfg.kafka.partitions)
             .await?;
         let opts = sinks::kafka::KafkaSinkOptions {
-            window: cfg.confirm_window.max(10_000),
+            window: cfg.kafka_in_flight.max(1),
             retries: cfg.publish_retries,
             compression: cfg.kafka_compression.clone(),
             linger_ms: cfg.kafka_linger_ms,
@@ -197,7 +201,7 @@ pub async fn run(cfg: ProducerConfig, shutdown: Shutdown) -> Result<RunReport, P
     }
 
     // The feed reader.
-    let (tx, mut rx) = mpsc::channel::<SourceEvent>(1024);
+    let (tx, mut rx) = mpsc::channel::<SourceEvent>(16);
     let source_stop = shutdown.child();
     let source = match cfg.via {
         ViaArg::Ws => {
@@ -254,6 +258,7 @@ pub async fn run(cfg: ProducerConfig, shutdown: Shutdown) -> Result<RunReport, P
     let mut out: Vec<Arc<Outgoing>> = Vec::with_capacity(64);
     let mut abandoned = 0u64;
     let mut handover_deadline: Option<tokio::time::Instant> = None;
+    let mut first_tick: Option<Instant> = None;
     // Once stopping, the reader is told to stop and the loop keeps going
     // until it has handed over every trade already read off the socket.
     let mut stopping = false;
@@ -294,6 +299,9 @@ pub async fn run(cfg: ProducerConfig, shutdown: Shutdown) -> Result<RunReport, P
                         break;
                     }
                     continuity.on_trade(raw, received_ts, &stats, &mut out);
+                }
+                if !out.is_empty() {
+                    first_tick.get_or_insert_with(Instant::now);
                 }
                 for msg in out.drain(..) {
                     for s in &sinks {
@@ -380,6 +388,7 @@ pub async fn run(cfg: ProducerConfig, shutdown: Shutdown) -> Result<RunReport, P
         exchange: cfg.exchange.to_string(),
         via: via.as_str(),
         seconds: started.elapsed().as_secs_f64(),
+        active_seconds: first_tick.map_or(0.0, |t| t.elapsed().as_secs_f64()),
         frames: get(&stats.frames),
         trades_in: get(&stats.trades_in),
         ticks: get(&stats.ticks),

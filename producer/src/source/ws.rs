@@ -6,7 +6,7 @@ use super::SourceEvent;
 use crate::events::FrameRejected;
 use crate::exchange::{Exchange, FrameKind};
 use crate::stats::{add, Stats};
-use futures::{SinkExt, StreamExt};
+use futures::{FutureExt, SinkExt, StreamExt};
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -136,6 +136,7 @@ where
         tokio::time::interval(ping.as_ref().map_or(Duration::from_secs(3600), |p| p.0));
     ping_tick.tick().await;
     let mut got_data = false;
+    let mut trades = Vec::new();
     loop {
         let next = tokio::select! {
             _ = shutdown.cancelled() => {
@@ -152,7 +153,7 @@ where
             }
             r = tokio::time::timeout(opts.idle_timeout, stream.next()) => r,
         };
-        let frame = match next {
+        let mut frame = match next {
             Err(_) => {
                 return SessionEnd::Lost(format!(
                     "no data for {:?} (idle timeout)",
@@ -164,58 +165,114 @@ where
             Ok(Some(Ok(f))) => f,
         };
         let received_ts = chrono::Utc::now();
-        match frame {
-            WsMessage::Text(text) => {
-                add(&stats.frames, 1);
-                let mut trades = Vec::new();
-                match adapter.parse_frame(text.as_str(), &mut trades) {
-                    Ok(FrameKind::Trades) => {
-                        if !got_data {
-                            got_data = true;
-                            backoff.reset();
-                        }
-                        add(&stats.trades_in, trades.len() as u64);
-                        if tx
-                            .send(SourceEvent::Trades {
-                                trades,
-                                received_ts,
-                            })
-                            .await
-                            .is_err()
-                        {
-                            return SessionEnd::Shutdown;
-                        }
-                    }
-                    Ok(_) => {}
-                    Err(e) => {
-                        let kind = e.kind();
-                        FrameRejected {
-                            kind,
-                            error: &e,
-                            first_of_kind: logged_kinds.insert(kind),
-                        }
-                        .emit_to(stats);
-                    }
-                }
+        // Take every frame that is already buffered (up to a batch), so a
+        // busy feed costs one channel hand-off per batch, not per frame.
+        let mut end = None;
+        let mut taken = 0;
+        loop {
+            taken += 1;
+            if let Err(e) =
+                handle_frame(adapter, frame, &mut sink, &mut trades, stats, logged_kinds).await
+            {
+                end = Some(e);
+                break;
             }
-            WsMessage::Binary(_) => {
-                add(&stats.frames, 1);
-                FrameRejected {
-                    kind: "binary_frame",
-                    error: &"unexpected binary frame",
-                    first_of_kind: logged_kinds.insert("binary_frame"),
-                }
-                .emit_to(stats);
+            if taken == BATCH_FRAMES {
+                break;
             }
-            WsMessage::Ping(payload) => {
-                if let Err(e) = sink.send(WsMessage::Pong(payload)).await {
-                    return SessionEnd::Lost(format!("pong failed: {e}"));
+            frame = match stream.next().now_or_never() {
+                Some(Some(Ok(f))) => f,
+                Some(Some(Err(e))) => {
+                    end = Some(SessionEnd::Lost(e.to_string()));
+                    break;
                 }
+                Some(None) => {
+                    end = Some(SessionEnd::Lost("connection closed".into()));
+                    break;
+                }
+                None => break,
+            };
+        }
+        if !trades.is_empty() {
+            if !got_data {
+                got_data = true;
+                backoff.reset();
             }
-            WsMessage::Pong(_) | WsMessage::Frame(_) => {}
-            WsMessage::Close(c) => {
-                return SessionEnd::Lost(format!("closed by server: {c:?}"));
+            add(&stats.trades_in, trades.len() as u64);
+            let batch = std::mem::replace(&mut trades, Vec::with_capacity(64));
+            if tx
+                .send(SourceEvent::Trades {
+                    trades: batch,
+                    received_ts,
+                })
+                .await
+                .is_err()
+            {
+                return SessionEnd::Shutdown;
             }
         }
+        if let Some(e) = end {
+            return e;
+        }
     }
+}
+
+/// Frames taken per hand-off to the pipeline when they are already buffered.
+const BATCH_FRAMES: usize = 256;
+
+/// Handles one frame: parses text into `trades`, answers pings, counts
+/// rejects. An `Err` ends the session.
+async fn handle_frame<K>(
+    adapter: &dyn Exchange,
+    frame: WsMessage,
+    sink: &mut K,
+    trades: &mut Vec<crate::exchange::RawTrade>,
+    stats: &Stats,
+    logged_kinds: &mut HashSet<&'static str>,
+) -> Result<(), SessionEnd>
+where
+    K: futures::Sink<WsMessage> + Unpin,
+    K::Error: std::fmt::Display,
+{
+    match frame {
+        WsMessage::Text(text) => {
+            add(&stats.frames, 1);
+            let before = trades.len();
+            match adapter.parse_frame(text.as_str(), trades) {
+                Ok(FrameKind::Trades) => {}
+                Ok(_) => {}
+                Err(e) => {
+                    // A rejected frame contributes no trades, even ones
+                    // parsed before the bad field.
+                    trades.truncate(before);
+                    let kind = e.kind();
+                    FrameRejected {
+                        kind,
+                        error: &e,
+                        first_of_kind: logged_kinds.insert(kind),
+                    }
+                    .emit_to(stats);
+                }
+            }
+        }
+        WsMessage::Binary(_) => {
+            add(&stats.frames, 1);
+            FrameRejected {
+                kind: "binary_frame",
+                error: &"unexpected binary frame",
+                first_of_kind: logged_kinds.insert("binary_frame"),
+            }
+            .emit_to(stats);
+        }
+        WsMessage::Ping(payload) => {
+            if let Err(e) = sink.send(WsMessage::Pong(payload)).await {
+                return Err(SessionEnd::Lost(format!("pong failed: {e}")));
+            }
+        }
+        WsMessage::Pong(_) | WsMessage::Frame(_) => {}
+        WsMessage::Close(c) => {
+            return Err(SessionEnd::Lost(format!("closed by server: {c:?}")));
+        }
+    }
+    Ok(())
 }
