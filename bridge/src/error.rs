@@ -70,8 +70,9 @@ pub enum Error {
         /// Why.
         reason: String,
     },
-    /// The broker cancelled our AMQP consumer (queue deleted, node stopping).
-    #[error("the broker cancelled the consumer on queue {0:?}")]
+    /// The broker cancelled our AMQP consumer (queue deleted, node
+    /// stopping), or the connection dropped while the session was idle.
+    #[error("RabbitMQ session ended: {0}")]
     Cancelled(String),
     /// A publish was nacked by RabbitMQ more often than `--publish-retries`.
     #[error("RabbitMQ refused {id} {attempts} times: {reason}")]

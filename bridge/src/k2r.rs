@@ -232,7 +232,14 @@ impl K2r<'_> {
                     }
                 },
                 _ = commit_tick.tick() => commit(&consumer, CommitMode::Async, "interval"),
-                _ = gauge_tick.tick() => events::publish_gauges(K2R, self.stats()),
+                _ = gauge_tick.tick() => {
+                    // An idle session would otherwise notice a dead
+                    // connection only at its next publish.
+                    if !conn.status().connected() {
+                        break Err(crate::r2k::lost());
+                    }
+                    events::publish_gauges(K2R, self.stats());
+                }
             }
             for (p, o) in tracker.advance() {
                 // The legacy store API stores `o + 1`: "next to read".

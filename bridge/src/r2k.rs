@@ -182,7 +182,7 @@ impl R2k<'_> {
                     }
                 }
                 d = consumer.next(), if !draining => match d {
-                    None => break Err(Error::Cancelled(self.queue.clone())),
+                    None => break Err(Error::Cancelled(format!("the broker cancelled the consumer on queue {:?}", self.queue))),
                     Some(Err(e)) => break Err(e.into()),
                     Some(Ok(d)) => {
                         if let Err(e) = self.on_delivery(d, &dl, &mut acks, &mut inflight).await {
@@ -191,10 +191,14 @@ impl R2k<'_> {
                     }
                 },
                 _ = lag_tick.tick() => {
-                    match queue_depth(&conn, &self.queue, amqp).await {
-                        Ok(n) => self.stats.lag.store(n as i64, Relaxed),
-                        Err(e @ Error::UnknownQueue { .. }) => break Err(e),
-                        Err(_) => {}
+                    if !conn.status().connected() {
+                        break Err(lost());
+                    }
+                    // A queue that is briefly NOT_FOUND (its node still
+                    // recovering after a restart) is not fatal here: the
+                    // consumer itself fails if it is really gone.
+                    if let Ok(n) = queue_depth(&conn, &self.queue, amqp).await {
+                        self.stats.lag.store(n as i64, Relaxed);
                     }
                     events::publish_gauges(R2K, self.stats);
                 }
@@ -409,6 +413,11 @@ impl R2k<'_> {
         let t = self.shared.drain_timeout;
         let _ = tokio::task::spawn_blocking(move || p.flush(t)).await;
     }
+}
+
+/// The error a session ends with when its connection dropped while idle.
+pub(crate) fn lost() -> Error {
+    Error::Cancelled("the connection to RabbitMQ was lost".into())
 }
 
 async fn ack_upto(ch: &Channel, tag: u64) -> Result<()> {

@@ -90,7 +90,12 @@ pub struct Rabbit {
 
 impl Rabbit {
     pub async fn new(url: &str) -> Self {
-        let cfg = AmqpConfig::local(url, &rand_name("tb-bridge-test"));
+        Self::with_prefix(url, &rand_name("tb-bridge-test")).await
+    }
+
+    /// Connects to (and declares, idempotently) the pipeline `prefix`.
+    pub async fn with_prefix(url: &str, prefix: &str) -> Self {
+        let cfg = AmqpConfig::local(url, prefix);
         let conn = cfg.connect("bridge-test").await.unwrap_or_else(|e| {
             panic!(
                 "RabbitMQ is required at {} (run scripts/stack.sh up): {e}",
@@ -103,6 +108,28 @@ impl Rabbit {
             .await
             .expect("declare test topology");
         Self { cfg, conn, ch }
+    }
+
+    /// Connects again after a node restart, retrying while the node's
+    /// queues are still recovering (`NOT_FOUND - home node ... is down`).
+    pub async fn reconnect(url: &str, prefix: &str, timeout: Duration) -> Self {
+        let cfg = AmqpConfig::local(url, prefix);
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if let Ok(conn) = cfg.connect("bridge-test").await {
+                if let Ok(ch) = conn.create_channel().await {
+                    if cfg.topology().declare(&ch).await.is_ok() {
+                        let ch = conn.create_channel().await.unwrap();
+                        return Self { cfg, conn, ch };
+                    }
+                }
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "RabbitMQ at {url} did not recover within {timeout:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
     }
 
     pub fn topo(&self) -> Topology {
