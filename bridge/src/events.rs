@@ -205,3 +205,67 @@ pub fn publish_gauges(direction: &'static str, s: &DirStats) {
         .set(s.in_flight.load(Relaxed) as f64);
     gauge!("tickbridge_bridge_lag", "direction" => direction).set(s.lag.load(Relaxed) as f64);
 }
+
+/// Describes every series and sets it to zero for `direction`, so
+/// `/metrics` lists them from the first scrape (a counter that never moved
+/// would otherwise be missing, which dashboards read as "no data").
+pub fn register(direction: &'static str) {
+    use metrics::{describe_counter, describe_gauge};
+    describe_counter!(
+        "tickbridge_bridge_consumed_total",
+        "Messages read from the source broker."
+    );
+    describe_counter!(
+        "tickbridge_bridge_bridged_total",
+        "Messages the destination confirmed (then acked or offset stored)."
+    );
+    describe_counter!(
+        "tickbridge_bridge_skipped_own_total",
+        "Messages skipped because they carry this bridge's own tb-origin marker."
+    );
+    describe_counter!(
+        "tickbridge_bridge_dead_lettered_total",
+        "Messages parked on the dead-letter or unroutable exchange, by reason."
+    );
+    describe_counter!(
+        "tickbridge_bridge_duplicates_total",
+        "Messages whose id this process had already bridged."
+    );
+    describe_counter!(
+        "tickbridge_bridge_redelivered_total",
+        "AMQP deliveries flagged redelivered."
+    );
+    describe_counter!(
+        "tickbridge_bridge_retries_total",
+        "Produce or publish attempts repeated after a failure."
+    );
+    describe_counter!(
+        "tickbridge_bridge_reconnects_total",
+        "Sessions rebuilt after a broker failure."
+    );
+    describe_counter!(
+        "tickbridge_bridge_commit_failures_total",
+        "Failed Kafka offset commits."
+    );
+    describe_gauge!(
+        "tickbridge_bridge_in_flight",
+        "Messages handed to the destination, not yet confirmed."
+    );
+    describe_gauge!(
+        "tickbridge_bridge_lag",
+        "Source backlog: queue depth or summed partition lag (-1 unknown)."
+    );
+    for name in [
+        "tickbridge_bridge_consumed_total",
+        "tickbridge_bridge_bridged_total",
+        "tickbridge_bridge_skipped_own_total",
+        "tickbridge_bridge_duplicates_total",
+        "tickbridge_bridge_redelivered_total",
+        "tickbridge_bridge_retries_total",
+        "tickbridge_bridge_reconnects_total",
+    ] {
+        counter!(name, "direction" => direction).increment(0);
+    }
+    gauge!("tickbridge_bridge_in_flight", "direction" => direction).set(0.0);
+    gauge!("tickbridge_bridge_lag", "direction" => direction).set(-1.0);
+}

@@ -65,6 +65,12 @@ pub async fn run_with_stats(
     tickbridge_core::telemetry::install_metrics(config.shared.metrics_addr)?;
     let shared = &config.shared;
     let name = shared.instance_name();
+    if config.r2k.is_some() {
+        events::register(R2K);
+    }
+    if config.k2r.is_some() {
+        events::register(K2R);
+    }
     // One direction's terminal error stops the other as well.
     let stop = shutdown.child();
     let r2k = async {
@@ -98,14 +104,27 @@ pub async fn run_with_stats(
                 _ = tick.tick() => log_stats(&config, &stats, &mut lines),
             }
         }
-        log_stats(&config, &stats, &mut lines);
+        lines
     };
     let directions = async {
         let r = tokio::join!(r2k, k2r);
         done.trigger();
         r
     };
-    let ((a, b), ()) = tokio::join!(directions, ticker);
+    let ((a, b), mut lines) = tokio::join!(directions, ticker);
+    // The final stats line, unless the bridge never got past its startup
+    // checks (then the one-line error says everything).
+    let consumed = stats
+        .r2k
+        .consumed
+        .load(std::sync::atomic::Ordering::Relaxed)
+        + stats
+            .k2r
+            .consumed
+            .load(std::sync::atomic::Ordering::Relaxed);
+    if (a.is_ok() && b.is_ok()) || consumed > 0 {
+        log_stats(&config, &stats, &mut lines);
+    }
     a?;
     b?;
     Ok(stats.summary())
