@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# The pipeline part of the demo (scripts/demo.sh runs the stack and the build
+# first). Runs, against the local brokers and the offline feed simulator:
+#   feed-sim (with injected gaps, duplicates, malformed frames, disconnects)
+#   producer --via ws    → RabbitMQ + Kafka + JSON Lines
+#   producer --via poll  → JSON Lines (the batch twin of the stream)
+#   2 workers on the RabbitMQ work queue (one failing on purpose)
+#   2 Kafka consumer groups, 1 RabbitMQ stream reader
+# then `consumer --replay-from 0`, and prints a summary built from what each
+# process reported. Every resource name is fresh per run, so the numbers are
+# this run's alone.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+BIN="$ROOT/target/release"
+SECONDS_RUN="${DEMO_SECONDS:-20}"
+RATE="${DEMO_RATE:-150}"
+SYMBOLS="${DEMO_SYMBOLS:-BTC-USDT,ETH-USDT,SOL-USDT}"
+RUN_ID="demo-$(date +%H%M%S)"
+OUT="$ROOT/out/$RUN_ID"
+PREFIX="$RUN_ID"
+TOPIC="$RUN_ID"
+AMQP_URL="${AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}"
+KAFKA_BROKERS="${KAFKA_BROKERS:-127.0.0.1:9092}"
+mkdir -p "$OUT"
+export RUST_LOG="${RUST_LOG:-info}"
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; }
+trap cleanup EXIT
+
+say() { printf '\033[1m[demo %5ss]\033[0m %s\n' "$SECONDS" "$*"; }
+
+say "run $RUN_ID: exchange prefix '$PREFIX', Kafka topic '$TOPIC', output in out/$RUN_ID/"
+
+# 1. Feed simulator with faults, so gap detection and dedup have work to do.
+"$BIN/feed-sim" --listen 127.0.0.1:0 --rate "$RATE" --symbols "$SYMBOLS" \
+  --gap-every 700 --gap-size 2 --dup-every 450 --malformed-every 900 --close-every 2500 \
+  >"$OUT/feed-sim.out" 2>"$OUT/feed-sim.log" &
+PIDS+=($!); SIM_PID=$!
+for _ in $(seq 1 50); do grep -q "listening on" "$OUT/feed-sim.out" 2>/dev/null && break; sleep 0.1; done
+SIM_ADDR="$(sed -n 's/^feed-sim listening on //p' "$OUT/feed-sim.out" | head -1)"
+[ -n "$SIM_ADDR" ] || { echo "feed-sim did not start; see $OUT/feed-sim.log" >&2; exit 1; }
+say "feed-sim on $SIM_ADDR ($RATE trades/s per symbol; faults injected)"
+
+# 2. Readers: two competing workers, two broadcast groups, one stream reader.
+COMMON_IDLE="--exit-when-idle 8s --quiet --stats-interval 5s"
+WORKER="--amqp-url $AMQP_URL --amqp-prefix $PREFIX --declare-topology"
+"$BIN/worker" $WORKER --name worker-1 --fail-rate 0.05 --max-retries 1 \
+  --jsonl "$OUT/worker-1.jsonl" --summary-json "$OUT/worker-1.json" $COMMON_IDLE 2>"$OUT/worker-1.log" &
+PIDS+=($!); W1=$!
+"$BIN/worker" $WORKER --name worker-2 \
+  --jsonl "$OUT/worker-2.jsonl" --summary-json "$OUT/worker-2.json" $COMMON_IDLE 2>"$OUT/worker-2.log" &
+PIDS+=($!); W2=$!
+"$BIN/consumer" --kafka-brokers "$KAFKA_BROKERS" --kafka-topic "$TOPIC" --group "$RUN_ID-analytics" --name group-analytics --topic-wait 60s \
+  --summary-json "$OUT/group-analytics.json" $COMMON_IDLE 2>"$OUT/group-analytics.log" &
+PIDS+=($!); G1=$!
+"$BIN/consumer" --kafka-brokers "$KAFKA_BROKERS" --kafka-topic "$TOPIC" --group "$RUN_ID-archive" --name group-archive --topic-wait 60s \
+  --summary-json "$OUT/group-archive.json" $COMMON_IDLE 2>"$OUT/group-archive.log" &
+PIDS+=($!); G2=$!
+sleep 1   # the workers declare the topology, stream queue included
+"$BIN/consumer" --from rabbitmq-stream --amqp-url "$AMQP_URL" --amqp-prefix "$PREFIX" --replay-from first --name stream-reader --topic-wait 30s \
+  --summary-json "$OUT/stream-reader.json" $COMMON_IDLE 2>"$OUT/stream-reader.log" &
+PIDS+=($!); SR=$!
+READERS=($W1 $W2 $G1 $G2 $SR)
+
+sleep 3   # let the Kafka groups join before the first tick
+
+# 3. Producers: the WebSocket stream and the poller, side by side.
+say "producer (WebSocket → RabbitMQ + Kafka + JSON Lines) and poller (REST, every 1s) for ${SECONDS_RUN}s"
+"$BIN/producer" --exchange binance --symbols "$SYMBOLS" --url "ws://$SIM_ADDR" \
+  --sink rabbitmq,kafka,jsonl --out-dir "$OUT" --amqp-url "$AMQP_URL" --amqp-prefix "$PREFIX" \
+  --kafka-brokers "$KAFKA_BROKERS" --kafka-topic "$TOPIC" --max-seconds "$SECONDS_RUN" \
+  --stats-interval 5s --report "$OUT/producer-ws.json" >/dev/null 2>"$OUT/producer-ws.log" &
+PIDS+=($!); PW=$!
+"$BIN/producer" --exchange binance --symbols "$SYMBOLS" --via poll --rest-url "http://$SIM_ADDR" \
+  --poll-interval 1s --poll-limit 100 --sink jsonl --out-dir "$OUT" --max-seconds "$SECONDS_RUN" \
+  --report "$OUT/producer-poll.json" >/dev/null 2>"$OUT/producer-poll.log" &
+PIDS+=($!); PP=$!
+
+count() { [ -f "$1" ] && wc -l <"$1" | tr -d ' ' || echo 0; }
+while kill -0 "$PW" 2>/dev/null; do
+  sleep 3
+  say "streamed=$(count "$OUT"/stream_ws_*.jsonl) polled=$(count "$OUT"/poll_*.jsonl) worker-1=$(count "$OUT/worker-1.jsonl") worker-2=$(count "$OUT/worker-2.jsonl")"
+done
+wait "$PW" || { echo "producer failed; see $OUT/producer-ws.log" >&2; exit 1; }
+wait "$PP" || true
+say "producers done; readers drain and exit after 8s of quiet"
+for p in "${READERS[@]}"; do
+  while kill -0 "$p" 2>/dev/null; do sleep 2; say "waiting for readers to drain ..."; done
+  wait "$p" || true
+done
+kill "$SIM_PID" 2>/dev/null || true
+
+# 4. Replay: a brand-new reader of the whole topic from offset 0.
+say "consumer --replay-from 0 (read-only, whole topic)"
+"$BIN/consumer" --kafka-brokers "$KAFKA_BROKERS" --kafka-topic "$TOPIC" --group "$RUN_ID-replay" --name replay \
+  --replay-from 0 --no-commit --summary-json "$OUT/replay.json" --exit-when-idle 5s --quiet \
+  2>"$OUT/replay.log" || true
+
+python3 "$ROOT/scripts/demo_summary.py" "$OUT" "$PREFIX" "$TOPIC"
