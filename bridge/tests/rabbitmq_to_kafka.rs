@@ -162,3 +162,83 @@ async fn unknown_queue_topic_and_dead_broker_are_clear_errors() {
     assert!(t.elapsed() < Duration::from_secs(15));
     rabbit.cleanup().await;
 }
+
+/// A valid tick that Kafka refuses for good (here: over the producer's
+/// `message.max.bytes` because of a huge pass-through header) is not acked
+/// silently: it goes to the dead-letter queue with Kafka's reason, and the
+/// messages around it are bridged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_rejection_is_dead_lettered_with_reason() {
+    init_logs();
+    let rabbit = Rabbit::new(&amqp_url()).await;
+    let kafka = kafka_topic(&kafka_brokers(), 1).await;
+    let msgs = ticks("r2kreject", 3);
+    let mut raw = Vec::new();
+    for (i, m) in msgs.iter().enumerate() {
+        let r = m.as_ref();
+        let mut props = headers::amqp_properties(r, "bridge-test");
+        if i == 1 {
+            let mut t = props.headers().clone().unwrap();
+            t.insert(
+                "x-blob".into(),
+                lapin::types::AMQPValue::LongString("z".repeat(4000).as_str().into()),
+            );
+            props = props.with_headers(t);
+        }
+        raw.push((
+            tickbridge_core::amqp::Topology::routing_key(r.source().as_str(), r.symbol()),
+            r.to_json(),
+            props,
+        ));
+    }
+    rabbit.publish_raw(&raw).await;
+    let mut cfg = r2k(shared(&rabbit, &kafka));
+    cfg.shared
+        .kafka
+        .options
+        .push(("message.max.bytes".into(), "2000".into()));
+    let bridge = Running::start(cfg);
+    let got = read_topic(&kafka.brokers, &kafka.topic, 2, Duration::from_secs(10)).await;
+    let stats = bridge.stats.clone();
+    wait_until(
+        "the rejected tick dead-lettered",
+        Duration::from_secs(10),
+        || {
+            stats
+                .r2k
+                .dead_lettered
+                .load(std::sync::atomic::Ordering::Relaxed)
+                == 1
+        },
+    )
+    .await;
+    let summary = bridge.stop().await;
+    assert_eq!(got.len(), 2);
+    assert_eq!(summary.r2k.bridged, 2);
+    let m = rabbit
+        .ch
+        .basic_get(rabbit.topo().dlq.as_str().into(), Default::default())
+        .await
+        .unwrap()
+        .expect("one dead letter");
+    let reason =
+        tickbridge_bridge::mapping::amqp_header(&m.delivery.properties, headers::ERROR).unwrap();
+    assert!(
+        reason.starts_with("kafka_rejected") && reason.contains("too large"),
+        "{reason}"
+    );
+    assert_eq!(
+        m.delivery
+            .properties
+            .message_id()
+            .as_ref()
+            .map(|s| s.as_str()),
+        Some(msgs[1].as_ref().id())
+    );
+    assert_eq!(
+        rabbit.depth(&rabbit.topo().work_queue).await,
+        0,
+        "all acked"
+    );
+    rabbit.cleanup().await;
+}
