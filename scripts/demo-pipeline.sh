@@ -6,6 +6,7 @@
 #   producer --via poll  → JSON Lines (the batch twin of the stream)
 #   2 workers on the RabbitMQ work queue (one failing on purpose)
 #   2 Kafka consumer groups, 1 RabbitMQ stream reader
+#   bridge RabbitMQ → Kafka (its own queue → a second topic)
 # then `consumer --replay-from 0`, and prints a summary built from what each
 # process reported. Every resource name is fresh per run, so the numbers are
 # this run's alone.
@@ -63,6 +64,19 @@ sleep 1   # the workers declare the topology, stream queue included
 PIDS+=($!); SR=$!
 READERS=($W1 $W2 $G1 $G2 $SR)
 
+# The bridge copies everything published on RabbitMQ into a second Kafka
+# topic, at least once: it reads its own queue, bound to the exchange.
+MGMT="http://guest:guest@127.0.0.1:15672/api"
+curl -fsS -X PUT -H 'content-type: application/json' -d '{"durable":true}' \
+  "$MGMT/queues/%2f/$PREFIX.bridge" >/dev/null \
+  && curl -fsS -X POST -H 'content-type: application/json' -d '{"routing_key":"#"}' \
+  "$MGMT/bindings/%2f/e/$PREFIX/q/$PREFIX.bridge" >/dev/null \
+  || { echo "could not declare the bridge queue through the management API" >&2; exit 1; }
+"$BIN/bridge" rabbitmq-to-kafka --amqp-url "$AMQP_URL" --amqp-prefix "$PREFIX" --queue "$PREFIX.bridge" \
+  --kafka-brokers "$KAFKA_BROKERS" --kafka-topic "$TOPIC-bridged" --declare-topology --name bridge \
+  >"$OUT/bridge.out" 2>"$OUT/bridge.log" &
+PIDS+=($!); BR=$!
+
 sleep 3   # let the Kafka groups join before the first tick
 
 # 3. Producers: the WebSocket stream and the poller, side by side.
@@ -90,11 +104,18 @@ for p in "${READERS[@]}"; do
   wait "$p" || true
 done
 kill "$SIM_PID" 2>/dev/null || true
+kill -TERM "$BR" 2>/dev/null || true
+wait "$BR" || true
 
 # 4. Replay: a brand-new reader of the whole topic from offset 0.
 say "consumer --replay-from 0 (read-only, whole topic)"
 "$BIN/consumer" --kafka-brokers "$KAFKA_BROKERS" --kafka-topic "$TOPIC" --group "$RUN_ID-replay" --name replay \
   --replay-from 0 --no-commit --summary-json "$OUT/replay.json" --exit-when-idle 5s --quiet \
   2>"$OUT/replay.log" || true
+
+say "reading what the bridge wrote to Kafka topic $TOPIC-bridged"
+"$BIN/consumer" --kafka-brokers "$KAFKA_BROKERS" --kafka-topic "$TOPIC-bridged" --group "$RUN_ID-bridged" --name bridged \
+  --replay-from 0 --no-commit --summary-json "$OUT/bridged.json" --exit-when-idle 5s --quiet --topic-wait 30s \
+  2>"$OUT/bridged.log" || true
 
 python3 "$ROOT/scripts/demo_summary.py" "$OUT" "$PREFIX" "$TOPIC"

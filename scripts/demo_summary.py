@@ -97,6 +97,12 @@ rn = rp.get("received", 0) - rp.get("duplicates", 0)
 print(f"  replay read {rp.get('received', 0)} messages from offset 0")
 check(rn == messages, f"the replay equals the total ({rn} = {messages})")
 
+print("\n\033[1mBridge: RabbitMQ → Kafka, at least once\033[0m")
+br = load("bridged.json") or {}
+bn = br.get("received", 0) - br.get("duplicates", 0)
+print(f"  topic {topic}-bridged holds {br.get('received', 0)} messages ({bn} unique ids, {br.get('duplicates', 0)} duplicates)")
+check(bn == messages, f"every message crossed the bridge ({bn} = {messages})")
+
 print("\n\033[1mGaps and duplicates (faults injected by feed-sim)\033[0m")
 if sim_report:
     skipped = sum(len(s.get("skipped", [])) for s in sim_report.get("symbols", []))

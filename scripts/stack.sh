@@ -50,6 +50,7 @@ ensure_build_deps() {
 }
 
 stack_check() {
+  [ -x "$ROOT/target/debug/stack-check" ] || say "building the stack-check tool (first run only)"
   cargo build -q -p tickbridge-core --bin stack-check \
     || fail "could not build the stack-check tool" "run 'cargo build -p tickbridge-core' and read the error"
   "$ROOT/target/debug/stack-check" --amqp-url "amqp://127.0.0.1:$AMQP_PORT/%2f" \
