@@ -305,3 +305,20 @@ fn is_root() -> bool {
         .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
         .unwrap_or(false)
 }
+
+/// AMQP URL of the shared test broker: `AMQP_URL`, or the local stack's.
+pub fn amqp_url() -> String {
+    std::env::var("AMQP_URL").unwrap_or_else(|_| "amqp://127.0.0.1:5672/%2f".into())
+}
+
+/// Bootstrap servers of the shared test broker: `KAFKA_BROKERS`, or the
+/// local stack's.
+pub fn kafka_brokers() -> String {
+    std::env::var("KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".into())
+}
+
+/// A fresh queue, topic or group name, so test runs never see each other's
+/// data.
+pub fn rand_name(prefix: &str) -> String {
+    format!("{prefix}-{:012x}", rand::random::<u64>() >> 16)
+}

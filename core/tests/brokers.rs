@@ -15,16 +15,7 @@ use rdkafka::Message as _;
 use std::time::Duration;
 use tickbridge_core::amqp::{AmqpConfig, Topology};
 use tickbridge_core::kafka::KafkaConfig;
-
-fn amqp_url() -> String {
-    std::env::var("AMQP_URL").unwrap_or_else(|_| "amqp://127.0.0.1:5672/%2f".into())
-}
-fn kafka_brokers() -> String {
-    std::env::var("KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".into())
-}
-fn rand_name(prefix: &str) -> String {
-    format!("{prefix}-{:016x}", rand::random::<u64>())
-}
+use tickbridge_core::testkit::{amqp_url, kafka_brokers, rand_name};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn amqp_publish_with_confirm_and_read_back() {

@@ -35,15 +35,8 @@ pub const SYMBOLS: [&str; 6] = [
     "BTC-USD", "ETH-USD", "SOL-USD", "XRP-USD", "ADA-USD", "DOGE-USD",
 ];
 
-pub fn amqp_url() -> String {
-    std::env::var("AMQP_URL").unwrap_or_else(|_| "amqp://127.0.0.1:5672/%2f".into())
-}
-pub fn kafka_brokers() -> String {
-    std::env::var("KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".into())
-}
-pub fn rand_name(prefix: &str) -> String {
-    format!("{prefix}-{:012x}", rand::random::<u64>() >> 16)
-}
+#[allow(unused_imports)]
+pub use tickbridge_core::testkit::{amqp_url, kafka_brokers, rand_name};
 pub fn init_logs() {
     tickbridge_core::telemetry::init_tracing(tickbridge_core::telemetry::LogFormat::Text);
 }

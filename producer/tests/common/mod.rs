@@ -14,17 +14,7 @@ use tickbridge_core::kafka::KafkaConfig;
 use tickbridge_core::schema::decode;
 use tickbridge_core::Message;
 
-pub fn amqp_url() -> String {
-    std::env::var("AMQP_URL").unwrap_or_else(|_| "amqp://127.0.0.1:5672/%2f".into())
-}
-
-pub fn kafka_brokers() -> String {
-    std::env::var("KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".into())
-}
-
-pub fn rand_name(prefix: &str) -> String {
-    format!("{prefix}-{:012x}", rand::random::<u64>() >> 16)
-}
+pub use tickbridge_core::testkit::{amqp_url, kafka_brokers, rand_name};
 
 /// Reads every message from `queue` until it has been quiet for `quiet`,
 /// acking as it goes. Every body must decode against the schema.
