@@ -96,6 +96,34 @@ impl Buffer {
         }
     }
 
+    /// Adds `msgs[from..]` without waiting, as many as fit (all of them
+    /// under `DropOldest`, evicting as needed), with one lock and one wake-up
+    /// for the whole batch. Returns the index of the first message not added.
+    pub fn push_available(&self, msgs: &[Arc<Outgoing>], from: usize) -> usize {
+        let mut i = from;
+        {
+            let mut st = self.lock();
+            while i < msgs.len() {
+                if st.queue.len() >= self.capacity {
+                    if self.policy == OverflowPolicy::Block {
+                        break;
+                    }
+                    if let Some(pos) = st.queue.iter().position(|m| m.tick().is_some()) {
+                        if let Some(old) = st.queue.remove(pos) {
+                            record_drop(&mut st.dropped, old);
+                        }
+                    }
+                }
+                st.queue.push_back(msgs[i].clone());
+                i += 1;
+            }
+        }
+        if i > from {
+            self.not_empty.notify_one();
+        }
+        i
+    }
+
     /// Takes up to `max` messages, waiting while the buffer is empty.
     /// Returns an empty vector once the buffer is closed and drained.
     pub async fn pop_batch(&self, max: usize, out: &mut Vec<Arc<Outgoing>>) {
@@ -158,4 +186,57 @@ fn record_drop(dropped: &mut BTreeMap<String, Dropped>, old: Arc<Outgoing>) {
             last_seq: seq,
             sample: old.clone(),
         });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::Outgoing;
+    use chrono::Utc;
+    use rust_decimal::Decimal;
+    use tickbridge_core::{Message, Side, Source, Tick, Via};
+
+    fn tick(id: u64) -> Arc<Outgoing> {
+        Arc::new(Outgoing::new(Message::Tick(Tick {
+            id: Tick::make_id(Source::Binance, "BTC-USDT", id),
+            source: Source::Binance,
+            symbol: "BTC-USDT".into(),
+            raw_symbol: "BTCUSDT".into(),
+            trade_id: id,
+            price: Decimal::new(1, 0),
+            qty: Decimal::new(1, 0),
+            side: Side::Buy,
+            exchange_ts: Utc::now(),
+            received_ts: Utc::now(),
+            producer: "p".into(),
+            seq: id,
+            via: Via::Ws,
+        })))
+    }
+
+    #[tokio::test]
+    async fn block_stops_at_capacity_and_drop_oldest_records_evictions() {
+        let msgs: Vec<_> = (1..=5).map(tick).collect();
+        let b = Buffer::new(3, OverflowPolicy::Block);
+        assert_eq!(b.push_available(&msgs, 0), 3);
+        let mut out = Vec::new();
+        b.pop_batch(2, &mut out).await;
+        assert_eq!(b.push_available(&msgs, 3), 5);
+        assert!(b.take_dropped().is_empty());
+
+        let d = Buffer::new(3, OverflowPolicy::DropOldest);
+        assert_eq!(d.push_available(&msgs, 0), 5);
+        assert_eq!(d.len(), 3);
+        let dropped = d.take_dropped();
+        assert_eq!(dropped.len(), 1);
+        assert_eq!(
+            (
+                dropped[0].first_trade_id,
+                dropped[0].last_trade_id,
+                dropped[0].count
+            ),
+            (1, 2, 2)
+        );
+        assert_eq!(dropped[0].last_seq, 2);
+    }
 }

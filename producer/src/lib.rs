@@ -303,9 +303,16 @@ pub async fn run(cfg: ProducerConfig, shutdown: Shutdown) -> Result<RunReport, P
                 if !out.is_empty() {
                     first_tick.get_or_insert_with(Instant::now);
                 }
-                for msg in out.drain(..) {
-                    for s in &sinks {
-                        let push = s.buffer.push(msg.clone());
+                for s in &sinks {
+                    let mut next = 0;
+                    loop {
+                        next = s.buffer.push_available(&out, next);
+                        if next == out.len() {
+                            break;
+                        }
+                        // Full under `block`: wait for room for one, then
+                        // hand over the rest in bulk again.
+                        let push = s.buffer.push(out[next].clone());
                         tokio::pin!(push);
                         let pushed = !stopping
                             && tokio::select! {
@@ -324,7 +331,7 @@ pub async fn run(cfg: ProducerConfig, shutdown: Shutdown) -> Result<RunReport, P
                                 tokio::time::Instant::now() + cfg.drain_timeout
                             });
                             if tokio::time::timeout_at(deadline, push).await.is_err() {
-                                abandoned += 1;
+                                abandoned += (out.len() - next) as u64;
                                 tracing::warn!(
                                     sink = s.kind.as_str(),
                                     "drain deadline passed while blocked on a full buffer"
@@ -332,8 +339,10 @@ pub async fn run(cfg: ProducerConfig, shutdown: Shutdown) -> Result<RunReport, P
                                 break 'main;
                             }
                         }
+                        next += 1;
                     }
                 }
+                out.clear();
                 if !stopping && cfg.max_events.is_some_and(|m| get(&stats.ticks) >= m) {
                     tracing::info!(max_events = cfg.max_events, "--max-events reached");
                     stopping = true;
