@@ -9,8 +9,15 @@
 #   bridge RabbitMQ → Kafka (its own queue → a second topic)
 # then `consumer --replay-from 0`, and prints a summary built from what each
 # process reported. Every resource name is fresh per run, so the numbers are
-# this run's alone.
+# this run's alone. With --chart (or DEMO_CHART=1) it then draws the
+# streaming-vs-polling SVG with the `report` binary and prints its path.
 set -euo pipefail
+for arg in "$@"; do
+  case "$arg" in
+    --chart) DEMO_CHART=1 ;;
+    *) echo "demo-pipeline.sh: unknown argument $arg (use --chart)" >&2; exit 2 ;;
+  esac
+done
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 BIN="$ROOT/target/release"
@@ -44,7 +51,7 @@ SIM_ADDR="$(sed -n 's/^feed-sim listening on //p' "$OUT/feed-sim.out" | head -1)
 say "feed-sim on $SIM_ADDR ($RATE trades/s per symbol; faults injected)"
 
 # 2. Readers: two competing workers, two broadcast groups, one stream reader.
-COMMON_IDLE="--exit-when-idle 8s --quiet --stats-interval 5s"
+COMMON_IDLE="--exit-when-idle ${DEMO_IDLE:-15s} --quiet --stats-interval 5s"
 WORKER="--amqp-url $AMQP_URL --amqp-prefix $PREFIX --declare-topology"
 "$BIN/worker" $WORKER --name worker-1 --fail-rate 0.05 --max-retries 1 \
   --jsonl "$OUT/worker-1.jsonl" --summary-json "$OUT/worker-1.json" $COMMON_IDLE 2>"$OUT/worker-1.log" &
@@ -98,7 +105,7 @@ while kill -0 "$PW" 2>/dev/null; do
 done
 wait "$PW" || { echo "producer failed; see $OUT/producer-ws.log" >&2; exit 1; }
 wait "$PP" || true
-say "producers done; readers drain and exit after 8s of quiet"
+say "producers done; readers drain and exit after ${DEMO_IDLE:-15s} of quiet (a loaded machine can pause a reader for seconds)"
 for p in "${READERS[@]}"; do
   while kill -0 "$p" 2>/dev/null; do sleep 2; say "waiting for readers to drain ..."; done
   wait "$p" || true
@@ -118,4 +125,18 @@ say "reading what the bridge wrote to Kafka topic $TOPIC-bridged"
   --replay-from 0 --no-commit --summary-json "$OUT/bridged.json" --exit-when-idle 5s --quiet --topic-wait 30s \
   2>"$OUT/bridged.log" || true
 
-python3 "$ROOT/scripts/demo_summary.py" "$OUT" "$PREFIX" "$TOPIC"
+summary=0
+python3 "$ROOT/scripts/demo_summary.py" "$OUT" "$PREFIX" "$TOPIC" || summary=$?
+
+if [ "${DEMO_CHART:-0}" = 1 ]; then
+  CHART="$OUT/streaming-vs-polling.svg"
+  if "$BIN/report" --dir "$OUT" --out "$CHART" \
+       --title "Streaming vs polling, run $RUN_ID (${SECONDS_RUN}s, $SYMBOLS)" >"$OUT/report.out" 2>"$OUT/report.log"; then
+    printf '\033[1mChart\033[0m (latency distribution and arrival over time, WebSocket vs polling):\n  %s\n' "$CHART"
+  else
+    cat "$OUT/report.log" >&2
+    echo "the chart could not be drawn; see $OUT/report.log" >&2
+    [ "$summary" != 0 ] || summary=1
+  fi
+fi
+exit "$summary"

@@ -3,7 +3,17 @@
 # whole pipeline against the offline feed simulator for DEMO_SECONDS
 # (default 20), replays the topic from offset 0 and prints a summary that
 # proves each claim with this run's numbers.
+#
+#   ./scripts/demo.sh            the demo
+#   ./scripts/demo.sh --chart    the demo, then an SVG comparing WebSocket and
+#                                polling (also DEMO_CHART=1)
 set -euo pipefail
+for arg in "$@"; do
+  case "$arg" in
+    --chart) export DEMO_CHART=1 ;;
+    *) echo "demo.sh: unknown argument $arg (use --chart)" >&2; exit 2 ;;
+  esac
+done
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 export PATH="$HOME/.cargo/bin:$PATH"

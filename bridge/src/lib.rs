@@ -206,13 +206,15 @@ async fn preflight(shared: &Shared, name: &str) -> Result<lapin::Connection> {
         },
     })?;
     let k = &shared.kafka;
-    k.ping(Duration::from_secs(10))
-        .await
-        .map_err(|e| Error::Unreachable {
+    k.ping(Duration::from_secs(10)).await.map_err(|e| match e {
+        // Already names the brokers and says what to check.
+        tickbridge_core::Error::Config(_) => Error::Core(e),
+        other => Error::Unreachable {
             broker: "Kafka",
             address: k.brokers.clone(),
-            reason: e.to_string(),
-        })?;
+            reason: other.to_string(),
+        },
+    })?;
     if shared.declare_topology {
         let ch = conn.create_channel().await?;
         shared.amqp.topology().declare(&ch).await?;

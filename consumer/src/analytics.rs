@@ -5,6 +5,12 @@
 //! topic yields the same numbers the live run saw. Prices are kept exact in
 //! the ticks; the rolling figures here are derived statistics, so `f64` is
 //! precise enough and keeps the per-tick update O(1) amortised.
+//!
+//! The window is also capped in trades per symbol (`--window-max-trades`):
+//! event time says nothing about how many trades fit in it. The simulator at
+//! full speed stamps trades 1 µs apart, so a 60 s window would hold 60
+//! million of them and a reader's memory grew with every tick; a burst on a
+//! real exchange does the same on a smaller scale.
 
 use crate::events::PriceAlert;
 use chrono::{DateTime, Utc};
@@ -43,8 +49,13 @@ pub struct Analytics {
     window: chrono::Duration,
     above: Option<Decimal>,
     below: Option<Decimal>,
+    max_trades: usize,
     symbols: HashMap<String, Window>,
 }
+
+/// Trades kept per symbol unless [`Analytics::with_max_trades`] says
+/// otherwise.
+pub const DEFAULT_MAX_TRADES: usize = 100_000;
 
 impl Analytics {
     /// Window length and optional alert thresholds.
@@ -53,8 +64,16 @@ impl Analytics {
             window: chrono::Duration::from_std(window).unwrap_or(chrono::Duration::MAX),
             above,
             below,
+            max_trades: DEFAULT_MAX_TRADES,
             symbols: HashMap::new(),
         }
+    }
+
+    /// Caps the window at `n` trades per symbol (at least 1), whatever their
+    /// timestamps: the bound on this reader's memory.
+    pub fn with_max_trades(mut self, n: usize) -> Self {
+        self.max_trades = n.max(1);
+        self
     }
 
     /// Adds a trade; returns the symbol's rolling figures and how many
@@ -70,7 +89,8 @@ impl Analytics {
         let newest = w.newest.map_or(t.exchange_ts, |n| n.max(t.exchange_ts));
         w.newest = Some(newest);
         while let Some(&(ts, p, q)) = w.trades.front() {
-            if newest - ts <= self.window || w.trades.len() == 1 {
+            let too_many = w.trades.len() > self.max_trades;
+            if !too_many && (newest - ts <= self.window || w.trades.len() == 1) {
                 break;
             }
             w.trades.pop_front();
@@ -167,5 +187,29 @@ mod tests {
         let (r, n) = a.update(&ticks[4]);
         assert_eq!((r.trades, n), (2, 1));
         assert_eq!(r.mean, 200.0);
+    }
+
+    #[test]
+    fn window_is_capped_in_trades_when_timestamps_are_dense() {
+        // The simulator at full speed: trades 1 µs apart, all inside 60 s.
+        let mut ticks = synthetic_ticks("p", &["BTC-USD"], 5_000);
+        let base = ticks[0].exchange_ts;
+        for (i, t) in ticks.iter_mut().enumerate() {
+            t.price = Decimal::from(i as u64 + 1);
+            t.qty = Decimal::ONE;
+            t.exchange_ts = base + chrono::Duration::microseconds(i as i64);
+        }
+        let mut a = Analytics::new(Duration::from_secs(60), None, None).with_max_trades(1_000);
+        let mut last = None;
+        for t in &ticks {
+            last = Some(a.update(t).0);
+        }
+        let r = last.unwrap();
+        // The last 1,000 prices are 4,001..=5,000.
+        assert_eq!(r.trades, 1_000);
+        assert_eq!(r.mean, 4_500.5);
+        assert_eq!(r.vwap, 4_500.5);
+        let w = &a.symbols["BTC-USD"];
+        assert!(w.trades.capacity() < 4_096, "memory stays bounded");
     }
 }

@@ -40,6 +40,12 @@ pub struct CommonArgs {
     /// (`exchange_ts`), so a replay computes the same numbers as the live run.
     #[arg(long, env = "CONSUMER_WINDOW", default_value = "60s", value_parser = humantime::parse_duration)]
     pub window: Duration,
+    /// Most trades the rolling window keeps per symbol, whatever their
+    /// timestamps. Event time does not bound memory: a burst (or the
+    /// simulator at full speed, 1 µs apart) fits millions of trades in 60 s.
+    /// When the cap is hit the mean and VWAP cover the last this-many trades.
+    #[arg(long, env = "CONSUMER_WINDOW_MAX_TRADES", default_value_t = crate::analytics::DEFAULT_MAX_TRADES)]
+    pub window_max_trades: usize,
     /// Log and count an alert when a symbol's trade price crosses above this.
     /// Edge-triggered: one alert per crossing, not one per tick.
     #[arg(long, env = "CONSUMER_ALERT_ABOVE")]
@@ -76,6 +82,7 @@ impl CommonArgs {
             summary_json: None,
             metrics_addr: None,
             window: Duration::from_secs(60),
+            window_max_trades: crate::analytics::DEFAULT_MAX_TRADES,
             alert_above: None,
             alert_below: None,
             exit_when_idle: None,

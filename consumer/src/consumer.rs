@@ -123,6 +123,22 @@ impl ConsumerConfig {
     }
 }
 
+/// Startup check, before the reconnect loop: the broker this consumer reads
+/// must answer now (Kafka: every bootstrap address resolved and a metadata
+/// request answered within `--topic-wait`; RabbitMQ: one connection). A
+/// wrong URL, host, port or credentials exits at once with one line; once
+/// reading has started, a lost broker is retried.
+pub async fn preflight(config: &ConsumerConfig) -> Result<()> {
+    match config.from {
+        From::Kafka => config.kafka.ping(config.topic_wait).await?,
+        From::RabbitmqStream => {
+            let name = format!("{}-preflight", config.common.instance_name("consumer"));
+            config.amqp.preflight(&name).await?
+        }
+    }
+    Ok(())
+}
+
 /// Reads the configured log until `shutdown` fires (or `--exit-when-idle`),
 /// then commits what was handled and returns the final statistics.
 pub async fn run(config: ConsumerConfig, shutdown: Shutdown) -> Result<Summary> {

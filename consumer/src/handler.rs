@@ -73,7 +73,8 @@ impl Handler {
             role,
             output: Output::open(common.jsonl.as_deref(), common.quiet, name, via)?,
             stats: Stats::new(role, name, common.dedup_window),
-            analytics: Analytics::new(common.window, common.alert_above, common.alert_below),
+            analytics: Analytics::new(common.window, common.alert_above, common.alert_below)
+                .with_max_trades(common.window_max_trades),
             fail,
             calls: 0,
         })

@@ -92,6 +92,15 @@ impl WorkerConfig {
     }
 }
 
+/// Startup check, before the reconnect loop: RabbitMQ must accept a
+/// connection now. A wrong URL, host, port, credentials or CA exits at once
+/// with one line; once the worker has started, a lost broker is retried.
+pub async fn preflight(config: &WorkerConfig) -> Result<()> {
+    let name = format!("{}-preflight", config.common.instance_name("worker"));
+    config.amqp.preflight(&name).await?;
+    Ok(())
+}
+
 /// Consumes the work queue until `shutdown` fires (or, with
 /// `--exit-when-idle`, until the queue has been quiet long enough), then
 /// hands back unhandled in-flight messages and returns the final statistics.

@@ -14,6 +14,7 @@ use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptio
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{Channel, Connection, ConnectionProperties, ExchangeKind};
 use serde::Deserialize;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// Text of `stack/definitions.json`, compiled in.
@@ -48,6 +49,12 @@ pub struct AmqpConfig {
         default_value_t = 10
     )]
     pub connect_timeout_secs: u64,
+    /// PEM file of a private certificate authority that signed the broker's
+    /// TLS certificate, for `amqps://` URLs; trusted in addition to Mozilla's
+    /// public roots. A certificate neither vouches for fails the handshake
+    /// with a certificate error, which is never retried.
+    #[arg(id = "amqp_ca_file", long = "amqp-ca-file", env = "AMQP_CA_FILE")]
+    pub ca_file: Option<PathBuf>,
 }
 
 impl AmqpConfig {
@@ -57,6 +64,7 @@ impl AmqpConfig {
             url: url.to_string(),
             prefix: prefix.to_string(),
             connect_timeout_secs: 10,
+            ca_file: None,
         }
     }
 
@@ -74,11 +82,13 @@ impl AmqpConfig {
     /// the management UI's connection list.
     pub async fn connect(&self, name: &str) -> Result<Connection> {
         validate_amqp_url(&self.url)?;
+        let tls = self.tls_config()?;
         let props = ConnectionProperties::default().with_connection_name(name.into());
         let secs = self.connect_timeout_secs.max(1);
+        let runtime = lapin::runtime::default_runtime()?;
         match tokio::time::timeout(
             Duration::from_secs(secs),
-            Connection::connect(&self.url, props),
+            Connection::connect_with_config(&self.url, props, tls, runtime),
         )
         .await
         {
@@ -90,6 +100,75 @@ impl AmqpConfig {
             }),
         }
     }
+
+    /// Startup check for binaries that otherwise reconnect forever: one
+    /// connection must succeed now, or the run ends with a terminal
+    /// [`Error::Config`] naming the (masked) URL and what to check. After
+    /// startup the same failures are retried with backoff instead.
+    pub async fn preflight(&self, name: &str) -> Result<()> {
+        match self.connect(name).await {
+            Ok(conn) => {
+                let _ = conn.close(200, "preflight".into()).await;
+                Ok(())
+            }
+            Err(e @ Error::Config(_)) => Err(e),
+            Err(e) => Err(Error::Config(self.unusable(&e))),
+        }
+    }
+
+    /// One line for a broker that could not be used at startup: the masked
+    /// URL, the error, and what to check (credentials for `ACCESS_REFUSED`,
+    /// the vhost for `NOT_ALLOWED`, `--amqp-ca-file` for a certificate
+    /// error, the host name when it does not resolve).
+    pub fn unusable(&self, e: &Error) -> String {
+        format!(
+            "RabbitMQ at {} is not usable: {} ({})",
+            self.masked_url(),
+            one_line(&e.to_string()),
+            amqp_hint(e)
+        )
+    }
+
+    /// The TLS settings of a connection: the `--amqp-ca-file` authority, if
+    /// any. Read at each connect, so a renewed CA file is picked up on
+    /// reconnect.
+    fn tls_config(&self) -> Result<lapin::tcp::OwnedTLSConfig> {
+        let mut tls = lapin::tcp::OwnedTLSConfig::default();
+        if let Some(path) = &self.ca_file {
+            let pem = std::fs::read_to_string(path)
+                .map_err(|e| Error::Config(format!("--amqp-ca-file {}: {e}", path.display())))?;
+            if !pem.contains("-----BEGIN CERTIFICATE-----") {
+                return Err(Error::Config(format!(
+                    "--amqp-ca-file {}: no PEM certificate in the file",
+                    path.display()
+                )));
+            }
+            tls.cert_chain = Some(pem);
+        }
+        Ok(tls)
+    }
+}
+
+/// What to check, for an error from the first connection.
+fn amqp_hint(e: &Error) -> &'static str {
+    let text = e.to_string();
+    if text.contains("ACCESS_REFUSED") {
+        "check the user and password in --amqp-url"
+    } else if text.contains("NOT_ALLOWED") {
+        "check the vhost in --amqp-url and the user's permissions on it"
+    } else if text.contains("certificate") || text.contains("Certificate") {
+        "check --amqp-ca-file: it must hold the CA that signed the broker's certificate"
+    } else if text.contains("lookup") || text.contains("resolve") || text.contains("not known") {
+        "check the host name in --amqp-url"
+    } else {
+        "is RabbitMQ running on that host and port?"
+    }
+}
+
+/// Collapses an error text to one line, so a binary's failure message stays
+/// one line whatever a library put in it.
+pub fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// Rejects URLs lapin would misread, with a message that says what to write.

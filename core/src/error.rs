@@ -58,13 +58,15 @@ impl Error {
     }
 }
 
-/// Access refused (wrong credentials, no permission on the vhost) never fixes
-/// itself; everything else on the wire might.
+/// Access refused (wrong credentials, no permission on the vhost) and a TLS
+/// certificate the client does not trust never fix themselves; everything
+/// else on the wire might.
 fn amqp_error_is_terminal(e: &lapin::Error) -> bool {
     let text = e.to_string();
     text.contains("ACCESS_REFUSED")
         || text.contains("NOT_ALLOWED")
         || text.contains("PRECONDITION_FAILED")
+        || text.contains("invalid peer certificate")
 }
 
 /// Result alias.

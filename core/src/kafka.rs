@@ -148,11 +148,42 @@ impl KafkaConfig {
     }
 
     /// Checks that the brokers answer a metadata request within `timeout`.
+    ///
+    /// librdkafka retries a refused or unresolvable bootstrap server forever
+    /// and a metadata request only times out, so first every bootstrap
+    /// address is resolved and connected to directly (bounded by
+    /// `timeout`): a typo in the host, a refused port or a malformed list
+    /// fails at once with the reason, and the metadata request then checks
+    /// that something speaking Kafka (with the `--kafka-option` TLS/SASL
+    /// settings) answers.
     pub async fn ping(&self, timeout: Duration) -> Result<()> {
+        let addrs = parse_brokers(&self.brokers)?;
+        let mut failures = Vec::new();
+        for (host, port) in &addrs {
+            match tcp_check(host, *port, timeout).await {
+                Ok(()) => {
+                    failures.clear();
+                    break;
+                }
+                Err(why) => failures.push(format!("{host}:{port}: {why}")),
+            }
+        }
+        if !failures.is_empty() {
+            return Err(Error::Config(format!(
+                "Kafka at {} is unreachable ({}); check --kafka-brokers and that the broker is running",
+                self.brokers,
+                failures.join("; ")
+            )));
+        }
         let consumer: BaseConsumer = self.finish(self.client_config()).create()?;
         tokio::task::block_in_place(|| consumer.fetch_metadata(None, timeout))
             .map(|_| ())
-            .map_err(|e| Error::Config(format!("Kafka at {} did not answer: {e}", self.brokers)))
+            .map_err(|e| {
+                Error::Config(format!(
+                    "Kafka at {} did not answer a metadata request within {:?}: {e} (is it a Kafka broker? do --kafka-option security settings match it?)",
+                    self.brokers, timeout
+                ))
+            })
     }
 
     // There is deliberately no topic deletion helper: tests use random topic
@@ -160,6 +191,71 @@ impl KafkaConfig {
     // list-offsets request that races a topic deletion panics the storage
     // task and leaves the broker answering nothing (see README, "tansu vs
     // Apache Kafka").
+}
+
+/// Splits a bootstrap list into `(host, port)` pairs. Accepts librdkafka's
+/// forms, `host:port`, `[v6]:port` and `PROTOCOL://host:port` with a Kafka
+/// security protocol; anything else (an `http://` URL, a missing port) is a
+/// configuration error that says what to write.
+pub fn parse_brokers(list: &str) -> Result<Vec<(String, u16)>> {
+    let bad = |entry: &str, why: &str| {
+        Error::Config(format!(
+            "bad --kafka-brokers entry {entry:?}: {why} (expected host:port, comma-separated)"
+        ))
+    };
+    let mut out = Vec::new();
+    for entry in list.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let rest = match entry.split_once("://") {
+            Some((scheme, rest)) => {
+                let known = ["plaintext", "ssl", "sasl_plaintext", "sasl_ssl"];
+                if !known.contains(&scheme.to_ascii_lowercase().as_str()) {
+                    return Err(bad(
+                        entry,
+                        &format!("scheme {scheme:?} is not a Kafka security protocol"),
+                    ));
+                }
+                rest
+            }
+            None => entry,
+        };
+        let (host, port) = rest.rsplit_once(':').ok_or_else(|| bad(entry, "no port"))?;
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        if host.is_empty() || host.contains('/') {
+            return Err(bad(entry, "no host"));
+        }
+        let port: u16 = port
+            .parse()
+            .ok()
+            .filter(|p| *p > 0)
+            .ok_or_else(|| bad(entry, "the port is not a number from 1 to 65535"))?;
+        out.push((host.to_string(), port));
+    }
+    if out.is_empty() {
+        return Err(bad(list, "empty"));
+    }
+    Ok(out)
+}
+
+/// Resolves and connects to one address within `timeout`.
+async fn tcp_check(host: &str, port: u16, timeout: Duration) -> std::result::Result<(), String> {
+    let attempt = async {
+        let addrs: Vec<_> = tokio::net::lookup_host((host, port))
+            .await
+            .map_err(|e| format!("cannot resolve host: {e}"))?
+            .collect();
+        let mut last = String::from("no address");
+        for a in addrs {
+            match tokio::net::TcpStream::connect(a).await {
+                Ok(_) => return Ok(()),
+                Err(e) => last = e.to_string(),
+            }
+        }
+        Err(last)
+    };
+    match tokio::time::timeout(timeout, attempt).await {
+        Ok(r) => r,
+        Err(_) => Err(format!("no answer within {timeout:?}")),
+    }
 }
 
 #[cfg(test)]
@@ -174,5 +270,79 @@ mod tests {
         assert_eq!(c.get("bootstrap.servers"), Some("b:2"));
         assert!(parse_kv("nokey").is_err());
         assert_eq!(parse_kv("a=b=c").unwrap(), ("a".into(), "b=c".into()));
+    }
+
+    #[test]
+    fn broker_lists() {
+        struct TestCase {
+            input: &'static str,
+            expected: Result<Vec<(&'static str, u16)>, &'static str>,
+        }
+        let cases = [
+            // TC0: plain list
+            TestCase {
+                input: "a:9092, b:9093",
+                expected: Ok(vec![("a", 9092), ("b", 9093)]),
+            },
+            // TC1: librdkafka's protocol prefix
+            TestCase {
+                input: "SASL_SSL://kafka.example.com:9094",
+                expected: Ok(vec![("kafka.example.com", 9094)]),
+            },
+            // TC2: IPv6
+            TestCase {
+                input: "[::1]:9092",
+                expected: Ok(vec![("::1", 9092)]),
+            },
+            // TC3: a URL scheme librdkafka does not know
+            TestCase {
+                input: "http://a:9092",
+                expected: Err("scheme"),
+            },
+            // TC4: no port
+            TestCase {
+                input: "localhost",
+                expected: Err("no port"),
+            },
+            // TC5: port out of range
+            TestCase {
+                input: "a:99999",
+                expected: Err("port"),
+            },
+            // TC6: empty
+            TestCase {
+                input: " , ",
+                expected: Err("empty"),
+            },
+        ];
+        for (i, tc) in cases.iter().enumerate() {
+            match (parse_brokers(tc.input), &tc.expected) {
+                (Ok(got), Ok(want)) => {
+                    let want: Vec<(String, u16)> =
+                        want.iter().map(|(h, p)| (h.to_string(), *p)).collect();
+                    assert_eq!(got, want, "TC{i}");
+                }
+                (Err(e), Err(word)) => assert!(e.to_string().contains(word), "TC{i}: {e}"),
+                (got, _) => panic!("TC{i}: {got:?}"),
+            }
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn ping_fails_fast_on_refused_and_unresolvable() {
+        let closed = crate::testkit::free_port();
+        for brokers in [
+            format!("127.0.0.1:{closed}"),
+            "no-such-host.invalid:9092".to_string(),
+        ] {
+            let k = KafkaConfig::local(&brokers, "t", 1);
+            let t = Instant::now();
+            let e = k.ping(Duration::from_secs(10)).await.unwrap_err();
+            assert!(t.elapsed() < Duration::from_secs(8), "{brokers}: {e}");
+            assert!(
+                e.is_terminal() && e.to_string().contains("unreachable"),
+                "{e}"
+            );
+        }
     }
 }

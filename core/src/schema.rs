@@ -132,5 +132,100 @@ mod tests {
         assert_eq!(decode(deep.as_bytes()).unwrap_err().kind(), "too_large");
         let deep = "[".repeat(10_000);
         assert_eq!(decode(deep.as_bytes()).unwrap_err().kind(), "not_json");
+        // Nesting inside an otherwise valid tick, within the size limit.
+        let nested = format!(r#"{{"schema":"tick.v1","x":{}}}"#, "[".repeat(60_000));
+        assert_eq!(decode(nested.as_bytes()).unwrap_err().kind(), "not_json");
+    }
+
+    /// One field of a valid tick changed at a time: huge numbers, negative
+    /// quantities, wrong types, invalid UTF-8 and unknown symbols are each
+    /// rejected with a kind (the `reason` label readers count them under).
+    #[test]
+    fn bad_fields_of_a_valid_tick() {
+        let good = br#"{"schema":"tick.v1","id":"binance:BTC-USDT:12345","source":"binance","symbol":"BTC-USDT","raw_symbol":"BTCUSDT","trade_id":12345,"price":"0.00100000","qty":"100.00000000","side":"sell","exchange_ts":"2026-11-23T18:00:00.123000Z","received_ts":"2026-11-23T18:00:00.125431Z","producer":"host-4242-1","seq":1,"via":"ws"}"#;
+        assert!(decode(good).is_ok());
+        let good = std::str::from_utf8(good).unwrap();
+        let cases: &[(&str, &str, &str, &str)] = &[
+            // (what, replace, with, kind)
+            (
+                "huge price",
+                r#""price":"0.00100000""#,
+                r#""price":"123456789012345678901234567890""#,
+                "schema_invalid",
+            ),
+            (
+                "price past f64",
+                r#""price":"0.00100000""#,
+                r#""price":1e400"#,
+                "not_json",
+            ),
+            (
+                "price as a float",
+                r#""price":"0.00100000""#,
+                r#""price":0.001"#,
+                "schema_invalid",
+            ),
+            (
+                "negative qty",
+                r#""qty":"100.00000000""#,
+                r#""qty":"-100""#,
+                "schema_invalid",
+            ),
+            (
+                "trade id past u64",
+                r#""trade_id":12345"#,
+                r#""trade_id":18446744073709551616"#,
+                "schema_invalid",
+            ),
+            (
+                "trade id huge",
+                r#""trade_id":12345"#,
+                r#""trade_id":1e300"#,
+                "schema_invalid",
+            ),
+            (
+                "seq negative",
+                r#""seq":1"#,
+                r#""seq":-1"#,
+                "schema_invalid",
+            ),
+            (
+                "trade id as string",
+                r#""trade_id":12345"#,
+                r#""trade_id":"12345""#,
+                "schema_invalid",
+            ),
+            (
+                "unknown source",
+                r#""source":"binance""#,
+                r#""source":"ftx""#,
+                "schema_invalid",
+            ),
+            (
+                "symbol not normalized",
+                r#""symbol":"BTC-USDT""#,
+                r#""symbol":"btcusdt""#,
+                "schema_invalid",
+            ),
+            (
+                "schema as number",
+                r#""schema":"tick.v1""#,
+                r#""schema":1"#,
+                "unknown_schema",
+            ),
+        ];
+        for (i, (what, from, to, kind)) in cases.iter().enumerate() {
+            assert!(good.contains(from), "TC{i} ({what}): bad case");
+            let body = good.replacen(from, to, 1);
+            match decode(body.as_bytes()) {
+                Err(e) => assert_eq!(e.kind(), *kind, "TC{i} ({what}): {e}"),
+                Ok(m) => panic!("TC{i} ({what}): accepted {m:?}"),
+            }
+        }
+        // Invalid UTF-8 inside a string value.
+        let mut bytes = good.as_bytes().to_vec();
+        let at = good.find("host-4242").unwrap();
+        bytes[at] = 0xff;
+        assert_eq!(decode(&bytes).unwrap_err().kind(), "not_json");
     }
 }

@@ -44,13 +44,129 @@ pub struct RabbitNode {
     pub node: String,
     /// AMQP port.
     pub port: u16,
+    /// AMQPS (TLS) port, when started with [`RabbitNode::start_tls`].
+    pub tls_port: Option<u16>,
     dist_port: u16,
     dir: PathBuf,
+}
+
+/// A throwaway certificate authority and a server certificate it signed,
+/// made with the `openssl` command-line tool, for TLS tests. The server
+/// certificate names `localhost` and `127.0.0.1`.
+pub struct TestCa {
+    /// CA certificate (PEM): what a client must trust.
+    pub ca_cert: PathBuf,
+    /// Server certificate (PEM), signed by the CA.
+    pub server_cert: PathBuf,
+    /// Server private key (PEM).
+    pub server_key: PathBuf,
+}
+
+impl TestCa {
+    /// Generates a CA and a server certificate into `dir` (created if
+    /// missing). EC P-256 keys, valid for two days.
+    pub fn generate(dir: &Path) -> Result<Self, String> {
+        std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+        let run = |args: &[&str]| -> Result<(), String> {
+            let out = Command::new("openssl")
+                .args(args)
+                .current_dir(dir)
+                .output()
+                .map_err(|e| format!("cannot run openssl (apt-get install openssl): {e}"))?;
+            if out.status.success() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "openssl {}: {}",
+                    args.join(" "),
+                    String::from_utf8_lossy(&out.stderr)
+                ))
+            }
+        };
+        let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"];
+        let mut ca = vec!["req", "-x509", "-nodes", "-days", "2"];
+        ca.extend_from_slice(&ec);
+        ca.extend_from_slice(&[
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-subj",
+            "/CN=tickbridge test CA",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ]);
+        run(&ca)?;
+        let mut csr = vec!["req", "-nodes"];
+        csr.extend_from_slice(&ec);
+        csr.extend_from_slice(&[
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=localhost",
+        ]);
+        run(&csr)?;
+        std::fs::write(
+            dir.join("server.ext"),
+            "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n\
+             keyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
+        )
+        .map_err(|e| e.to_string())?;
+        run(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "server.ext",
+            "-out",
+            "server.pem",
+        ])?;
+        Ok(TestCa {
+            ca_cert: dir.join("ca.pem"),
+            server_cert: dir.join("server.pem"),
+            server_key: dir.join("server.key"),
+        })
+    }
 }
 
 impl RabbitNode {
     /// Starts a fresh node and waits until it accepts AMQP connections.
     pub fn start() -> Result<Self, String> {
+        Self::start_inner(false, |_| Ok(String::new()))
+    }
+
+    /// Like [`RabbitNode::start`], with more configuration: `setup` gets the
+    /// node's private directory (files written there are readable by the
+    /// node) and returns lines appended to its `rabbitmq.conf`.
+    pub fn start_with(setup: impl FnOnce(&Path) -> Result<String, String>) -> Result<Self, String> {
+        Self::start_inner(false, setup)
+    }
+
+    /// Starts a fresh node with a TLS listener on a spare port as well
+    /// (`listeners.ssl.default`), its certificate signed by a fresh
+    /// [`TestCa`] (see [`RabbitNode::ca_file`]). Peers are asked for a
+    /// certificate but not required to send one (`verify_peer`,
+    /// `fail_if_no_peer_cert = false`).
+    pub fn start_tls() -> Result<Self, String> {
+        Self::start_inner(true, |_| Ok(String::new()))
+    }
+
+    fn start_inner(
+        tls: bool,
+        setup: impl FnOnce(&Path) -> Result<String, String>,
+    ) -> Result<Self, String> {
         let node = format!("tb{:08x}@localhost", rand::random::<u32>());
         let port = free_port();
         let dist_port = free_port();
@@ -58,11 +174,27 @@ impl RabbitNode {
             std::env::temp_dir().join(format!("tickbridge-rabbit-{}", node.replace('@', "-")));
         std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
         std::fs::write(dir.join("enabled_plugins"), "[].\n").map_err(|e| e.to_string())?;
-        std::fs::write(
-            dir.join("rabbitmq.conf"),
-            format!("listeners.tcp.default = 127.0.0.1:{port}\nloopback_users = none\n"),
-        )
-        .map_err(|e| e.to_string())?;
+        let mut conf = format!("listeners.tcp.default = 127.0.0.1:{port}\nloopback_users = none\n");
+        let tls_port = if tls {
+            let ca = TestCa::generate(&dir.join("tls"))?;
+            let tls_port = free_port();
+            conf.push_str(&format!(
+                "listeners.ssl.default = 127.0.0.1:{tls_port}\n\
+                 ssl_options.cacertfile = {}\n\
+                 ssl_options.certfile = {}\n\
+                 ssl_options.keyfile = {}\n\
+                 ssl_options.verify = verify_peer\n\
+                 ssl_options.fail_if_no_peer_cert = false\n",
+                ca.ca_cert.display(),
+                ca.server_cert.display(),
+                ca.server_key.display()
+            ));
+            Some(tls_port)
+        } else {
+            None
+        };
+        conf.push_str(&setup(&dir)?);
+        std::fs::write(dir.join("rabbitmq.conf"), conf).map_err(|e| e.to_string())?;
         // Debian's wrapper runs the node as the `rabbitmq` user.
         if is_root() {
             let _ = Command::new("chown")
@@ -73,6 +205,7 @@ impl RabbitNode {
         let n = RabbitNode {
             node,
             port,
+            tls_port,
             dist_port,
             dir,
         };
@@ -83,6 +216,18 @@ impl RabbitNode {
     /// AMQP URL of this node.
     pub fn url(&self) -> String {
         format!("amqp://guest:guest@127.0.0.1:{}/%2f", self.port)
+    }
+
+    /// AMQPS URL of this node's TLS listener (host `localhost`, which the
+    /// server certificate names), if it has one.
+    pub fn amqps_url(&self) -> Option<String> {
+        self.tls_port
+            .map(|p| format!("amqps://guest:guest@localhost:{p}/%2f"))
+    }
+
+    /// The CA certificate (PEM) that signed the TLS listener's certificate.
+    pub fn ca_file(&self) -> Option<PathBuf> {
+        self.tls_port.map(|_| self.dir.join("tls").join("ca.pem"))
     }
 
     fn env(&self, cmd: &mut Command) {
@@ -109,11 +254,15 @@ impl RabbitNode {
         if !st.success() {
             return Err(format!("rabbitmq-server -detached exited with {st}"));
         }
-        if !wait_port(self.port, true, Duration::from_secs(90)) {
+        let mut ports = vec![self.port];
+        ports.extend(self.tls_port);
+        if !ports
+            .iter()
+            .all(|p| wait_port(*p, true, Duration::from_secs(90)))
+        {
             return Err(format!(
-                "test RabbitMQ node {} did not open port {} in 90s (logs in {})",
+                "test RabbitMQ node {} did not open ports {ports:?} in 90s (logs in {})",
                 self.node,
-                self.port,
                 self.dir.join("log").display()
             ));
         }
@@ -321,4 +470,86 @@ pub fn kafka_brokers() -> String {
 /// data.
 pub fn rand_name(prefix: &str) -> String {
     format!("{prefix}-{:012x}", rand::random::<u64>() >> 16)
+}
+
+/// What a binary run by [`run_bounded`] did.
+#[derive(Debug)]
+pub struct BoundedRun {
+    /// Exit code; `None` if it was killed because it ran past the limit.
+    pub code: Option<i32>,
+    /// How long it ran.
+    pub elapsed: Duration,
+    /// Everything it wrote to stdout.
+    pub stdout: String,
+    /// Everything it wrote to stderr.
+    pub stderr: String,
+}
+
+impl BoundedRun {
+    /// Exited by itself within the limit, with a non-zero code.
+    pub fn failed_fast(&self) -> bool {
+        matches!(self.code, Some(c) if c != 0)
+    }
+
+    /// The lines of stderr that start with `prefix` (a binary's own error
+    /// line is `<name>: ...`; log lines start otherwise).
+    pub fn error_lines(&self, prefix: &str) -> Vec<&str> {
+        self.stderr
+            .lines()
+            .filter(|l| l.starts_with(prefix))
+            .collect()
+    }
+}
+
+/// `url` with its user and password replaced, for tests that need wrong
+/// credentials (or a secret to look for in the output).
+pub fn with_password(url: &str, user: &str, pw: &str) -> String {
+    let mut u = url::Url::parse(url).expect("a valid URL");
+    u.set_username(user).expect("URL takes a user");
+    u.set_password(Some(pw)).expect("URL takes a password");
+    u.to_string()
+}
+
+/// Runs `cmd` to completion, killing it if it runs longer than `limit`, so a
+/// test of "fails fast" can never hang itself.
+pub fn run_bounded(cmd: &mut Command, limit: Duration) -> BoundedRun {
+    use std::io::Read;
+    let started = Instant::now();
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn the binary under test");
+    let mut out = child.stdout.take().expect("piped stdout");
+    let mut err = child.stderr.take().expect("piped stderr");
+    let out_reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out.read_to_string(&mut s);
+        s
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let code = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status.code(),
+            Ok(None) if started.elapsed() > limit => {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(50)),
+            Err(_) => break None,
+        }
+    };
+    let elapsed = started.elapsed();
+    BoundedRun {
+        code,
+        elapsed,
+        stdout: out_reader.join().unwrap_or_default(),
+        stderr: err_reader.join().unwrap_or_default(),
+    }
 }

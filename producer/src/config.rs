@@ -161,6 +161,14 @@ pub struct ProducerConfig {
     /// Producer instance id that scopes `seq`. Default: `<exchange>-<via>-<pid>-<start time>`.
     #[arg(long, env = "PRODUCER_ID")]
     pub producer_id: Option<String>,
+    /// Remember the last trade id per symbol in this file (rewritten every
+    /// `--stats-interval` and at exit) and continue from it at start: the
+    /// first trade of a restarted producer must follow on, or a `reconnect`
+    /// gap notice reports the trades that passed while no producer ran,
+    /// instead of losing them silently. After a crash the file may be up to
+    /// one interval old, which widens that notice but never hides a loss.
+    #[arg(long, env = "PRODUCER_STATE_FILE")]
+    pub state_file: Option<PathBuf>,
     /// Write the final run report (JSON) to this file as well as stdout.
     #[arg(long, env = "PRODUCER_REPORT")]
     pub report: Option<PathBuf>,

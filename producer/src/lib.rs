@@ -19,6 +19,7 @@ pub mod exchange;
 pub mod pipeline;
 pub mod sinks;
 pub mod source;
+pub mod state;
 pub mod stats;
 
 use crate::buffer::Buffer;
@@ -26,7 +27,7 @@ use crate::config::{ProducerConfig, SinkKind, ViaArg};
 use crate::error::ProducerError;
 use crate::pipeline::{Continuity, Outgoing};
 use crate::source::SourceEvent;
-use crate::stats::{add, get, SinkReport, Stats};
+use crate::stats::{get, SinkReport, Stats};
 use serde::Serialize;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -106,6 +107,25 @@ pub async fn run(cfg: ProducerConfig, shutdown: Shutdown) -> Result<RunReport, P
         .producer_id
         .clone()
         .unwrap_or_else(|| default_producer_id(&cfg));
+    // An exchange host that does not resolve stops the run before any
+    // broker is touched; a refused connection is retried by the reader.
+    let feed_url = match cfg.via {
+        ViaArg::Ws => (
+            "--url",
+            cfg.url
+                .clone()
+                .unwrap_or_else(|| exchange::default_ws_url(cfg.exchange).to_string()),
+        ),
+        ViaArg::Poll => (
+            "--rest-url",
+            cfg.rest_url
+                .clone()
+                .unwrap_or_else(|| exchange::default_rest_url(cfg.exchange).to_string()),
+        ),
+    };
+    source::check_feed_host(feed_url.0, &feed_url.1)
+        .await
+        .map_err(ProducerError::Config)?;
     let stats = Arc::new(Stats::default());
     let hard_stop = Shutdown::new();
     let mut sinks: Vec<SinkTask> = Vec::new();
@@ -116,12 +136,12 @@ pub async fn run(cfg: ProducerConfig, shutdown: Shutdown) -> Result<RunReport, P
     let retry_max = cfg.reconnect_max;
     if cfg.has_sink(SinkKind::Rabbitmq) {
         let topo = cfg.amqp.topology();
-        let session = sinks::amqp::open(&cfg.amqp, &topo).await.map_err(|e| {
-            ProducerError::Config(format!(
-                "RabbitMQ at {} is not usable: {e} (is it running? are the credentials right?)",
-                cfg.amqp.masked_url()
-            ))
-        })?;
+        let session = sinks::amqp::open(&cfg.amqp, &topo)
+            .await
+            .map_err(|e| match e {
+                tickbridge_core::Error::Config(_) => ProducerError::Core(e),
+                other => ProducerError::Config(cfg.amqp.unusable(&other)),
+            })?;
         tracing::info!(url = %cfg.amqp.masked_url(), exchange = %topo.exchange, "RabbitMQ sink ready");
         let buffer = Buffer::new(cfg.max_buffer, cfg.overflow);
         let opts = sinks::amqp::AmqpSinkOptions {
@@ -249,6 +269,19 @@ pub async fn run(cfg: ProducerConfig, shutdown: Shutdown) -> Result<RunReport, P
     };
 
     let mut continuity = Continuity::new(cfg.exchange, via, producer_id.clone(), cfg.dedup_window);
+    if let Some(path) = &cfg.state_file {
+        for (symbol, last) in state::load(path)? {
+            tracing::info!(%symbol, last_trade_id = last, "resuming after an earlier run");
+            continuity.resume(&symbol, last);
+        }
+    }
+    let save_state = |c: &Continuity| {
+        if let Some(path) = &cfg.state_file {
+            if let Err(e) = state::save(path, &c.last_trade_ids()) {
+                tracing::error!(path = %path.display(), error = %e, "cannot write --state-file");
+            }
+        }
+    };
     let deadline = cfg
         .max_seconds
         .map(|s| tokio::time::Instant::now() + Duration::from_secs(s));
@@ -277,6 +310,7 @@ pub async fn run(cfg: ProducerConfig, shutdown: Shutdown) -> Result<RunReport, P
             }
             _ = stats_tick.tick() => {
                 last_line = stats_line(&stats, &sinks, last_line);
+                save_state(&continuity);
                 continue;
             }
             ev = rx.recv() => ev,
@@ -314,13 +348,21 @@ pub async fn run(cfg: ProducerConfig, shutdown: Shutdown) -> Result<RunReport, P
                         // hand over the rest in bulk again.
                         let push = s.buffer.push(out[next].clone());
                         tokio::pin!(push);
+                        // The stats line and /metrics keep ticking while
+                        // blocked: a broker outage under `block` is exactly
+                        // when the operator needs to see the full buffer.
                         let pushed = !stopping
-                            && tokio::select! {
-                                _ = &mut push => true,
-                                _ = shutdown.cancelled() => {
-                                    stopping = true;
-                                    source_stop.trigger();
-                                    false
+                            && loop {
+                                tokio::select! {
+                                    _ = &mut push => break true,
+                                    _ = shutdown.cancelled() => {
+                                        stopping = true;
+                                        source_stop.trigger();
+                                        break false;
+                                    }
+                                    _ = stats_tick.tick() => {
+                                        last_line = stats_line(&stats, &sinks, last_line);
+                                    }
                                 }
                             };
                         if !pushed {
@@ -356,6 +398,7 @@ pub async fn run(cfg: ProducerConfig, shutdown: Shutdown) -> Result<RunReport, P
     source_stop.trigger();
     drop(rx);
     let _ = source.await;
+    save_state(&continuity);
     for s in &sinks {
         s.buffer.close();
     }
@@ -425,7 +468,6 @@ pub async fn run(cfg: ProducerConfig, shutdown: Shutdown) -> Result<RunReport, P
             }
         }
     }
-    add(&stats.frames, 0);
     Ok(report)
 }
 

@@ -164,6 +164,23 @@ impl Continuity {
         out.push(Arc::new(Outgoing::new(Message::Tick(tick))));
     }
 
+    /// Continues from an earlier run of this producer: `symbol`'s last trade
+    /// id was `last`, and the first trade of this run must continue it or a
+    /// `reconnect` gap notice reports what passed while no producer ran.
+    pub fn resume(&mut self, symbol: &str, last: u64) {
+        let st = self.symbols.entry(symbol.to_string()).or_default();
+        st.last_trade_id = Some(st.last_trade_id.map_or(last, |l| l.max(last)));
+        st.after_reconnect = true;
+    }
+
+    /// Last trade id seen per symbol, for `--state-file`.
+    pub fn last_trade_ids(&self) -> std::collections::BTreeMap<String, u64> {
+        self.symbols
+            .iter()
+            .filter_map(|(s, st)| st.last_trade_id.map(|l| (s.clone(), l)))
+            .collect()
+    }
+
     /// Last trade id seen for a symbol (the poller uses it to skip overlap).
     pub fn last_trade_id(&self, symbol: &str) -> Option<u64> {
         self.symbols.get(symbol).and_then(|s| s.last_trade_id)
@@ -256,6 +273,28 @@ mod tests {
         assert_eq!(out[3].view().seq(), 4);
         // The gap message validates against the schema.
         tickbridge_core::schema::decode(&out[2].body).unwrap();
+    }
+
+    #[test]
+    fn resumed_state_reports_what_passed_between_runs() {
+        let stats = Stats::default();
+        let mut c = Continuity::new(Source::Binance, Via::Ws, "p2".into(), 100);
+        c.resume("BTC-USDT", 41);
+        let out = run(&mut c, &[50, 51], &stats);
+        let Message::Gap(g) = &out[0].msg else {
+            panic!("expected a gap")
+        };
+        assert_eq!(g.reason, GapReason::Reconnect);
+        assert_eq!(
+            (g.missing_from, g.missing_to, g.missing_count),
+            (Some(42), Some(49), Some(8))
+        );
+        assert_eq!(out.len(), 3);
+        assert_eq!(c.last_trade_ids().get("BTC-USDT"), Some(&51));
+        // A run that continues exactly where the last one stopped: no notice.
+        let mut c = Continuity::new(Source::Binance, Via::Ws, "p3".into(), 100);
+        c.resume("BTC-USDT", 51);
+        assert_eq!(run(&mut c, &[52], &stats).len(), 1);
     }
 
     #[test]

@@ -323,3 +323,86 @@ async fn polling_dedups_overlap_and_reports_what_it_misses() {
     );
     sim.stop().await.unwrap();
 }
+
+/// A producer stopped and started again with `--state-file`: the trades the
+/// simulator sent while no producer ran are reported by a `reconnect` gap
+/// notice of the second run, from the first run's last trade id + 1 to the
+/// id before the second run's first trade. Without the file they would be
+/// missing with no notice at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_with_state_file_reports_the_trades_missed_between_runs() {
+    tickbridge_core::telemetry::init_tracing(Default::default());
+    let sim = SimConfig {
+        rate: 200.0,
+        symbols: vec!["BTC-USDT".into(), "ETH-USDT".into()],
+        ..SimConfig::default()
+    };
+    let (_, sim) = tickbridge_feed_sim::spawn(sim).await.unwrap();
+    let url = sim.ws_base_for(Source::Binance);
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("producer.state");
+    let state_s = state.to_str().unwrap();
+    let read_run = |dir: &std::path::Path| -> Vec<Message> {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(dir).unwrap().flatten() {
+            for line in std::fs::read_to_string(e.path()).unwrap().lines() {
+                out.push(serde_json::from_str::<Message>(line).unwrap());
+            }
+        }
+        out
+    };
+    let mut runs = Vec::new();
+    for n in 0..2 {
+        let dir = tmp.path().join(format!("run{n}"));
+        let cfg = producer_cfg(&[
+            "--exchange",
+            "binance",
+            "--symbols",
+            "BTC-USDT,ETH-USDT",
+            "--url",
+            &url,
+            "--sink",
+            "jsonl",
+            "--out-dir",
+            dir.to_str().unwrap(),
+            "--state-file",
+            state_s,
+            "--max-events",
+            "200",
+        ]);
+        let report = tickbridge_producer::run(cfg, Shutdown::new())
+            .await
+            .unwrap();
+        assert_eq!(report.unconfirmed, 0, "{report:?}");
+        runs.push(read_run(&dir));
+        // The market moves on while no producer runs.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    sim.stop().await.unwrap();
+    for symbol in ["BTC-USDT", "ETH-USDT"] {
+        let ticks = |msgs: &[Message]| -> Vec<u64> {
+            msgs.iter()
+                .filter_map(|m| match m {
+                    Message::Tick(t) if t.symbol == symbol => Some(t.trade_id),
+                    _ => None,
+                })
+                .collect()
+        };
+        let last_of_first = *ticks(&runs[0]).iter().max().unwrap();
+        let first_of_second = *ticks(&runs[1]).iter().min().unwrap();
+        assert!(
+            first_of_second > last_of_first + 1,
+            "the market moved on between the runs"
+        );
+        let notice = runs[1]
+            .iter()
+            .find_map(|m| match m {
+                Message::Gap(g) if g.symbol == symbol => Some(g.clone()),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("{symbol}: the second run reports the trades it missed"));
+        assert_eq!(notice.reason, tickbridge_core::GapReason::Reconnect);
+        assert_eq!(notice.missing_from, Some(last_of_first + 1), "{notice:?}");
+        assert_eq!(notice.missing_to, Some(first_of_second - 1), "{notice:?}");
+    }
+}

@@ -21,6 +21,10 @@ async fn main() -> std::process::ExitCode {
     tickbridge_core::telemetry::init_tracing(cli.config.common.log_format);
     let shutdown = Shutdown::on_signals();
     let config = cli.config;
+    if let Err(e) = consumer::preflight(&config).await {
+        eprintln!("consumer: error: {e}");
+        return std::process::ExitCode::FAILURE;
+    }
     match supervise(&shutdown, || {
         consumer::run(config.clone(), shutdown.clone())
     })

@@ -22,6 +22,10 @@ async fn main() -> std::process::ExitCode {
     tickbridge_core::telemetry::init_tracing(cli.config.common.log_format);
     let shutdown = Shutdown::on_signals();
     let config = cli.config;
+    if let Err(e) = worker::preflight(&config).await {
+        eprintln!("worker: error: {e}");
+        return std::process::ExitCode::FAILURE;
+    }
     match supervise(&shutdown, || worker::run(config.clone(), shutdown.clone())).await {
         Ok(_) => std::process::ExitCode::SUCCESS,
         Err(e) => {

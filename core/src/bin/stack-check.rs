@@ -10,18 +10,20 @@ use tickbridge_core::kafka::KafkaConfig;
 /// Checks that the local brokers answer real protocol requests.
 #[derive(Parser, Debug)]
 struct Args {
+    /// The RabbitMQ to check.
     #[command(flatten)]
     amqp: AmqpConfig,
+    /// The Kafka to check.
     #[command(flatten)]
     kafka: KafkaConfig,
     /// Seconds to keep trying before giving up.
-    #[arg(long, default_value_t = 60)]
+    #[arg(long, env = "STACK_CHECK_TIMEOUT", default_value_t = 60)]
     timeout: u64,
     /// Check only RabbitMQ.
-    #[arg(long)]
+    #[arg(long, env = "STACK_CHECK_AMQP_ONLY")]
     amqp_only: bool,
     /// Check only Kafka.
-    #[arg(long)]
+    #[arg(long, env = "STACK_CHECK_KAFKA_ONLY")]
     kafka_only: bool,
 }
 

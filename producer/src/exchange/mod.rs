@@ -27,6 +27,8 @@ mod decode;
 pub mod kraken;
 
 #[cfg(test)]
+mod bad_input_tests;
+#[cfg(test)]
 mod fuzz_tests;
 #[cfg(test)]
 mod sim_tests;

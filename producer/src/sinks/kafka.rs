@@ -12,16 +12,16 @@
 use super::{dropped_notices, give_up, Pending};
 use crate::buffer::Buffer;
 use crate::stats::{add, SinkStats};
-use futures::stream::FuturesOrdered;
-use futures::{FutureExt, StreamExt};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::ClientContext;
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 use tickbridge_core::kafka::KafkaConfig;
 use tickbridge_core::{headers, Shutdown};
+use tokio::sync::mpsc;
 
 const SINK: &str = "kafka";
 
@@ -38,12 +38,45 @@ pub struct KafkaSinkOptions {
     pub linger_ms: u32,
 }
 
+/// One delivery report: the broker's verdict and the message it concerns.
+type Report = (Result<(), KafkaError>, Box<Pending>);
+
+/// librdkafka context that hands each delivery report, with the message it
+/// belongs to (carried through librdkafka as the per-message opaque), back
+/// to the sink task. One allocation per message, no future per message: the
+/// report thread of [`ThreadedProducer`] calls [`ProducerContext::delivery`].
+pub struct DeliveryReports {
+    tx: mpsc::UnboundedSender<Report>,
+}
+
+impl ClientContext for DeliveryReports {}
+
+impl ProducerContext for DeliveryReports {
+    type DeliveryOpaque = Box<Pending>;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, pending: Box<Pending>) {
+        let verdict = match result {
+            Ok(_) => Ok(()),
+            Err((e, _)) => Err(e.clone()),
+        };
+        // The receiver lives as long as the sink task; after it is gone the
+        // report has no one left to tell.
+        let _ = self.tx.send((verdict, pending));
+    }
+}
+
+/// The idempotent producer together with its stream of delivery reports.
+pub struct KafkaProducer {
+    producer: ThreadedProducer<DeliveryReports>,
+    reports: mpsc::UnboundedReceiver<Report>,
+}
+
 /// Builds the idempotent producer. The `--kafka-option` passthrough is
 /// applied last.
 pub fn producer(
     cfg: &KafkaConfig,
     opts: &KafkaSinkOptions,
-) -> tickbridge_core::Result<FutureProducer> {
+) -> tickbridge_core::Result<KafkaProducer> {
     let mut c = cfg.client_config();
     c.set("enable.idempotence", "true")
         .set("acks", "all")
@@ -54,68 +87,62 @@ pub fn producer(
             (opts.window.max(1000) * 2).to_string(),
         )
         .set("message.timeout.ms", "60000");
-    Ok(cfg.finish(c).create()?)
+    let (tx, reports) = mpsc::unbounded_channel();
+    let producer = cfg.finish(c).create_with_context(DeliveryReports { tx })?;
+    Ok(KafkaProducer { producer, reports })
 }
-
-type DeliveryFut = futures::future::BoxFuture<'static, (Result<(), KafkaError>, Pending)>;
 
 /// Runs until the buffer is closed and every delivery report is in, or until
 /// `hard_stop`. Returns the number of messages left unconfirmed.
 pub async fn run(
     topic: String,
     opts: KafkaSinkOptions,
-    producer: FutureProducer,
+    kafka: KafkaProducer,
     buffer: Arc<Buffer>,
     stats: Arc<crate::stats::Stats>,
     hard_stop: Shutdown,
 ) -> u64 {
+    let KafkaProducer {
+        producer,
+        mut reports,
+    } = kafka;
     let st: &SinkStats = &stats.kafka;
     add(&st.connects, 1);
     let mut retry: VecDeque<Pending> = VecDeque::new();
-    let mut inflight: FuturesOrdered<DeliveryFut> = FuturesOrdered::new();
+    // Handed to librdkafka, report not yet handled.
+    let mut inflight: usize = 0;
     let mut batch = Vec::with_capacity(opts.window);
     let mut drained = false;
     let mut queue_full = false;
     let result = loop {
-        st.in_flight.store(inflight.len() as u64, Relaxed);
-        while !queue_full && inflight.len() < opts.window {
+        st.in_flight.store(inflight as u64, Relaxed);
+        while !queue_full && inflight < opts.window {
             let Some(p) = retry.pop_front() else { break };
             queue_full = !produce(&producer, &topic, p, &mut inflight, &mut retry, st);
         }
-        if drained && inflight.is_empty() && retry.is_empty() {
+        if drained && inflight == 0 && retry.is_empty() {
             break 0;
         }
         let room = if queue_full {
             0
         } else {
-            opts.window.saturating_sub(inflight.len())
+            opts.window.saturating_sub(inflight)
         };
         tokio::select! {
             biased;
-            _ = hard_stop.cancelled() => break (inflight.len() + retry.len() + buffer.len()) as u64,
-            Some((res, mut p)) = inflight.next(), if !inflight.is_empty() => {
+            _ = hard_stop.cancelled() => break (inflight + retry.len() + buffer.len()) as u64,
+            Some(first) = reports.recv(), if inflight > 0 => {
                 queue_full = false;
-                match res {
-                    Ok(()) => add(&st.confirmed, 1),
-                    Err(e) => {
-                        let timeout = matches!(e.rdkafka_error_code(), Some(RDKafkaErrorCode::MessageTimedOut));
-                        if !timeout {
-                            p.attempts += 1;
-                        }
-                        if p.attempts > opts.retries {
-                            if let Some(gap) = give_up(&p, st, SINK, &e.to_string()) {
-                                retry.push_front(gap);
-                            }
-                        } else {
-                            tracing::warn!(sink = SINK, id = %p.msg.view().id(), attempt = p.attempts, error = %e, "delivery failed; re-producing");
-                            add(&st.retries, 1);
-                            retry.push_back(p);
-                        }
-                    }
+                let mut next = Some(first);
+                // Handle every report already waiting before going round.
+                while let Some((res, p)) = next {
+                    inflight -= 1;
+                    on_report(res, *p, &opts, st, &mut retry);
+                    next = reports.try_recv().ok();
                 }
             }
             // With a full local queue, wait a moment for reports to drain it.
-            _ = tokio::time::sleep(Duration::from_millis(5)), if queue_full && inflight.is_empty() => {
+            _ = tokio::time::sleep(Duration::from_millis(5)), if queue_full && inflight == 0 => {
                 queue_full = false;
             }
             _ = buffer.pop_batch(room, &mut batch), if room > 0 && !drained && retry.is_empty() => {
@@ -136,50 +163,75 @@ pub async fn run(
         }
     };
     // librdkafka drops whatever is still queued when the producer is dropped.
-    let p2 = producer.clone();
-    let _ = tokio::task::spawn_blocking(move || p2.flush(Duration::from_secs(5))).await;
+    let _ = tokio::task::spawn_blocking(move || producer.flush(Duration::from_secs(5))).await;
     st.in_flight.store(0, Relaxed);
     result
+}
+
+/// Counts a delivery report, or schedules the message for another attempt
+/// (or, after every retry, its replacement gap notice).
+fn on_report(
+    res: Result<(), KafkaError>,
+    mut p: Pending,
+    opts: &KafkaSinkOptions,
+    st: &SinkStats,
+    retry: &mut VecDeque<Pending>,
+) {
+    match res {
+        Ok(()) => add(&st.confirmed, 1),
+        Err(e) => {
+            let timeout = matches!(
+                e.rdkafka_error_code(),
+                Some(RDKafkaErrorCode::MessageTimedOut)
+            );
+            if !timeout {
+                p.attempts += 1;
+            }
+            if p.attempts > opts.retries {
+                if let Some(gap) = give_up(&p, st, SINK, &e.to_string()) {
+                    retry.push_front(gap);
+                }
+            } else {
+                tracing::warn!(sink = SINK, id = %p.msg.view().id(), attempt = p.attempts, error = %e, "delivery failed; re-producing");
+                add(&st.retries, 1);
+                retry.push_back(p);
+            }
+        }
+    }
 }
 
 /// Hands one message to librdkafka. Returns `false` when its local queue is
 /// full (the message goes back to the retry queue).
 fn produce(
-    producer: &FutureProducer,
+    producer: &ThreadedProducer<DeliveryReports>,
     topic: &str,
     p: Pending,
-    inflight: &mut FuturesOrdered<DeliveryFut>,
+    inflight: &mut usize,
     retry: &mut VecDeque<Pending>,
     st: &SinkStats,
 ) -> bool {
-    let msg = p.msg.view();
-    let record = FutureRecord::to(topic)
-        .key(msg.symbol())
-        .payload(&p.msg.body)
-        .headers(headers::kafka_headers(msg))
-        .timestamp(msg.timestamp().timestamp_millis());
-    match producer.send_result(record) {
-        Ok(fut) => {
+    let p = Box::new(p);
+    // The record borrows the message's body and key; librdkafka copies them,
+    // while the `Arc` travels with the opaque until the report comes back.
+    let msg = Arc::clone(&p.msg);
+    let view = msg.view();
+    let record = BaseRecord::with_opaque_to(topic, p)
+        .key(view.symbol())
+        .payload(&msg.body)
+        .headers(headers::kafka_headers(view))
+        .timestamp(view.timestamp().timestamp_millis());
+    match producer.send(record) {
+        Ok(()) => {
             add(&st.published, 1);
-            inflight.push_back(
-                async move {
-                    let r = match fut.await {
-                        Ok(Ok(_)) => Ok(()),
-                        Ok(Err((e, _))) => Err(e),
-                        Err(_) => Err(KafkaError::Canceled),
-                    };
-                    (r, p)
-                }
-                .boxed(),
-            );
+            *inflight += 1;
             true
         }
-        Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
-            retry.push_front(p);
+        Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), record)) => {
+            retry.push_front(*record.delivery_opaque);
             false
         }
-        Err((e, _)) => {
-            let mut p = p;
+        Err((e, record)) => {
+            let mut p = *record.delivery_opaque;
             p.attempts += 1;
             if let Some(gap) = give_up(&p, st, SINK, &e.to_string()) {
                 retry.push_front(gap);

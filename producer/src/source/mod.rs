@@ -4,6 +4,7 @@
 
 use crate::exchange::RawTrade;
 use chrono::{DateTime, Utc};
+use std::time::Duration;
 
 pub mod poll;
 pub mod ws;
@@ -28,4 +29,62 @@ pub enum SourceEvent {
         /// Why.
         reason: String,
     },
+}
+
+/// Startup check of the feed URL: its host must resolve. A name that does
+/// not resolve is a typo or a missing network, which retrying will not fix,
+/// so the producer exits with one line naming the flag. A host that
+/// resolves but refuses the connection is *not* checked here: exchanges
+/// drop and refuse connections routinely, so the reader retries that with
+/// backoff, logging every attempt.
+pub async fn check_feed_host(flag: &str, raw: &str) -> Result<(), String> {
+    let url = url::Url::parse(raw).map_err(|e| format!("{flag} {raw:?}: {e}"))?;
+    let host = url
+        .host_str()
+        .ok_or_else(|| format!("{flag} {raw:?}: no host"))?
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
+    let port = url
+        .port_or_known_default()
+        .or(match url.scheme() {
+            "ws" => Some(80),
+            "wss" => Some(443),
+            _ => None,
+        })
+        .ok_or_else(|| format!("{flag} {raw:?}: no port"))?;
+    let lookup = tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio::net::lookup_host((host.as_str(), port)),
+    )
+    .await
+    .map(|r| r.map(|addrs| addrs.count()));
+    match lookup {
+        Ok(Ok(n)) if n > 0 => Ok(()),
+        Ok(Ok(_)) => Err(format!("{flag}: host {host:?} has no address")),
+        Ok(Err(e)) => Err(format!(
+            "{flag}: cannot resolve host {host:?}: {e} (check the URL, or the network/DNS)"
+        )),
+        Err(_) => Err(format!(
+            "{flag}: resolving host {host:?} took over 10s (check the network/DNS)"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn feed_host_must_resolve() {
+        assert!(check_feed_host("--url", "ws://127.0.0.1:1").await.is_ok());
+        assert!(check_feed_host("--url", "ws://localhost:9").await.is_ok());
+        let e = check_feed_host("--url", "wss://no-such-host.invalid/ws")
+            .await
+            .unwrap_err();
+        assert!(
+            e.contains("cannot resolve host") && e.contains("--url"),
+            "{e}"
+        );
+    }
 }

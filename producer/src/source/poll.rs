@@ -7,7 +7,7 @@
 
 use super::SourceEvent;
 use crate::events::FrameRejected;
-use crate::exchange::Exchange;
+use crate::exchange::{Exchange, MAX_REST_BYTES};
 use crate::stats::{add, Stats};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -67,8 +67,21 @@ pub async fn run(
                 r = client.get(&url).send() => r,
             };
             let body = match resp.and_then(|r| r.error_for_status()) {
-                Ok(r) => match r.bytes().await {
-                    Ok(b) => b,
+                Ok(r) => match read_limited(r, MAX_REST_BYTES).await {
+                    Ok(Ok(b)) => b,
+                    Ok(Err(seen)) => {
+                        add(&stats.frames, 1);
+                        let e = format!(
+                            "body of at least {seen} bytes exceeds the {MAX_REST_BYTES}-byte limit"
+                        );
+                        FrameRejected {
+                            kind: "too_large",
+                            error: &e,
+                            first_of_kind: logged.insert("too_large"),
+                        }
+                        .emit_to(&stats);
+                        continue;
+                    }
                     Err(e) => {
                         failing = true;
                         let delay = backoff.next_delay();
@@ -138,4 +151,26 @@ pub async fn run(
             }
         }
     }
+}
+
+/// Reads a response body, but never more than `max` bytes: a server that
+/// announces or streams more is cut off after `max` (`Ok(Err(bytes seen))`),
+/// so a hostile endpoint cannot make the poller buffer an unbounded body.
+async fn read_limited(
+    mut resp: reqwest::Response,
+    max: usize,
+) -> Result<Result<bytes::Bytes, usize>, reqwest::Error> {
+    if let Some(len) = resp.content_length() {
+        if len > max as u64 {
+            return Ok(Err(usize::try_from(len).unwrap_or(usize::MAX)));
+        }
+    }
+    let mut buf = bytes::BytesMut::new();
+    while let Some(chunk) = resp.chunk().await? {
+        if buf.len() + chunk.len() > max {
+            return Ok(Err(buf.len() + chunk.len()));
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(Ok(buf.freeze()))
 }

@@ -13,7 +13,22 @@ use std::time::Duration;
 use tickbridge_core::backoff::Backoff;
 use tickbridge_core::Shutdown;
 use tokio::sync::mpsc;
-use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage};
+
+/// Limits the WebSocket layer enforces before a frame reaches a parser:
+/// a message (and a single frame) may not exceed the adapters'
+/// [`MAX_FRAME_BYTES`](crate::exchange::MAX_FRAME_BYTES), so a hostile or
+/// broken server cannot make the producer buffer tungstenite's default
+/// 64 MiB per message. An oversized message ends the connection (tungstenite
+/// cannot skip it), is counted as a `too_large` rejected frame, and the feed
+/// reconnects; the continuity check reports what the reconnect missed.
+pub fn ws_config() -> WebSocketConfig {
+    let max = crate::exchange::MAX_FRAME_BYTES;
+    WebSocketConfig::default()
+        .max_message_size(Some(max))
+        .max_frame_size(Some(max))
+}
 
 /// Reader settings.
 #[derive(Debug, Clone)]
@@ -52,7 +67,11 @@ pub async fn run(
         let attempt = backoff.attempt();
         let connect = tokio::time::timeout(
             opts.idle_timeout.max(Duration::from_secs(5)),
-            tokio_tungstenite::connect_async(opts.url.as_str()),
+            tokio_tungstenite::connect_async_with_config(
+                opts.url.as_str(),
+                Some(ws_config()),
+                false,
+            ),
         );
         let conn = tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -161,7 +180,7 @@ where
                 ))
             }
             Ok(None) => return SessionEnd::Lost("connection closed".into()),
-            Ok(Some(Err(e))) => return SessionEnd::Lost(e.to_string()),
+            Ok(Some(Err(e))) => return lost(e, stats, logged_kinds),
             Ok(Some(Ok(f))) => f,
         };
         let received_ts = chrono::Utc::now();
@@ -183,7 +202,7 @@ where
             frame = match stream.next().now_or_never() {
                 Some(Some(Ok(f))) => f,
                 Some(Some(Err(e))) => {
-                    end = Some(SessionEnd::Lost(e.to_string()));
+                    end = Some(lost(e, stats, logged_kinds));
                     break;
                 }
                 Some(None) => {
@@ -215,6 +234,27 @@ where
             return e;
         }
     }
+}
+
+/// A read error ends the session; the ones caused by what the server sent
+/// (a message over the size limit, a text message that is not UTF-8) are
+/// also counted as rejected frames, so bad input is never just a reconnect.
+fn lost(e: WsError, stats: &Stats, logged_kinds: &mut HashSet<&'static str>) -> SessionEnd {
+    let kind = match &e {
+        WsError::Capacity(_) => Some("too_large"),
+        WsError::Utf8(_) => Some("invalid_utf8"),
+        _ => None,
+    };
+    if let Some(kind) = kind {
+        add(&stats.frames, 1);
+        FrameRejected {
+            kind,
+            error: &e,
+            first_of_kind: logged_kinds.insert(kind),
+        }
+        .emit_to(stats);
+    }
+    SessionEnd::Lost(e.to_string())
 }
 
 /// Frames taken per hand-off to the pipeline when they are already buffered.
@@ -275,4 +315,116 @@ where
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    //! The reader against a real WebSocket server on port 0 that sends what a
+    //! broken or hostile exchange might: every bad frame is counted under its
+    //! kind (in the run stats and in `tickbridge_producer_malformed_total`),
+    //! an oversized or non-UTF-8 message costs one reconnect, not memory or
+    //! a panic, and good trades around them still arrive.
+
+    use super::*;
+    use crate::exchange::{adapter, MAX_FRAME_BYTES};
+    use crate::stats::get;
+    use tickbridge_core::Source;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+
+    fn trade(id: u64, symbol: &str, qty: &str) -> String {
+        format!(
+            r#"{{"stream":"x@trade","data":{{"e":"trade","E":1672515782136,"s":"{symbol}","t":{id},"p":"0.001","q":"{qty}","T":1672515782136,"m":true,"M":true}}}}"#
+        )
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn bad_frames_are_counted_by_kind_and_bounded() {
+        let metrics = tickbridge_core::telemetry::install_metrics(None).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            for conn in 0.. {
+                let Ok((tcp, _)) = listener.accept().await else {
+                    return;
+                };
+                let Ok(mut ws) = tokio_tungstenite::accept_async(tcp).await else {
+                    continue;
+                };
+                match conn {
+                    0 => {
+                        let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+                        for f in [
+                            trade(1, "BTCUSDT", "1"),
+                            trade(2, "DOGEUSDT", "1"), // not subscribed
+                            trade(3, "BTCUSDT", "-1"), // negative quantity
+                            deep,                      // 200 kB of nesting
+                        ] {
+                            ws.send(WsMessage::text(f)).await.unwrap();
+                        }
+                        // 16 MiB: under tungstenite's default limits, over ours.
+                        let _ = ws.send(WsMessage::binary(vec![b' '; 16 << 20])).await;
+                    }
+                    1 => {
+                        let bad = Frame::message(
+                            vec![b'{', 0xff, 0xfe, b'}'],
+                            OpCode::Data(Data::Text),
+                            true,
+                        );
+                        let _ = ws.send(WsMessage::Frame(bad)).await;
+                    }
+                    _ => {
+                        let _ = ws.send(WsMessage::text(trade(4, "BTCUSDT", "1"))).await;
+                    }
+                }
+                // Hold the connection until the client goes.
+                while let Some(Ok(_)) = ws.next().await {}
+            }
+        });
+
+        let ex: Arc<dyn Exchange> =
+            Arc::from(adapter(Source::Binance, &["BTC-USDT".to_string()]).unwrap());
+        let (tx, mut rx) = mpsc::channel(16);
+        let stats = Arc::new(Stats::default());
+        let stop = Shutdown::new();
+        let opts = WsOptions {
+            url: format!("ws://{addr}"),
+            idle_timeout: Duration::from_secs(20),
+            reconnect_min: Duration::from_millis(10),
+            reconnect_max: Duration::from_millis(50),
+        };
+        let task = tokio::spawn(run(ex, opts, tx, stats.clone(), stop.clone()));
+        let mut ids = Vec::new();
+        while ids.len() < 2 {
+            match tokio::time::timeout(Duration::from_secs(30), rx.recv()).await {
+                Ok(Some(SourceEvent::Trades { trades, .. })) => {
+                    ids.extend(trades.iter().map(|t| t.trade_id))
+                }
+                Ok(Some(_)) => {}
+                other => panic!("reader stopped or stalled: {other:?}, ids {ids:?}"),
+            }
+        }
+        stop.trigger();
+        task.await.unwrap();
+        assert_eq!(ids, [1, 4], "good trades around the bad ones arrive");
+        // unknown_symbol, invalid_value, malformed (nesting), too_large, invalid_utf8
+        assert_eq!(get(&stats.malformed), 5);
+        assert_eq!(
+            get(&stats.reconnects),
+            2,
+            "one per connection-ending bad message"
+        );
+        let text = metrics.render();
+        for kind in [
+            "unknown_symbol",
+            "invalid_value",
+            "malformed",
+            "too_large",
+            "invalid_utf8",
+        ] {
+            let series = format!("tickbridge_producer_malformed_total{{kind=\"{kind}\"}}");
+            assert!(text.contains(&series), "{series} missing from:\n{text}");
+        }
+        const { assert!(MAX_FRAME_BYTES < 16 << 20) };
+    }
 }

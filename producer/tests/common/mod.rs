@@ -14,6 +14,8 @@ use tickbridge_core::kafka::KafkaConfig;
 use tickbridge_core::schema::decode;
 use tickbridge_core::Message;
 
+// Not every test binary uses all three.
+#[allow(unused_imports)]
 pub use tickbridge_core::testkit::{amqp_url, kafka_brokers, rand_name};
 
 /// Reads every message from `queue` until it has been quiet for `quiet`,

@@ -1,0 +1,209 @@
+//! `worker` and `consumer` with bad flags and unusable brokers: each case
+//! exits non-zero within a bound, instead of entering the reconnect loop
+//! that a broker lost *after* startup deserves, with one `<binary>: error:`
+//! line naming the problem and never the password.
+//!
+//! Needs the shared RabbitMQ (wrong credentials are checked against it).
+
+use std::process::Command;
+use std::time::Duration;
+use tickbridge_core::testkit::{self, amqp_url, free_port, run_bounded, BoundedRun};
+
+/// Generous for a loaded 2-core machine; a retry loop would run forever.
+const LIMIT: Duration = Duration::from_secs(15);
+
+fn run(bin: &str, args: &[String], env: &[(&str, &str)]) -> BoundedRun {
+    let mut cmd = Command::new(bin);
+    cmd.args(args)
+        .env_remove("RUST_LOG")
+        .env_remove("AMQP_URL")
+        .env_remove("KAFKA_BROKERS");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    run_bounded(&mut cmd, LIMIT + Duration::from_secs(15))
+}
+
+struct TestCase {
+    what: &'static str,
+    bin: &'static str,
+    args: Vec<String>,
+    expect: &'static [&'static str],
+}
+
+fn check(cases: &[TestCase]) {
+    for (i, c) in cases.iter().enumerate() {
+        let r = run(c.bin, &c.args, &[]);
+        let ctx = format!("TC{i} ({}): {r:?}", c.what);
+        assert!(r.failed_fast(), "{ctx}");
+        assert!(r.elapsed < LIMIT, "{ctx}");
+        assert!(!r.stderr.contains("hunter2"), "password leaked: {ctx}");
+        assert!(!r.stderr.contains("panicked"), "{ctx}");
+        let name = std::path::Path::new(c.bin)
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .to_string();
+        let lines: Vec<&str> = r
+            .stderr
+            .lines()
+            .filter(|l| l.starts_with(&format!("{name}:")) || l.starts_with("error:"))
+            .collect();
+        assert_eq!(lines.len(), 1, "one error line expected: {ctx}");
+        for word in c.expect {
+            assert!(lines[0].contains(word), "{word:?} missing: {ctx}");
+        }
+    }
+}
+
+fn s(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+#[test]
+fn worker_fails_fast_on_unusable_rabbitmq() {
+    let w = env!("CARGO_BIN_EXE_worker");
+    let closed = free_port();
+    check(&[
+        TestCase {
+            what: "wrong scheme",
+            bin: w,
+            args: s(&["--amqp-url", "http://guest:hunter2@127.0.0.1:5672/"]),
+            expect: &["scheme", "amqp://"],
+        },
+        TestCase {
+            what: "host that does not resolve",
+            bin: w,
+            args: s(&[
+                "--amqp-url",
+                "amqp://guest:hunter2@no-such-host.invalid:5672/%2f",
+            ]),
+            expect: &["RabbitMQ at", "guest:***@no-such-host.invalid", "host name"],
+        },
+        TestCase {
+            what: "refused port",
+            bin: w,
+            args: vec![
+                "--amqp-url".into(),
+                format!("amqp://guest:hunter2@127.0.0.1:{closed}/%2f"),
+            ],
+            expect: &["RabbitMQ at", "refused", "is RabbitMQ running"],
+        },
+        TestCase {
+            what: "wrong credentials",
+            bin: w,
+            args: vec![
+                "--amqp-url".into(),
+                testkit::with_password(&amqp_url(), "guest", "hunter2"),
+            ],
+            expect: &["ACCESS_REFUSED", "user and password"],
+        },
+        TestCase {
+            what: "a vhost that does not exist",
+            bin: w,
+            args: vec![
+                "--amqp-url".into(),
+                format!(
+                    "{}/no-such-vhost",
+                    amqp_url().trim_end_matches("/%2f").trim_end_matches('/')
+                ),
+            ],
+            expect: &["RabbitMQ at", "vhost"],
+        },
+        TestCase {
+            what: "a CA file that does not exist",
+            bin: w,
+            args: s(&[
+                "--amqp-url",
+                "amqps://127.0.0.1:5671/%2f",
+                "--amqp-ca-file",
+                "/no/such/ca.pem",
+            ]),
+            expect: &["--amqp-ca-file", "/no/such/ca.pem"],
+        },
+        TestCase {
+            what: "prefetch not a number",
+            bin: w,
+            args: s(&["--prefetch", "nope"]),
+            expect: &["--prefetch"],
+        },
+    ]);
+}
+
+#[test]
+fn consumer_fails_fast_on_unusable_brokers_and_bad_flags() {
+    let c = env!("CARGO_BIN_EXE_consumer");
+    let closed = free_port();
+    check(&[
+        TestCase {
+            what: "Kafka port refused",
+            bin: c,
+            args: vec!["--kafka-brokers".into(), format!("127.0.0.1:{closed}")],
+            expect: &["Kafka at", "unreachable", "refused"],
+        },
+        TestCase {
+            what: "Kafka host that does not resolve",
+            bin: c,
+            args: s(&["--kafka-brokers", "no-such-host.invalid:9092"]),
+            expect: &["Kafka at", "cannot resolve host"],
+        },
+        TestCase {
+            what: "Kafka brokers given as a URL",
+            bin: c,
+            args: s(&["--kafka-brokers", "https://127.0.0.1:9092"]),
+            expect: &["--kafka-brokers", "scheme"],
+        },
+        TestCase {
+            what: "stream from a refused RabbitMQ",
+            bin: c,
+            args: vec![
+                "--from".into(),
+                "rabbitmq-stream".into(),
+                "--amqp-url".into(),
+                format!("amqp://guest:hunter2@127.0.0.1:{closed}/%2f"),
+            ],
+            expect: &["RabbitMQ at", "refused"],
+        },
+        TestCase {
+            what: "stream with wrong credentials",
+            bin: c,
+            args: vec![
+                "--from".into(),
+                "rabbitmq-stream".into(),
+                "--amqp-url".into(),
+                testkit::with_password(&amqp_url(), "guest", "hunter2"),
+            ],
+            expect: &["ACCESS_REFUSED"],
+        },
+        TestCase {
+            what: "bad --replay-from",
+            bin: c,
+            args: s(&["--replay-from", "yesterday-ish"]),
+            expect: &["--replay-from", "yesterday-ish"],
+        },
+        TestCase {
+            what: "negative --replay-from",
+            bin: c,
+            args: s(&["--replay-from=-5"]),
+            expect: &["--replay-from"],
+        },
+    ]);
+}
+
+/// The worker's JSON logs and error line carry the masked URL, never the
+/// password, even at debug level.
+#[test]
+fn worker_never_logs_the_password() {
+    let url = testkit::with_password(&amqp_url(), "user", "s3cr3tpw");
+    let r = run(
+        env!("CARGO_BIN_EXE_worker"),
+        &s(&["--amqp-url", &url, "--log-format", "json"]),
+        &[("RUST_LOG", "debug")],
+    );
+    assert!(r.failed_fast() && r.elapsed < LIMIT, "{r:?}");
+    assert!(
+        !r.stderr.contains("s3cr3tpw") && !r.stdout.contains("s3cr3tpw"),
+        "{r:?}"
+    );
+    assert!(r.stderr.contains("user:***@"), "{r:?}");
+}

@@ -1,0 +1,14 @@
+//! Binance adapter: any bytes as a WebSocket text frame (when UTF-8) and as a
+//! REST body for each symbol (the checks are in `common`).
+#![no_main]
+
+mod common;
+
+use libfuzzer_sys::fuzz_target;
+use tickbridge_producer::exchange::Binance;
+
+fuzz_target!(|data: &[u8]| {
+    let symbols = ["BTC-USDT".to_string(), "ETH-USDT".to_string()];
+    let adapter = Binance::new(&symbols).expect("static symbols are valid");
+    common::exchange_input(&adapter, data);
+});

@@ -1,0 +1,363 @@
+#!/usr/bin/env python3
+"""Sampler and report of scripts/soak.sh.
+
+`sample` reads, every --interval seconds and for each watched process,
+/proc/<pid>/status (VmRSS, Threads) and the number of entries in
+/proc/<pid>/fd, plus the process's own progress counter from its Prometheus
+endpoint when it has one (the producer's ticks, a reader's handled
+messages), and appends one CSV row per process. It stops once every pid in
+--until has exited.
+
+`report` turns the samples into SOAK.md and SOAK.csv and applies the
+flatness rule to each tickbridge binary:
+
+  warm-up  = the first 20% of the binary's own sampled lifetime, and for
+             the readers at least until they have handled --dedup-window
+             messages (their duplicate-counting window is a cache that is
+             meant to fill; a leak is growth after every cache is full);
+  baseline = its RSS in the last warm-up sample;
+  flat     = max RSS over the remaining 80% <= 1.2 x baseline + 8 MiB,
+             and max fds / threads over the remaining 80% <= the warm-up
+             maximum + 16 (a leak grows without bound, churn does not).
+
+The brokers (the private RabbitMQ node and tansu) are sampled too, for
+context only: tansu's memory:// storage keeps every record by design.
+"""
+
+import argparse
+import csv
+import json
+import os
+import sys
+import time
+import urllib.request
+
+BINARIES = ["feed-sim", "producer", "worker", "consumer"]
+BROKERS = ["rabbitmq", "tansu"]
+WARMUP = 0.20
+FACTOR = 1.2
+SLACK_MIB = 8.0
+COUNT_SLACK = 16
+
+# The counter that says how far each process has got.
+PROGRESS = {
+    "producer": "tickbridge_producer_ticks_total",
+    "worker": "tickbridge_consumer_messages_handled_total",
+    "consumer": "tickbridge_consumer_messages_handled_total",
+}
+
+
+def read_status(pid):
+    rss = threads = None
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    rss = int(line.split()[1])
+                elif line.startswith("Threads:"):
+                    threads = int(line.split()[1])
+        fds = len(os.listdir(f"/proc/{pid}/fd"))
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+    if rss is None:  # a zombie has no VmRSS
+        return None
+    return rss, fds, threads
+
+
+def scrape(url, metric):
+    """Sum of every series of `metric` at `url`, or None when unreachable."""
+    try:
+        with urllib.request.urlopen(url, timeout=2) as r:
+            text = r.read().decode()
+    except OSError:
+        return None
+    total, seen = 0.0, False
+    for line in text.splitlines():
+        if line.startswith(metric) and (line[len(metric)] in " {"):
+            total += float(line.rsplit(" ", 1)[1])
+            seen = True
+    return int(total) if seen else None
+
+
+def alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ", 1)[1][0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return False
+
+
+def cmd_sample(a):
+    procs = []
+    for spec in a.proc:
+        name, rest = spec.split("=", 1)
+        pid, _, url = rest.partition("@")
+        if int(pid) > 0:
+            procs.append((name, int(pid), url or None))
+    until = [int(p) for p in a.until.split(",") if p]
+    last_progress = {}
+    t0 = time.monotonic()
+    with open(a.out, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["elapsed_s", "process", "pid", "rss_kib", "fds", "threads", "progress"])
+        while True:
+            now = time.monotonic() - t0
+            line = []
+            for name, pid, url in procs:
+                st = read_status(pid)
+                if st is None:
+                    continue
+                progress = scrape(url, PROGRESS[name]) if url else None
+                if progress is None:
+                    progress = last_progress.get(name, 0)
+                last_progress[name] = progress
+                w.writerow([f"{now:.1f}", name, pid, st[0], st[1], st[2], progress])
+                if name in BINARIES:
+                    line.append(f"{name} {st[0] / 1024:.1f}MiB/{st[1]}fd/{st[2]}thr" + (f" n={progress}" if url else ""))
+            f.flush()
+            if a.progress and line:
+                print(f"[soak sample {now:6.0f}s] " + "  ".join(line), flush=True)
+            if not any(alive(p) for p in until):
+                break
+            time.sleep(a.interval)
+
+
+def load(path):
+    rows = []
+    with open(path) as f:
+        for r in csv.DictReader(f):
+            rows.append({
+                "t": float(r["elapsed_s"]), "process": r["process"], "pid": int(r["pid"]),
+                "rss": int(r["rss_kib"]) / 1024.0, "fds": int(r["fds"]),
+                "threads": int(r["threads"]), "progress": int(r["progress"]),
+            })
+    return rows
+
+
+def producer_ticks_at(rows, t):
+    best = 0
+    for r in rows:
+        if r["process"] == "producer" and r["t"] <= t + 0.05:
+            best = max(best, r["progress"])
+    return best
+
+
+def verdict(samples, fill=None):
+    """Applies the flatness rule to one binary's samples (time-ordered).
+    `fill`: progress at which the binary's caches are full (readers)."""
+    t_first, t_last = samples[0]["t"], samples[-1]["t"]
+    cut = t_first + WARMUP * (t_last - t_first)
+    if fill:
+        full = [s["t"] for s in samples if s["progress"] >= fill]
+        cut = max(cut, full[0] if full else t_last)
+    warm = [s for s in samples if s["t"] <= cut]
+    rest = [s for s in samples if s["t"] > cut]
+    base = warm[-1]["rss"]
+    bound = FACTOR * base + SLACK_MIB
+    v = {
+        "samples": len(samples), "warmup_end_t": warm[-1]["t"], "baseline": base, "bound": bound,
+        "peak": max(s["rss"] for s in samples), "rest_max": max((s["rss"] for s in rest), default=base),
+        "end": samples[-1]["rss"], "fds_warm": max(s["fds"] for s in warm),
+        "fds_rest": max((s["fds"] for s in rest), default=0),
+        "thr_warm": max(s["threads"] for s in warm),
+        "thr_rest": max((s["threads"] for s in rest), default=0),
+    }
+    v["rss_ok"] = v["rest_max"] <= bound
+    v["fds_ok"] = v["fds_rest"] <= v["fds_warm"] + COUNT_SLACK
+    v["thr_ok"] = v["thr_rest"] <= v["thr_warm"] + COUNT_SLACK
+    v["enough"] = len(rest) >= 2
+    v["ok"] = v["rss_ok"] and v["fds_ok"] and v["thr_ok"] and v["enough"]
+    return v
+
+
+def table_rows(samples, n=16):
+    """About n rows spread over the run, always with the first and last."""
+    if len(samples) <= n:
+        return samples
+    step = (len(samples) - 1) / (n - 1)
+    idx = sorted({round(i * step) for i in range(n)})
+    return [samples[i] for i in idx]
+
+
+def fmt_int(n):
+    return f"{n:,}"
+
+
+def cmd_report(a):
+    rows = load(a.samples)
+    rc = dict(kv.split("=") for kv in a.exit_codes.split(","))
+    rc = {k: int(v) for k, v in rc.items()}
+
+    def jload(p):
+        try:
+            with open(p) as f:
+                return json.load(f)
+        except (OSError, ValueError):
+            return None
+
+    prod, work, cons = jload(a.producer_report), jload(a.worker), jload(a.consumer)
+    by = {}
+    for r in rows:
+        by.setdefault(r["process"], []).append(r)
+    problems = []
+    for name, code in rc.items():
+        if code != 0:
+            problems.append(f"{name} exited with status {code}")
+    for name, j in [("producer report", prod), ("worker summary", work), ("consumer summary", cons)]:
+        if j is None:
+            problems.append(f"{name} missing")
+
+    verdicts = {}
+    for name in BINARIES:
+        if name not in by:
+            problems.append(f"no samples of {name}")
+            continue
+        v = verdict(by[name], a.dedup_window if name in ("worker", "consumer") else None)
+        verdicts[name] = v
+        if not v["enough"]:
+            problems.append(f"{name}: too few samples after warm-up to judge")
+        elif not v["ok"]:
+            problems.append(
+                f"{name}: RSS {v['rest_max']:.1f} MiB after warm-up vs bound {v['bound']:.1f} MiB, "
+                f"fds {v['fds_rest']} vs {v['fds_warm']}, threads {v['thr_rest']} vs {v['thr_warm']}")
+
+    # Completeness: what went in came out once.
+    sinks = {s["sink"]: s for s in (prod or {}).get("sinks", [])}
+    p_ticks = (prod or {}).get("ticks", 0)
+    w_ticks = (work or {}).get("ticks", 0)
+    c_ticks = (cons or {}).get("ticks", 0)
+    if prod:
+        if p_ticks != a.ticks and not a.stopped_early:
+            problems.append(f"producer published {p_ticks} ticks, expected {a.ticks}")
+        if prod.get("unconfirmed", 1) != 0:
+            problems.append(f"producer left {prod.get('unconfirmed')} unconfirmed")
+    for name, n, j in [("worker", w_ticks, work), ("consumer", c_ticks, cons)]:
+        if j and n != p_ticks:
+            problems.append(f"{name} handled {n} ticks, the producer published {p_ticks}")
+        if j and j.get("duplicates", 0):
+            problems.append(f"{name} saw {j['duplicates']} duplicates")
+
+    duration = max(r["t"] for r in rows) if rows else 0.0
+    p_active = (prod or {}).get("active_seconds", 0.0) or 0.0
+    rate = p_ticks / p_active if p_active else 0.0
+    ok = not problems
+    summary = (
+        f"{'PASS' if ok else 'FAIL'}: {fmt_int(p_ticks)} ticks in {p_active:.0f} s "
+        f"({rate:,.0f} ticks/s) through RabbitMQ and Kafka; "
+        + "; ".join(
+            f"{n} RSS {v['baseline']:.1f} MiB after warm-up, max {v['rest_max']:.1f} MiB after (bound {v['bound']:.1f})"
+            for n, v in verdicts.items())
+    )
+
+    md = []
+    md.append("# Soak\n")
+    md.append(
+        "Generated by `scripts/soak.sh` "
+        f"(`SOAK_TICKS={a.ticks}`, feed rate {'full speed' if a.rate in ('0', '0.0') else a.rate + ' trades/s per symbol'}) "
+        f"on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, on the project's 2-core machine shared with other builds. "
+        "`feed-sim` → `producer --sink rabbitmq,kafka` (persistent messages with publisher confirms; idempotent "
+        "Kafka producer, `acks=all`) → one `worker` on the work queue and one `consumer` in a Kafka group, all "
+        "release builds, against a private RabbitMQ node and a private tansu (`memory://`) on spare ports. "
+        f"Every {a.interval:g} s the soak reads `VmRSS` and `Threads` from "
+        "`/proc/<pid>/status` and counts `/proc/<pid>/fd` for each process; every sample is in "
+        f"[{os.path.basename(a.csv)}]({os.path.basename(a.csv)}).\n")
+    md.append(
+        "**Rule.** For each binary, warm-up is the first 20% of its sampled lifetime and the baseline is its RSS "
+        "at the end of warm-up. RSS is flat when the maximum over the rest of the run is at most "
+        f"{FACTOR} × baseline + {SLACK_MIB:.0f} MiB; open fds and threads must stay within the warm-up maximum + "
+        f"{COUNT_SLACK}. The readers remember the last {a.dedup_window:,} ids to count duplicates "
+        "(`--dedup-window`), a cache that is meant to fill, so their warm-up lasts at least until they have "
+        "handled that many messages; what grows after every bounded cache is full is a leak.\n")
+    if a.stopped_early and p_ticks < a.ticks:
+        md.append(
+            f"**Stopped early:** the run was asked for {fmt_int(a.ticks)} ticks and the producer was stopped "
+            f"(`SOAK_MAX_SECONDS` or SIGTERM) after {fmt_int(p_ticks)}; it drained, and the readers handled "
+            "everything it had published, so this is a complete run of that length.\n")
+    md.append(f"**Result: {summary}.**\n")
+    if problems:
+        md.append("Problems:\n")
+        for p in problems:
+            md.append(f"* {p}")
+        md.append("")
+    md.append("| binary | samples | RSS at end of warm-up | max RSS after warm-up | bound | peak RSS | RSS at end | fds (warm-up max → after) | threads (warm-up max → after) | flat |")
+    md.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+    for n, v in verdicts.items():
+        md.append(
+            f"| `{n}` | {v['samples']} | {v['baseline']:.1f} MiB | {v['rest_max']:.1f} MiB | {v['bound']:.1f} MiB | "
+            f"{v['peak']:.1f} MiB | {v['end']:.1f} MiB | {v['fds_warm']} → {v['fds_rest']} | "
+            f"{v['thr_warm']} → {v['thr_rest']} | {'✔' if v['ok'] else '✘'} |")
+    md.append("")
+    if prod:
+        rs, ks = sinks.get("rabbitmq", {}), sinks.get("kafka", {})
+        md.append(
+            f"Delivery: the producer published {fmt_int(p_ticks)} ticks, RabbitMQ confirmed "
+            f"{fmt_int(rs.get('confirmed', 0))} and Kafka {fmt_int(ks.get('confirmed', 0))} messages, "
+            f"{prod.get('unconfirmed')} unconfirmed; the worker handled {fmt_int(w_ticks)} ticks "
+            f"({(work or {}).get('duplicates', '?')} duplicates), the Kafka consumer {fmt_int(c_ticks)} "
+            f"({(cons or {}).get('duplicates', '?')} duplicates). The run took {duration:.0f} s of samples, "
+            f"{p_active:.0f} s of publishing.\n")
+    for name in BINARIES + BROKERS:
+        if name not in by:
+            continue
+        s = by[name]
+        extra = " (context only, not judged)" if name in BROKERS else ""
+        md.append(f"## `{name}`{extra}\n")
+        own = {"producer": "ticks published", "worker": "messages handled", "consumer": "messages handled"}.get(name)
+        head = "| time | ticks so far (producer) |" + (f" {own} |" if own and name != "producer" else "") + " RSS MiB | fds | threads |"
+        md.append(head)
+        md.append("| ---: " * (head.count("|") - 1) + "|")
+        for r in table_rows(s):
+            cells = [f"{r['t']:.0f} s", fmt_int(producer_ticks_at(rows, r["t"]))]
+            if own and name != "producer":
+                cells.append(fmt_int(r["progress"]))
+            cells += [f"{r['rss']:.1f}", str(r["fds"]), str(r["threads"])]
+            md.append("| " + " | ".join(cells) + " |")
+        md.append("")
+    with open(a.md, "w") as f:
+        f.write("\n".join(md))
+    with open(a.csv, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["elapsed_s", "process", "producer_ticks", "progress", "rss_mib", "fds", "threads"])
+        for r in rows:
+            w.writerow([f"{r['t']:.1f}", r["process"], producer_ticks_at(rows, r["t"]), r["progress"],
+                        f"{r['rss']:.2f}", r["fds"], r["threads"]])
+    print(summary)
+    for p in problems:
+        print(f"  problem: {p}")
+    print(f"written {a.md} and {a.csv}")
+    return 0 if ok else 1
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    s = sub.add_parser("sample", help="sample processes until the --until pids exit")
+    s.add_argument("--interval", type=float, default=5.0)
+    s.add_argument("--out", required=True)
+    s.add_argument("--proc", action="append", default=[], help="name=pid[@metrics-url]")
+    s.add_argument("--until", required=True, help="comma-separated pids; stop when all exited")
+    s.add_argument("--progress", action="store_true", help="print a line per sample")
+    r = sub.add_parser("report", help="write SOAK.md and SOAK.csv from the samples")
+    r.add_argument("--samples", required=True)
+    r.add_argument("--ticks", type=int, required=True)
+    r.add_argument("--rate", default="0")
+    r.add_argument("--interval", type=float, default=5.0)
+    r.add_argument("--producer-report", required=True)
+    r.add_argument("--worker", required=True)
+    r.add_argument("--consumer", required=True)
+    r.add_argument("--exit-codes", required=True)
+    r.add_argument("--dedup-window", type=int, default=1_000_000,
+                   help="the readers' --dedup-window: their warm-up lasts until it is full")
+    r.add_argument("--stopped-early", action="store_true",
+                   help="the producer was stopped before --ticks (time cap); judge what it published")
+    r.add_argument("--md", required=True)
+    r.add_argument("--csv", required=True)
+    a = ap.parse_args()
+    if a.cmd == "sample":
+        cmd_sample(a)
+        return 0
+    return cmd_report(a)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
