@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use clap::ValueEnum;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use std::net::SocketAddr;
-use std::sync::OnceLock;
+use std::sync::Mutex;
 
 /// Log output format.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
@@ -29,8 +29,12 @@ pub enum LogFormat {
 pub fn init_tracing(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // Colours only on a terminal: escape codes in a log file or a pipe
+    // break every grep for `field=value`.
+    use std::io::IsTerminal;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Text => builder.try_init(),
@@ -41,9 +45,13 @@ pub fn init_tracing(format: LogFormat) {
 /// Installs the Prometheus recorder once per process and, if `addr` is set,
 /// serves `/metrics` there. Returns a handle that renders the same text, for
 /// tests and end-of-run summaries.
+///
+/// Concurrent callers (several consumers started at once in one process) are
+/// serialised: the first installs, every later one gets the same handle.
 pub fn install_metrics(addr: Option<SocketAddr>) -> Result<PrometheusHandle> {
-    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
-    if let Some(h) = HANDLE.get() {
+    static HANDLE: Mutex<Option<PrometheusHandle>> = Mutex::new(None);
+    let mut slot = HANDLE.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(h) = slot.as_ref() {
         return Ok(h.clone());
     }
     let handle = match addr {
@@ -67,7 +75,7 @@ pub fn install_metrics(addr: Option<SocketAddr>) -> Result<PrometheusHandle> {
             .install_recorder()
             .map_err(|e| Error::Config(format!("metrics recorder: {e}")))?,
     };
-    let _ = HANDLE.set(handle.clone());
+    *slot = Some(handle.clone());
     Ok(handle)
 }
 
@@ -177,6 +185,26 @@ mod tests {
             let got = mask_url(input);
             assert_eq!(got, want, "{input}");
             assert!(!got.contains("guest:guest"));
+        }
+    }
+
+    /// Several components starting at once in one process (a test that
+    /// spawns four consumers) all get the recorder; none sees "already
+    /// initialised".
+    #[test]
+    fn concurrent_installs_share_one_recorder() {
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(8));
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let b = barrier.clone();
+                std::thread::spawn(move || {
+                    b.wait();
+                    install_metrics(None).map(|_| ())
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().expect("no panic").expect("installed or shared");
         }
     }
 
