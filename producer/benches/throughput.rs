@@ -80,7 +80,8 @@ async fn raw_kafka(brokers: &str, n: usize) -> f64 {
         .set("acks", "all")
         .set("compression.type", "lz4")
         .set("linger.ms", "5")
-        .set("queue.buffering.max.messages", "4000");
+        // The producer's default local queue: twice `--kafka-in-flight`.
+        .set("queue.buffering.max.messages", "20000");
     let done = std::sync::Arc::new(AtomicU64::new(0));
     let p: ThreadedProducer<Counted> = c
         .create_with_context(Counted(done.clone()))
@@ -249,8 +250,10 @@ async fn main() {
         rows.push((name.to_string(), n, run.rate, base, ratio, run.peak_rss_kib));
     };
 
-    // Kafka alone, tansu memory://
-    let n = sz(300_000.0);
+    // Kafka alone, tansu memory://. A million ticks (5-7 s): long enough
+    // that connecting and the idempotent producer's id handshake, which
+    // count in the producer's active time, do not dominate.
+    let n = sz(1_000_000.0);
     let base = raw_kafka(&mem.brokers(), n).await;
     let topic = format!("bench-{:x}", rand::random::<u32>());
     let b = mem.brokers();

@@ -100,7 +100,14 @@ impl Continuity {
         stats: &Stats,
         out: &mut Vec<Arc<Outgoing>>,
     ) {
-        let st = self.symbols.entry(raw.symbol.clone()).or_default();
+        // Looked up by reference: the key is only allocated for a symbol's
+        // first trade, not for every one.
+        if !self.symbols.contains_key(&raw.symbol) {
+            self.symbols.insert(raw.symbol.clone(), SymbolState::default());
+        }
+        let Some(st) = self.symbols.get_mut(&raw.symbol) else {
+            return;
+        };
         let id = raw.trade_id;
         if st.seen.contains(&id) {
             add(&stats.duplicates, 1);
