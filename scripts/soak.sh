@@ -16,7 +16,7 @@
 # binary's RSS is not flat, a process fails, or a tick is missing.
 #
 #   SOAK_TICKS=200000 scripts/soak.sh        # smoke run, ~20 s of traffic
-#   nice -n 5 scripts/soak.sh                # the full 10M run, ~15 min
+#   nice -n 5 scripts/soak.sh                # the full 10M run, ~30 min
 #
 # Knobs: SOAK_TICKS, SOAK_RATE (0 = full speed), SOAK_INTERVAL (seconds
 # between samples, default 5), SOAK_DEDUP_WINDOW (the readers'

@@ -11,7 +11,8 @@
 //! It starts its own tansu brokers (memory:// and sqlite://) on spare ports
 //! and uses the stack's RabbitMQ. Results are printed as a Markdown table and
 //! written to `producer/BENCHMARKS.md`. Sizes can be scaled with
-//! `BENCH_SCALE` (default 1.0).
+//! `BENCH_SCALE` (default 1.0), repetitions with `BENCH_ROUNDS` (default 3;
+//! medians are reported).
 
 use futures::stream::FuturesOrdered;
 use futures::StreamExt;
@@ -80,8 +81,10 @@ async fn raw_kafka(brokers: &str, n: usize) -> f64 {
         .set("acks", "all")
         .set("compression.type", "lz4")
         .set("linger.ms", "5")
-        // The producer's default local queue: twice `--kafka-in-flight`.
-        .set("queue.buffering.max.messages", "20000");
+        // At most as many messages inside librdkafka as the producer lets
+        // in (its default `--kafka-in-flight`), so both build batches from
+        // the same number of waiting messages.
+        .set("queue.buffering.max.messages", "5000");
     let done = std::sync::Arc::new(AtomicU64::new(0));
     let p: ThreadedProducer<Counted> = c
         .create_with_context(Counted(done.clone()))
@@ -219,6 +222,67 @@ fn producer_run(sim_ws: &str, sinks: &str, extra: &[&str], n: usize) -> Run {
     }
 }
 
+/// One configuration's samples.
+struct Row {
+    name: &'static str,
+    n: usize,
+    producer: Vec<f64>,
+    base: Vec<f64>,
+    peak_rss_kib: u64,
+}
+
+impl Row {
+    fn new(name: &'static str, n: usize) -> Self {
+        Self {
+            name,
+            n,
+            producer: Vec::new(),
+            base: Vec::new(),
+            peak_rss_kib: 0,
+        }
+    }
+
+    fn add(&mut self, run: Run) {
+        println!(
+            "  {:<40} producer={:>9.0}/s baseline={:>9.0}/s peak_rss={:.1} MiB",
+            self.name,
+            run.rate,
+            self.base.last().copied().unwrap_or(0.0),
+            run.peak_rss_kib as f64 / 1024.0
+        );
+        self.producer.push(run.rate);
+        self.peak_rss_kib = self.peak_rss_kib.max(run.peak_rss_kib);
+    }
+
+    fn ratio(&self) -> f64 {
+        median(&self.producer) / median(&self.base)
+    }
+
+    fn print(self) -> Self {
+        println!(
+            "{:<40} n={:>7} producer={:>9.0}/s baseline={:>9.0}/s ratio={:>5.1}% peak_rss={:.1} MiB (medians of {})",
+            self.name,
+            self.n,
+            median(&self.producer),
+            median(&self.base),
+            self.ratio() * 100.0,
+            self.peak_rss_kib as f64 / 1024.0,
+            self.producer.len()
+        );
+        self
+    }
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(|a, b| a.total_cmp(b));
+    match v.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let scale: f64 = std::env::var("BENCH_SCALE")
@@ -243,79 +307,89 @@ async fn main() {
     .unwrap();
     let ws = sim.ws_base_for(Source::Binance);
 
-    let mut rows: Vec<(String, usize, f64, f64, f64, u64)> = Vec::new();
-    let mut record = |name: &str, n: usize, base: f64, run: Run| {
-        let ratio = run.rate / base;
-        println!("{name:<40} n={n:>7} producer={:>9.0}/s baseline={base:>9.0}/s ratio={:>5.1}% peak_rss={:.1} MiB", run.rate, ratio * 100.0, run.peak_rss_kib as f64 / 1024.0);
-        rows.push((name.to_string(), n, run.rate, base, ratio, run.peak_rss_kib));
-    };
+    let rounds: usize = std::env::var("BENCH_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3)
+        .max(1);
+    let mut rows: Vec<Row> = Vec::new();
+
+    // Each configuration runs `rounds` times, baseline and producer
+    // alternating, so a noisy moment on a shared 2-core machine moves one
+    // sample rather than the result; the table reports medians.
 
     // Kafka alone, tansu memory://. A million ticks (5-7 s): long enough
     // that connecting and the idempotent producer's id handshake, which
     // count in the producer's active time, do not dominate.
     let n = sz(1_000_000.0);
-    let base = raw_kafka(&mem.brokers(), n).await;
-    let topic = format!("bench-{:x}", rand::random::<u32>());
-    let b = mem.brokers();
-    let run = tokio::task::spawn_blocking({
-        let ws = ws.clone();
-        move || {
+    let mut row = Row::new("Kafka only (tansu memory://)", n);
+    for _ in 0..rounds {
+        row.base.push(raw_kafka(&mem.brokers(), n).await);
+        let topic = format!("bench-{:x}", rand::random::<u32>());
+        let (b, ws) = (mem.brokers(), ws.clone());
+        let run = tokio::task::spawn_blocking(move || {
             producer_run(
                 &ws,
                 "kafka",
                 &["--kafka-brokers", &b, "--kafka-topic", &topic],
                 n,
             )
-        }
-    })
-    .await
-    .unwrap();
-    record("Kafka only (tansu memory://)", n, base, run);
+        })
+        .await
+        .unwrap();
+        row.add(run);
+    }
+    rows.push(row.print());
 
     // Kafka alone, tansu sqlite://
     let n = sz(60_000.0);
-    let base = raw_kafka(&lite.brokers(), n).await;
-    let topic = format!("bench-{:x}", rand::random::<u32>());
-    let b = lite.brokers();
-    let run = tokio::task::spawn_blocking({
-        let ws = ws.clone();
-        move || {
+    let mut row = Row::new("Kafka only (tansu sqlite://)", n);
+    for _ in 0..rounds {
+        row.base.push(raw_kafka(&lite.brokers(), n).await);
+        let topic = format!("bench-{:x}", rand::random::<u32>());
+        let (b, ws) = (lite.brokers(), ws.clone());
+        let run = tokio::task::spawn_blocking(move || {
             producer_run(
                 &ws,
                 "kafka",
                 &["--kafka-brokers", &b, "--kafka-topic", &topic],
                 n,
             )
-        }
-    })
-    .await
-    .unwrap();
-    record("Kafka only (tansu sqlite://)", n, base, run);
+        })
+        .await
+        .unwrap();
+        row.add(run);
+    }
+    rows.push(row.print());
 
     // RabbitMQ alone, persistent + confirms
     let n = sz(90_000.0);
-    let rabbit_base = raw_rabbit(&amqp, n).await;
-    let prefix = format!("bench-{:x}", rand::random::<u32>());
-    let (a, p) = (amqp.clone(), prefix.clone());
-    let run = tokio::task::spawn_blocking({
-        let ws = ws.clone();
-        move || producer_run(&ws, "rabbitmq", &["--amqp-url", &a, "--amqp-prefix", &p], n)
-    })
-    .await
-    .unwrap();
-    record("RabbitMQ only (persistent, confirms)", n, rabbit_base, run);
-    purge(&amqp, &prefix).await;
+    let mut row = Row::new("RabbitMQ only (persistent, confirms)", n);
+    for _ in 0..rounds {
+        row.base.push(raw_rabbit(&amqp, n).await);
+        let prefix = format!("bench-{:x}", rand::random::<u32>());
+        let (a, p, ws) = (amqp.clone(), prefix.clone(), ws.clone());
+        let run = tokio::task::spawn_blocking(move || {
+            producer_run(&ws, "rabbitmq", &["--amqp-url", &a, "--amqp-prefix", &p], n)
+        })
+        .await
+        .unwrap();
+        row.add(run);
+        purge(&amqp, &prefix).await;
+    }
+    rows.push(row.print());
 
     // Both at once, vs the slower sink's baseline.
     let n = sz(90_000.0);
-    let kbase = raw_kafka(&mem.brokers(), n).await;
-    let rbase = raw_rabbit(&amqp, n).await;
-    let prefix = format!("bench-{:x}", rand::random::<u32>());
-    let topic = format!("bench-{:x}", rand::random::<u32>());
-    let (a, p, b) = (amqp.clone(), prefix.clone(), mem.brokers());
-    let run = tokio::task::spawn_blocking({
-        let ws = ws.clone();
-        move || {
+    let mut row = Row::new("Both (RabbitMQ + Kafka memory://)", n);
+    for _ in 0..rounds {
+        let kbase = raw_kafka(&mem.brokers(), n).await;
+        let rbase = raw_rabbit(&amqp, n).await;
+        row.base.push(kbase.min(rbase));
+        let prefix = format!("bench-{:x}", rand::random::<u32>());
+        let topic = format!("bench-{:x}", rand::random::<u32>());
+        let (a, p, b, ws) = (amqp.clone(), prefix.clone(), mem.brokers(), ws.clone());
+        let run = tokio::task::spawn_blocking(move || {
             producer_run(
                 &ws,
                 "rabbitmq,kafka",
@@ -331,32 +405,42 @@ async fn main() {
                 ],
                 n,
             )
-        }
-    })
-    .await
-    .unwrap();
-    record(
-        "Both (RabbitMQ + Kafka memory://)",
-        n,
-        kbase.min(rbase),
-        run,
-    );
-    purge(&amqp, &prefix).await;
+        })
+        .await
+        .unwrap();
+        row.add(run);
+        purge(&amqp, &prefix).await;
+    }
+    rows.push(row.print());
 
     sim.stop().await.ok();
     drop(mem);
     drop(lite);
 
-    let mut md = String::from("# Producer throughput\n\nGenerated by `cargo bench -p tickbridge-producer --bench throughput` on this project's 2-core machine. The producer is the release binary reading the feed simulator at full speed (Binance combined stream, 3 symbols); the baseline is a raw publisher in the same run (same broker, same client library, same bodies and headers, no WebSocket, no parsing). RabbitMQ: Debian's 3.10, persistent messages, publisher confirms, 1,000 in flight, routed to the work queue and the stream queue. Kafka: idempotent, `acks=all`, lz4.\n\n| configuration | ticks | producer ticks/s | baseline msgs/s | ratio | producer peak RSS |\n| --- | ---: | ---: | ---: | ---: | ---: |\n");
-    for (name, n, rate, base, ratio, rss) in &rows {
+    let mut md = format!("# Producer throughput\n\nGenerated by `cargo bench -p tickbridge-producer --bench throughput` on this project's 2-core machine. The producer is the release binary reading the feed simulator at full speed (Binance combined stream, 3 symbols); the baseline is a raw publisher in the same run (same broker, same client library, same bodies and headers, no WebSocket, no parsing). RabbitMQ: Debian's 3.10, persistent messages, publisher confirms, 1,000 in flight, routed to the work queue and the stream queue. Kafka: idempotent, `acks=all`, lz4, at most 5,000 messages inside librdkafka for both (the producer's default `--kafka-in-flight`; the raw publisher's `queue.buffering.max.messages`). Each configuration ran {rounds} times, baseline and producer alternating; rates are medians, the ratio is median over median, and every sample is listed under the table.\n\n| configuration | ticks | producer ticks/s | baseline msgs/s | ratio | producer peak RSS |\n| --- | ---: | ---: | ---: | ---: | ---: |\n");
+    for r in &rows {
         md.push_str(&format!(
-            "| {name} | {n} | {rate:.0} | {base:.0} | {:.0}% | {:.1} MiB |\n",
-            ratio * 100.0,
-            *rss as f64 / 1024.0
+            "| {} | {} | {:.0} | {:.0} | {:.0}% | {:.1} MiB |\n",
+            r.name,
+            r.n,
+            median(&r.producer),
+            median(&r.base),
+            r.ratio() * 100.0,
+            r.peak_rss_kib as f64 / 1024.0
         ));
     }
+    md.push_str("\nSamples (producer ticks/s / baseline msgs/s, in run order):\n\n");
+    for r in &rows {
+        let pairs: Vec<String> = r
+            .producer
+            .iter()
+            .zip(&r.base)
+            .map(|(p, b)| format!("{p:.0} / {b:.0}"))
+            .collect();
+        md.push_str(&format!("* {}: {}\n", r.name, pairs.join(", ")));
+    }
     md.push_str(&format!(
-        "\nRun at {} (BENCH_SCALE={scale}).\n",
+        "\nRun at {} (BENCH_SCALE={scale}, BENCH_ROUNDS={rounds}).\n",
         chrono::Utc::now().format("%Y-%m-%d %H:%M UTC")
     ));
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/BENCHMARKS.md");
