@@ -50,7 +50,9 @@ pub fn init_tracing(format: LogFormat) {
 /// serialised: the first installs, every later one gets the same handle.
 pub fn install_metrics(addr: Option<SocketAddr>) -> Result<PrometheusHandle> {
     static HANDLE: Mutex<Option<PrometheusHandle>> = Mutex::new(None);
-    let mut slot = HANDLE.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut slot = HANDLE
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     if let Some(h) = slot.as_ref() {
         return Ok(h.clone());
     }

@@ -175,7 +175,14 @@ pub mod ts_micros {
             put(20, 9, nanos);
             30
         };
-        for (at, c) in [(4, b'-'), (7, b'-'), (10, b'T'), (13, b':'), (16, b':'), (19, b'.')] {
+        for (at, c) in [
+            (4, b'-'),
+            (7, b'-'),
+            (10, b'T'),
+            (13, b':'),
+            (16, b':'),
+            (19, b'.'),
+        ] {
             buf[at] = c;
         }
         buf[len - 1] = b'Z';
@@ -466,7 +473,11 @@ mod tests {
             x ^= x << 17;
             let secs = (x % 4_000_000_000) as i64;
             let nanos = ((x >> 32) % 1_000_000_000) as u32;
-            let nanos = if x & 1 == 0 { nanos / 1000 * 1000 } else { nanos };
+            let nanos = if x & 1 == 0 {
+                nanos / 1000 * 1000
+            } else {
+                nanos
+            };
             cases.push(Utc.timestamp_opt(secs, nanos).unwrap());
         }
         for ts in cases {

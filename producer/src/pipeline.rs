@@ -103,7 +103,8 @@ impl Continuity {
         // Looked up by reference: the key is only allocated for a symbol's
         // first trade, not for every one.
         if !self.symbols.contains_key(&raw.symbol) {
-            self.symbols.insert(raw.symbol.clone(), SymbolState::default());
+            self.symbols
+                .insert(raw.symbol.clone(), SymbolState::default());
         }
         let Some(st) = self.symbols.get_mut(&raw.symbol) else {
             return;

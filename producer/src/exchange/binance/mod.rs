@@ -13,7 +13,7 @@ mod trade;
 use super::decode::{self, SymbolMap};
 use super::{Exchange, FrameKind, ParseError, RawTrade};
 use tickbridge_core::{Side, Source};
-use trade::{BinanceEnvelope, BinanceEventType, BinanceRestError, BinanceRestTrade, BinanceTrade};
+use trade::{BinanceEnvelope, BinanceEvent, BinanceRestError, BinanceRestTrade};
 
 /// Binance spot adapter.
 #[derive(Debug, Clone)]
@@ -29,23 +29,34 @@ impl Binance {
         })
     }
 
-    /// Parses one event object (`e` = `trade`), bare or unwrapped from a
-    /// combined-stream frame.
-    fn parse_event(&self, text: &str, out: &mut Vec<RawTrade>) -> Result<FrameKind, ParseError> {
-        let probe: BinanceEventType = decode::json(text)?;
-        if probe.event.as_deref() != Some("trade") {
+    /// Turns one decoded event (`e` = `trade`), bare or unwrapped from a
+    /// combined-stream frame, into a trade. `text` is the frame, quoted in
+    /// errors.
+    fn parse_event(
+        &self,
+        ev: BinanceEvent<'_>,
+        text: &str,
+        out: &mut Vec<RawTrade>,
+    ) -> Result<FrameKind, ParseError> {
+        if ev.event.as_deref() != Some("trade") {
             return Err(ParseError::UnknownMessage(decode::excerpt(text)));
         }
-        let t: BinanceTrade = decode::json(text)?;
-        let (symbol, raw_symbol) = self.symbols.by_raw(&t.symbol)?;
+        let missing = |field: &str| ParseError::Malformed(format!("trade event without `{field}`"));
+        let symbol = ev.symbol.ok_or_else(|| missing("s"))?;
+        let trade_id = ev.trade_id.ok_or_else(|| missing("t"))?;
+        let price = ev.price.ok_or_else(|| missing("p"))?;
+        let qty = ev.qty.ok_or_else(|| missing("q"))?;
+        let trade_time = ev.trade_time.ok_or_else(|| missing("T"))?;
+        let buyer_is_maker = ev.buyer_is_maker.ok_or_else(|| missing("m"))?;
+        let (symbol, raw_symbol) = self.symbols.by_raw(&symbol)?;
         out.push(RawTrade {
             symbol: symbol.to_string(),
             raw_symbol: raw_symbol.to_string(),
-            trade_id: t.trade_id,
-            price: decode::positive_decimal("price", &t.price)?,
-            qty: decode::positive_decimal("qty", &t.qty)?,
-            side: taker_side(t.buyer_is_maker),
-            exchange_ts: decode::from_millis("trade time", t.trade_time)?,
+            trade_id,
+            price: decode::positive_decimal("price", &price)?,
+            qty: decode::positive_decimal("qty", &qty)?,
+            side: taker_side(buyer_is_maker),
+            exchange_ts: decode::from_millis("trade time", trade_time)?,
             feed_seq: None,
         });
         Ok(FrameKind::Trades)
@@ -99,11 +110,13 @@ impl Exchange for Binance {
                 err.code, err.msg
             )));
         }
-        if let Some(data) = env.data {
-            return self.parse_event(data.get(), out);
+        if let Some(event) = env.data {
+            return self.parse_event(event, text, out);
         }
         if env.event.is_some() {
-            return self.parse_event(text, out);
+            // A raw-stream frame: the event is the frame itself.
+            let event: BinanceEvent = decode::json(text)?;
+            return self.parse_event(event, text, out);
         }
         if env.id.is_some() {
             // `{"result":null,"id":1}`: the answer to SUBSCRIBE (or to any

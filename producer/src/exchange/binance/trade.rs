@@ -15,11 +15,14 @@ use std::borrow::Cow;
 /// {"result":null,"id":1}                                   request answered
 /// {"error":{"code":2,"msg":"Invalid request"},"id":1}      request refused
 /// ```
+///
+/// A combined-stream event is decoded in this same pass, so a trade frame
+/// is read once, not once to route it and again to parse it.
 #[derive(Debug, Deserialize)]
 pub(super) struct BinanceEnvelope<'a> {
     /// The event of a combined-stream frame.
     #[serde(borrow, default)]
-    pub data: Option<&'a RawValue>,
+    pub data: Option<BinanceEvent<'a>>,
     /// Event type of a raw-stream frame.
     #[serde(rename = "e", borrow, default)]
     pub event: Option<Cow<'a, str>>,
@@ -38,16 +41,8 @@ pub(super) struct BinanceWsError {
     pub msg: String,
 }
 
-/// Just the event type, to tell a `trade` from other events before parsing
-/// the fields of one.
-#[derive(Debug, Deserialize)]
-pub(super) struct BinanceEventType<'a> {
-    #[serde(rename = "e", borrow, default)]
-    pub event: Option<Cow<'a, str>>,
-}
-
-/// One trade, from the spot `<symbol>@trade` stream (Binance docs,
-/// "Trade Streams"):
+/// One market-stream event. For a trade, from the spot `<symbol>@trade`
+/// stream (Binance docs, "Trade Streams"):
 ///
 /// ```json
 /// {"e":"trade","E":1672515782136,"s":"BNBBTC","t":12345,"p":"0.001",
@@ -55,21 +50,26 @@ pub(super) struct BinanceEventType<'a> {
 /// ```
 ///
 /// `m` is "is the buyer the market maker?": true means the taker sold.
+/// Every field is optional here because other event types share the
+/// connection; a `trade` missing one is malformed (checked by the adapter).
+/// Wrongly typed fields are rejected by serde as they are read.
 #[derive(Debug, Deserialize)]
-pub(super) struct BinanceTrade<'a> {
-    #[serde(rename = "s", borrow)]
-    pub symbol: Cow<'a, str>,
-    #[serde(rename = "t")]
-    pub trade_id: u64,
-    #[serde(rename = "p", borrow)]
-    pub price: Cow<'a, str>,
-    #[serde(rename = "q", borrow)]
-    pub qty: Cow<'a, str>,
+pub(super) struct BinanceEvent<'a> {
+    #[serde(rename = "e", borrow, default)]
+    pub event: Option<Cow<'a, str>>,
+    #[serde(rename = "s", borrow, default)]
+    pub symbol: Option<Cow<'a, str>>,
+    #[serde(rename = "t", default)]
+    pub trade_id: Option<u64>,
+    #[serde(rename = "p", borrow, default)]
+    pub price: Option<Cow<'a, str>>,
+    #[serde(rename = "q", borrow, default)]
+    pub qty: Option<Cow<'a, str>>,
     /// Trade time, ms since the epoch (`E` is the event time, later).
-    #[serde(rename = "T")]
-    pub trade_time: i64,
-    #[serde(rename = "m")]
-    pub buyer_is_maker: bool,
+    #[serde(rename = "T", default)]
+    pub trade_time: Option<i64>,
+    #[serde(rename = "m", default)]
+    pub buyer_is_maker: Option<bool>,
 }
 
 /// One element of `GET /api/v3/trades` (Binance docs, "Recent trades list"):
