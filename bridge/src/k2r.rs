@@ -26,7 +26,7 @@ use crate::events::{
 use crate::mapping::{
     amqp_properties_from_kafka, dead_letter_properties, kafka_header, raw_properties_from_kafka,
 };
-use crate::rabbit::{confirm_channel, park};
+use crate::rabbit::{bounded, confirm_channel, park, STEP_TIMEOUT};
 use crate::stats::{DirStats, IdWindow};
 use crate::tracker::OffsetTracker;
 use crate::{Error, Result};
@@ -208,14 +208,14 @@ impl K2r<'_> {
                     break Ok(());
                 }
                 Some((out, res)) = inflight.next(), if !inflight.is_empty() => {
-                    if let Err(e) = self.on_confirm(out, res, &ch, &dl, &mut tracker, &mut inflight).await {
+                    if let Err(e) = bounded("confirm", self.on_confirm(out, res, &ch, &dl, &mut tracker, &mut inflight)).await {
                         break Err(e);
                     }
                 }
                 m = consumer.recv(), if !draining && inflight.len() < window => match m {
                     Ok(m) => {
                         let m = m.detach();
-                        if let Err(e) = self.on_record(m, &ch, &dl, &mut tracker, &mut inflight).await {
+                        if let Err(e) = bounded("publish", self.on_record(m, &ch, &dl, &mut tracker, &mut inflight)).await {
                             break Err(e);
                         }
                     }
@@ -253,7 +253,8 @@ impl K2r<'_> {
         commit(&consumer, CommitMode::Sync, "shutdown");
         self.stats().in_flight.store(0, Relaxed);
         drop(consumer);
-        let _ = conn.close(200, "bridge session done".into()).await;
+        let _ =
+            tokio::time::timeout(STEP_TIMEOUT, conn.close(200, "bridge session done".into())).await;
         result
     }
 

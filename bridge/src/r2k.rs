@@ -26,7 +26,7 @@ use crate::events::{
     self, Bridged, Consumed, DeadLettered, Duplicate, Redelivered, Retried, SkippedOwn, R2K,
 };
 use crate::mapping::{amqp_header, dead_letter_properties, kafka_headers_from_amqp};
-use crate::rabbit::{confirm_channel, park, queue_depth};
+use crate::rabbit::{bounded, confirm_channel, park, queue_depth, STEP_TIMEOUT};
 use crate::stats::{DirStats, IdWindow};
 use crate::tracker::AckTracker;
 use crate::{Error, Result};
@@ -168,7 +168,7 @@ impl R2k<'_> {
                     draining = true;
                     // Stop new deliveries; prefetched ones not yet handled
                     // go back to the queue when the channel closes.
-                    let _ = ch.basic_cancel(tag.as_str().into(), BasicCancelOptions::default()).await;
+                    let _ = tokio::time::timeout(STEP_TIMEOUT, ch.basic_cancel(tag.as_str().into(), BasicCancelOptions::default())).await;
                     drain_deadline.as_mut().reset(tokio::time::Instant::now() + self.shared.drain_timeout);
                     tracing::info!(direction = R2K, in_flight = inflight.len(), "draining: waiting for Kafka delivery reports");
                 }
@@ -177,7 +177,7 @@ impl R2k<'_> {
                     break Ok(());
                 }
                 Some((out, res)) = inflight.next(), if !inflight.is_empty() => {
-                    if let Err(e) = self.on_report(out, res, &dl, &mut acks, &mut inflight).await {
+                    if let Err(e) = bounded("delivery report", self.on_report(out, res, &dl, &mut acks, &mut inflight)).await {
                         break Err(e);
                     }
                 }
@@ -185,7 +185,7 @@ impl R2k<'_> {
                     None => break Err(Error::Cancelled(format!("the broker cancelled the consumer on queue {:?}", self.queue))),
                     Some(Err(e)) => break Err(e.into()),
                     Some(Ok(d)) => {
-                        if let Err(e) = self.on_delivery(d, &dl, &mut acks, &mut inflight).await {
+                        if let Err(e) = bounded("delivery", self.on_delivery(d, &dl, &mut acks, &mut inflight)).await {
                             break Err(e);
                         }
                     }
@@ -197,20 +197,21 @@ impl R2k<'_> {
                     // A queue that is briefly NOT_FOUND (its node still
                     // recovering after a restart) is not fatal here: the
                     // consumer itself fails if it is really gone.
-                    if let Ok(n) = queue_depth(&conn, &self.queue, amqp).await {
+                    if let Ok(n) = bounded("queue depth", queue_depth(&conn, &self.queue, amqp)).await {
                         self.stats.lag.store(n as i64, Relaxed);
                     }
                     events::publish_gauges(R2K, self.stats);
                 }
             }
             if let Some(t) = acks.take_ack() {
-                if let Err(e) = ack_upto(&ch, t).await {
+                if let Err(e) = bounded("ack", ack_upto(&ch, t)).await {
                     break Err(e);
                 }
             }
         };
         self.stats.in_flight.store(0, Relaxed);
-        let _ = conn.close(200, "bridge session done".into()).await;
+        let _ =
+            tokio::time::timeout(STEP_TIMEOUT, conn.close(200, "bridge session done".into())).await;
         result
     }
 
