@@ -126,10 +126,16 @@ pub mod ts_micros {
     /// microseconds, or nanoseconds when the value has them, so nothing a
     /// source provided is rounded away.
     pub fn format(ts: &DateTime<Utc>) -> String {
+        with_text(ts, str::to_string)
+    }
+
+    /// Hands the formatted timestamp to `f`: from a stack buffer in the
+    /// common case, from chrono's formatter otherwise.
+    fn with_text<R>(ts: &DateTime<Utc>, f: impl FnOnce(&str) -> R) -> R {
         let mut buf = [0u8; MAX_LEN];
         match write(ts, &mut buf) {
-            Some(s) => s.to_string(),
-            None => slow(ts),
+            Some(text) => f(text),
+            None => f(&slow(ts)),
         }
     }
 
@@ -191,11 +197,7 @@ pub mod ts_micros {
 
     /// Serde `serialize_with` target.
     pub fn serialize<S: Serializer>(ts: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
-        let mut buf = [0u8; MAX_LEN];
-        match write(ts, &mut buf) {
-            Some(text) => s.serialize_str(text),
-            None => s.serialize_str(&slow(ts)),
-        }
+        with_text(ts, |text| s.serialize_str(text))
     }
 
     /// Serde `deserialize_with` target; accepts any RFC 3339 timestamp.
