@@ -497,15 +497,22 @@ impl Scenario<'_> {
             name.clone(),
             "--prefetch".into(),
             WORKER_PREFETCH.to_string(),
+        ]);
+        args.extend(self.reader_outputs(&name));
+        args.extend(["--stats-interval".into(), "5s".into()]);
+        self.workers[i] = Some(Proc::spawn(&self.bins, "worker", &name, &args, &self.dir)?);
+        Ok(())
+    }
+
+    /// `--jsonl` and `--summary-json` of a reader, named after it in the
+    /// run directory (the reconciliation reads both).
+    fn reader_outputs(&self, name: &str) -> [String; 4] {
+        [
             "--jsonl".into(),
             self.path(&format!("{name}.jsonl")),
             "--summary-json".into(),
             self.path(&format!("{name}.summary.json")),
-            "--stats-interval".into(),
-            "5s".into(),
-        ]);
-        self.workers[i] = Some(Proc::spawn(&self.bins, "worker", &name, &args, &self.dir)?);
-        Ok(())
+        ]
     }
 
     fn kafka_args(&self, topic: &str) -> Vec<String> {
@@ -534,13 +541,9 @@ impl Scenario<'_> {
             format!("{}ms", COMMIT_INTERVAL.as_millis()),
             "--topic-wait".into(),
             "60s".into(),
-            "--jsonl".into(),
-            self.path(&format!("{name}.jsonl")),
-            "--summary-json".into(),
-            self.path(&format!("{name}.summary.json")),
-            "--stats-interval".into(),
-            "5s".into(),
         ]);
+        args.extend(self.reader_outputs(&name));
+        args.extend(["--stats-interval".into(), "5s".into()]);
         self.members[i] = Some(Proc::spawn(
             &self.bins, "consumer", &name, &args, &self.dir,
         )?);
@@ -736,11 +739,8 @@ impl Scenario<'_> {
             "12s".into(),
             "--topic-wait".into(),
             "30s".into(),
-            "--jsonl".into(),
-            self.path(&format!("{out}.jsonl")),
-            "--summary-json".into(),
-            self.path(&format!("{out}.summary.json")),
         ]);
+        args.extend(self.reader_outputs(out));
         let p = Proc::spawn(&self.bins, "consumer", out, &args, &self.dir)?;
         let st = p.wait(Duration::from_secs(180)).await?;
         if !st.success() {
