@@ -117,15 +117,7 @@ fn latency_panel<DB: DrawingBackend>(
                 PathElement::new(vec![(x, y), (x + 24, y)], color.stroke_width(3))
             });
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.9))
-        .border_style(BLACK)
-        .label_font(("sans-serif", 14))
-        .draw()
-        .map_err(|x| e(&x))?;
-    Ok(())
+    draw_legend(&mut chart)
 }
 
 /// Cumulative ticks received since the first tick of either series.
@@ -183,6 +175,13 @@ fn arrival_panel<DB: DrawingBackend>(
                 PathElement::new(vec![(x, y), (x + 24, y)], color.stroke_width(3))
             });
     }
+    draw_legend(&mut chart)
+}
+
+/// The legend both panels draw in their upper left corner.
+fn draw_legend<'a, DB: DrawingBackend + 'a, CT: plotters::coord::CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+) -> std::result::Result<(), String> {
     chart
         .configure_series_labels()
         .position(SeriesLabelPosition::UpperLeft)
@@ -190,8 +189,7 @@ fn arrival_panel<DB: DrawingBackend>(
         .border_style(BLACK)
         .label_font(("sans-serif", 14))
         .draw()
-        .map_err(|x| e(&x))?;
-    Ok(())
+        .map_err(|x| x.to_string())
 }
 
 fn color_of(s: &Series) -> RGBColor {
