@@ -81,7 +81,7 @@ impl Analytics {
     pub fn update(&mut self, t: &Tick) -> (Rolling, u32) {
         let price = t.price.to_f64().unwrap_or(0.0);
         let qty = t.qty.to_f64().unwrap_or(0.0);
-        let w = self.symbols.entry(t.symbol.clone()).or_default();
+        let w = self.symbols.entry(t.symbol.to_string()).or_default();
         w.trades.push_back((t.exchange_ts, price, qty));
         w.sum_price += price;
         w.sum_pq += price * qty;

@@ -39,8 +39,8 @@ pub fn synthetic_ticks(producer: &str, symbols: &[&str], n: usize) -> Vec<Tick> 
             Tick {
                 id: Tick::make_id(Source::Binance, &symbol, k),
                 source: Source::Binance,
-                raw_symbol: symbol.replace('-', ""),
-                symbol,
+                raw_symbol: symbol.replace('-', "").into(),
+                symbol: symbol.into(),
                 trade_id: k,
                 price: Decimal::new(9_700_000 + (k as i64 % 500), 2),
                 qty: Decimal::new(1 + (k as i64 % 1000), 4),
@@ -51,7 +51,7 @@ pub fn synthetic_ticks(producer: &str, symbols: &[&str], n: usize) -> Vec<Tick> 
                 },
                 exchange_ts: now - ChronoDuration::milliseconds(1),
                 received_ts: now,
-                producer: producer.to_string(),
+                producer: producer.into(),
                 seq: k,
                 via: Via::Ws,
             }
@@ -251,7 +251,7 @@ mod tests {
         }
         let eth: Vec<u64> = ticks
             .iter()
-            .filter(|t| t.symbol == "ETH-USD")
+            .filter(|t| &*t.symbol == "ETH-USD")
             .map(|t| t.seq)
             .collect();
         assert_eq!(eth, vec![1, 2, 3]);

@@ -327,7 +327,11 @@ impl Topology {
 
     /// Routing key of a message: `source.symbol`.
     pub fn routing_key(source: &str, symbol: &str) -> String {
-        format!("{source}.{symbol}")
+        let mut key = String::with_capacity(source.len() + 1 + symbol.len());
+        key.push_str(source);
+        key.push('.');
+        key.push_str(symbol);
+        key
     }
 
     /// Declares every exchange, queue and binding. Idempotent: declaring what

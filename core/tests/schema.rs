@@ -99,7 +99,7 @@ fn tick(
         id: Tick::make_id(source, symbol, trade_id),
         source,
         symbol: symbol.into(),
-        raw_symbol: symbol.replace('-', ""),
+        raw_symbol: symbol.replace('-', "").into(),
         trade_id,
         price,
         qty,

@@ -12,7 +12,9 @@
 //! and uses the stack's RabbitMQ. Results are printed as a Markdown table and
 //! written to `producer/BENCHMARKS.md`. Sizes can be scaled with
 //! `BENCH_SCALE` (default 1.0), repetitions with `BENCH_ROUNDS` (default 3;
-//! medians are reported).
+//! medians are reported). `BENCH_ONLY=kafka-memory,kafka-sqlite,rabbitmq,both`
+//! runs a subset (for working on one configuration); `BENCHMARKS.md` is only
+//! rewritten by a full run.
 
 use futures::stream::FuturesOrdered;
 use futures::StreamExt;
@@ -39,7 +41,7 @@ fn ticks(n: usize) -> Vec<Tick> {
                 id: Tick::make_id(Source::Binance, symbol, trade_id),
                 source: Source::Binance,
                 symbol: symbol.into(),
-                raw_symbol: symbol.replace('-', ""),
+                raw_symbol: symbol.replace('-', "").into(),
                 trade_id,
                 price: Decimal::new(6_512_345_678 + i as i64, 5),
                 qty: Decimal::new(1234 + i as i64 % 1000, 6),
@@ -222,6 +224,29 @@ fn producer_run(sim_ws: &str, sinks: &str, extra: &[&str], n: usize) -> Run {
     }
 }
 
+/// Kafka alone on one tansu broker: `rounds` times the raw baseline, then
+/// the producer on a fresh topic.
+async fn kafka_only(name: &'static str, brokers: &str, ws: &str, n: usize, rounds: usize) -> Row {
+    let mut row = Row::new(name, n);
+    for _ in 0..rounds {
+        row.base.push(raw_kafka(brokers, n).await);
+        let topic = format!("bench-{:x}", rand::random::<u32>());
+        let (b, ws) = (brokers.to_string(), ws.to_string());
+        let run = tokio::task::spawn_blocking(move || {
+            producer_run(
+                &ws,
+                "kafka",
+                &["--kafka-brokers", &b, "--kafka-topic", &topic],
+                n,
+            )
+        })
+        .await
+        .unwrap();
+        row.add(run);
+    }
+    row
+}
+
 /// One configuration's samples.
 struct Row {
     name: &'static str,
@@ -312,6 +337,10 @@ async fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(3)
         .max(1);
+    let only: Option<Vec<String>> = std::env::var("BENCH_ONLY")
+        .ok()
+        .map(|s| s.split(',').map(|k| k.trim().to_string()).collect());
+    let wanted = |key: &str| only.as_ref().is_none_or(|o| o.iter().any(|k| k == key));
     let mut rows: Vec<Row> = Vec::new();
 
     // Each configuration runs `rounds` times, baseline and producer
@@ -321,97 +350,87 @@ async fn main() {
     // Kafka alone, tansu memory://. A million ticks (5-7 s): long enough
     // that connecting and the idempotent producer's id handshake, which
     // count in the producer's active time, do not dominate.
-    let n = sz(1_000_000.0);
-    let mut row = Row::new("Kafka only (tansu memory://)", n);
-    for _ in 0..rounds {
-        row.base.push(raw_kafka(&mem.brokers(), n).await);
-        let topic = format!("bench-{:x}", rand::random::<u32>());
-        let (b, ws) = (mem.brokers(), ws.clone());
-        let run = tokio::task::spawn_blocking(move || {
-            producer_run(
-                &ws,
-                "kafka",
-                &["--kafka-brokers", &b, "--kafka-topic", &topic],
-                n,
-            )
-        })
-        .await
-        .unwrap();
-        row.add(run);
+    if wanted("kafka-memory") {
+        let brokers = mem.brokers();
+        let row = kafka_only(
+            "Kafka only (tansu memory://)",
+            &brokers,
+            &ws,
+            sz(1_000_000.0),
+            rounds,
+        )
+        .await;
+        rows.push(row.print());
     }
-    rows.push(row.print());
 
     // Kafka alone, tansu sqlite://
-    let n = sz(60_000.0);
-    let mut row = Row::new("Kafka only (tansu sqlite://)", n);
-    for _ in 0..rounds {
-        row.base.push(raw_kafka(&lite.brokers(), n).await);
-        let topic = format!("bench-{:x}", rand::random::<u32>());
-        let (b, ws) = (lite.brokers(), ws.clone());
-        let run = tokio::task::spawn_blocking(move || {
-            producer_run(
-                &ws,
-                "kafka",
-                &["--kafka-brokers", &b, "--kafka-topic", &topic],
-                n,
-            )
-        })
-        .await
-        .unwrap();
-        row.add(run);
+    if wanted("kafka-sqlite") {
+        let brokers = lite.brokers();
+        let row = kafka_only(
+            "Kafka only (tansu sqlite://)",
+            &brokers,
+            &ws,
+            sz(60_000.0),
+            rounds,
+        )
+        .await;
+        rows.push(row.print());
     }
-    rows.push(row.print());
 
     // RabbitMQ alone, persistent + confirms
-    let n = sz(90_000.0);
-    let mut row = Row::new("RabbitMQ only (persistent, confirms)", n);
-    for _ in 0..rounds {
-        row.base.push(raw_rabbit(&amqp, n).await);
-        let prefix = format!("bench-{:x}", rand::random::<u32>());
-        let (a, p, ws) = (amqp.clone(), prefix.clone(), ws.clone());
-        let run = tokio::task::spawn_blocking(move || {
-            producer_run(&ws, "rabbitmq", &["--amqp-url", &a, "--amqp-prefix", &p], n)
-        })
-        .await
-        .unwrap();
-        row.add(run);
-        purge(&amqp, &prefix).await;
+    if wanted("rabbitmq") {
+        let n = sz(90_000.0);
+        let mut row = Row::new("RabbitMQ only (persistent, confirms)", n);
+        for _ in 0..rounds {
+            row.base.push(raw_rabbit(&amqp, n).await);
+            let prefix = format!("bench-{:x}", rand::random::<u32>());
+            let (a, p, ws) = (amqp.clone(), prefix.clone(), ws.clone());
+            let run = tokio::task::spawn_blocking(move || {
+                producer_run(&ws, "rabbitmq", &["--amqp-url", &a, "--amqp-prefix", &p], n)
+            })
+            .await
+            .unwrap();
+            row.add(run);
+            purge(&amqp, &prefix).await;
+        }
+        rows.push(row.print());
     }
-    rows.push(row.print());
 
     // Both at once, vs the slower sink's baseline.
-    let n = sz(90_000.0);
-    let mut row = Row::new("Both (RabbitMQ + Kafka memory://)", n);
-    for _ in 0..rounds {
-        let kbase = raw_kafka(&mem.brokers(), n).await;
-        let rbase = raw_rabbit(&amqp, n).await;
-        row.base.push(kbase.min(rbase));
-        let prefix = format!("bench-{:x}", rand::random::<u32>());
-        let topic = format!("bench-{:x}", rand::random::<u32>());
-        let (a, p, b, ws) = (amqp.clone(), prefix.clone(), mem.brokers(), ws.clone());
-        let run = tokio::task::spawn_blocking(move || {
-            producer_run(
-                &ws,
-                "rabbitmq,kafka",
-                &[
-                    "--amqp-url",
-                    &a,
-                    "--amqp-prefix",
-                    &p,
-                    "--kafka-brokers",
-                    &b,
-                    "--kafka-topic",
-                    &topic,
-                ],
-                n,
-            )
-        })
-        .await
-        .unwrap();
-        row.add(run);
-        purge(&amqp, &prefix).await;
+    if wanted("both") {
+        let n = sz(90_000.0);
+        let mut row = Row::new("Both (RabbitMQ + Kafka memory://)", n);
+        for _ in 0..rounds {
+            let kbase = raw_kafka(&mem.brokers(), n).await;
+            let rbase = raw_rabbit(&amqp, n).await;
+            row.base.push(kbase.min(rbase));
+            let prefix = format!("bench-{:x}", rand::random::<u32>());
+            let topic = format!("bench-{:x}", rand::random::<u32>());
+            let (a, p, b, ws) = (amqp.clone(), prefix.clone(), mem.brokers(), ws.clone());
+            let run = tokio::task::spawn_blocking(move || {
+                producer_run(
+                    &ws,
+                    "rabbitmq,kafka",
+                    &[
+                        "--amqp-url",
+                        &a,
+                        "--amqp-prefix",
+                        &p,
+                        "--kafka-brokers",
+                        &b,
+                        "--kafka-topic",
+                        &topic,
+                    ],
+                    n,
+                )
+            })
+            .await
+            .unwrap();
+            row.add(run);
+            purge(&amqp, &prefix).await;
+        }
+        rows.push(row.print());
     }
-    rows.push(row.print());
 
     sim.stop().await.ok();
     drop(mem);
@@ -443,9 +462,11 @@ async fn main() {
         "\nRun at {} (BENCH_SCALE={scale}, BENCH_ROUNDS={rounds}).\n",
         chrono::Utc::now().format("%Y-%m-%d %H:%M UTC")
     ));
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/BENCHMARKS.md");
-    std::fs::write(path, &md).expect("write BENCHMARKS.md");
     println!("\n{md}");
+    if only.is_none() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/BENCHMARKS.md");
+        std::fs::write(path, &md).expect("write BENCHMARKS.md");
+    }
 }
 
 async fn purge(url: &str, prefix: &str) {

@@ -31,7 +31,7 @@ pub struct Dropped {
 struct State {
     queue: VecDeque<Arc<Outgoing>>,
     closed: bool,
-    dropped: BTreeMap<String, Dropped>,
+    dropped: BTreeMap<Arc<str>, Dropped>,
 }
 
 /// Single-producer, single-consumer bounded queue with an overflow policy.
@@ -168,7 +168,7 @@ impl Buffer {
     }
 }
 
-fn record_drop(dropped: &mut BTreeMap<String, Dropped>, old: Arc<Outgoing>) {
+fn record_drop(dropped: &mut BTreeMap<Arc<str>, Dropped>, old: Arc<Outgoing>) {
     let Some(t) = old.tick() else { return };
     let (trade_id, seq) = (t.trade_id, t.seq);
     dropped

@@ -222,6 +222,7 @@ pub async fn run(cfg: ProducerConfig, shutdown: Shutdown) -> Result<RunReport, P
 
     // The feed reader.
     let (tx, mut rx) = mpsc::channel::<SourceEvent>(16);
+    let pool = source::BatchPool::default();
     let source_stop = shutdown.child();
     let source = match cfg.via {
         ViaArg::Ws => {
@@ -240,6 +241,7 @@ pub async fn run(cfg: ProducerConfig, shutdown: Shutdown) -> Result<RunReport, P
                 adapter.clone(),
                 opts,
                 tx,
+                pool.clone(),
                 stats.clone(),
                 source_stop.clone(),
             ))
@@ -262,6 +264,7 @@ pub async fn run(cfg: ProducerConfig, shutdown: Shutdown) -> Result<RunReport, P
                 adapter.clone(),
                 opts,
                 tx,
+                pool.clone(),
                 stats.clone(),
                 source_stop.clone(),
             ))
@@ -325,15 +328,16 @@ pub async fn run(cfg: ProducerConfig, shutdown: Shutdown) -> Result<RunReport, P
                 continuity.on_disconnect();
             }
             Some(SourceEvent::Trades {
-                trades,
+                mut trades,
                 received_ts,
             }) => {
-                for raw in trades {
+                for raw in trades.drain(..) {
                     if cfg.max_events.is_some_and(|m| get(&stats.ticks) >= m) {
                         break;
                     }
                     continuity.on_trade(raw, received_ts, &stats, &mut out);
                 }
+                pool.give(trades);
                 if !out.is_empty() {
                     first_tick.get_or_insert_with(Instant::now);
                 }

@@ -5,8 +5,8 @@ use crate::exchange::RawTrade;
 use crate::stats::{add, Stats};
 use chrono::{DateTime, Utc};
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
-use tickbridge_core::amqp::Topology;
 use tickbridge_core::tick::{GapNotice, GapReason, Message, MessageRef, Source, Tick, Via};
 
 /// One message ready for every sink: serialized once, shared by `Arc`.
@@ -16,21 +16,13 @@ pub struct Outgoing {
     pub msg: Message,
     /// Its JSON body.
     pub body: Vec<u8>,
-    /// AMQP routing key, `source.symbol`.
-    pub routing_key: String,
 }
 
 impl Outgoing {
     /// Serializes a message.
     pub fn new(msg: Message) -> Self {
-        let r = msg.as_ref();
-        let body = r.to_json();
-        let routing_key = Topology::routing_key(r.source().as_str(), r.symbol());
-        Self {
-            msg,
-            body,
-            routing_key,
-        }
+        let body = msg.as_ref().to_json();
+        Self { msg, body }
     }
 
     /// The tick, when this is one.
@@ -52,8 +44,34 @@ struct SymbolState {
     last_trade_id: Option<u64>,
     seq: u64,
     window: VecDeque<u64>,
-    seen: HashSet<u64>,
+    seen: HashSet<u64, BuildHasherDefault<IdHasher>>,
     after_reconnect: bool,
+}
+
+/// Hasher for the per-tick lookups: the dedup window's trade ids and the
+/// symbol table. Ids are the exchange's own increasing integers and symbols
+/// come from the adapter's configured table (unknown ones are rejected by
+/// the parser), so neither is attacker-chosen; a multiplicative hash is
+/// enough, and much cheaper per tick than SipHash.
+#[derive(Debug, Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        // Fibonacci hashing; the high bits, which hashbrown uses for its
+        // control bytes, depend on every bit of the id.
+        self.0 = (self.0 ^ n).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
 }
 
 /// Per-symbol continuity: the single place that decides what is a
@@ -61,9 +79,9 @@ struct SymbolState {
 pub struct Continuity {
     source: Source,
     via: Via,
-    producer: String,
+    producer: Arc<str>,
     dedup_window: usize,
-    symbols: HashMap<String, SymbolState>,
+    symbols: HashMap<Arc<str>, SymbolState, BuildHasherDefault<IdHasher>>,
 }
 
 impl Continuity {
@@ -72,9 +90,9 @@ impl Continuity {
         Self {
             source,
             via,
-            producer,
+            producer: producer.into(),
             dedup_window: dedup_window.max(1),
-            symbols: HashMap::new(),
+            symbols: HashMap::default(),
         }
     }
 
@@ -100,17 +118,19 @@ impl Continuity {
         stats: &Stats,
         out: &mut Vec<Arc<Outgoing>>,
     ) {
-        // Looked up by reference: the key is only allocated for a symbol's
-        // first trade, not for every one.
-        if !self.symbols.contains_key(&raw.symbol) {
+        // Looked up by reference: the key is only stored on a symbol's first
+        // trade.
+        if !self.symbols.contains_key(&*raw.symbol) {
             self.symbols
                 .insert(raw.symbol.clone(), SymbolState::default());
         }
-        let Some(st) = self.symbols.get_mut(&raw.symbol) else {
+        let Some(st) = self.symbols.get_mut(&*raw.symbol) else {
             return;
         };
         let id = raw.trade_id;
-        if st.seen.contains(&id) {
+        // Every id in the window is at most `last_trade_id`, so a newer id
+        // (nearly every trade) needs no lookup.
+        if st.last_trade_id.is_some_and(|last| id <= last) && st.seen.contains(&id) {
             add(&stats.duplicates, 1);
             metrics::counter!("tickbridge_producer_duplicates_total").increment(1);
             return;
@@ -176,7 +196,7 @@ impl Continuity {
     /// id was `last`, and the first trade of this run must continue it or a
     /// `reconnect` gap notice reports what passed while no producer ran.
     pub fn resume(&mut self, symbol: &str, last: u64) {
-        let st = self.symbols.entry(symbol.to_string()).or_default();
+        let st = self.symbols.entry(Arc::from(symbol)).or_default();
         st.last_trade_id = Some(st.last_trade_id.map_or(last, |l| l.max(last)));
         st.after_reconnect = true;
     }
@@ -185,7 +205,7 @@ impl Continuity {
     pub fn last_trade_ids(&self) -> std::collections::BTreeMap<String, u64> {
         self.symbols
             .iter()
-            .filter_map(|(s, st)| st.last_trade_id.map(|l| (s.clone(), l)))
+            .filter_map(|(s, st)| st.last_trade_id.map(|l| (s.to_string(), l)))
             .collect()
     }
 

@@ -134,7 +134,7 @@ impl Outcome {
         self.queued
             .iter()
             .filter_map(|m| match m {
-                Message::Tick(t) => Some((t.symbol.clone(), t.trade_id)),
+                Message::Tick(t) => Some((t.symbol.to_string(), t.trade_id)),
                 Message::Gap(_) => None,
             })
             .collect()
@@ -440,7 +440,7 @@ async fn rabbitmq_down_60s_under_drop_oldest_reports_every_drop() {
                 continue;
             }
             let covered = gaps.iter().any(|g| {
-                &g.symbol == sym && g.missing_from.unwrap() <= id && id <= g.missing_to.unwrap()
+                *g.symbol == **sym && g.missing_from.unwrap() <= id && id <= g.missing_to.unwrap()
             });
             if covered {
                 covered_missing += 1;

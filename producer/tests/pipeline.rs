@@ -188,9 +188,12 @@ async fn injected_faults_are_detected_and_survived() {
         for line in text.lines() {
             n_lines += 1;
             match tickbridge_core::schema::decode(line.as_bytes()).unwrap() {
-                Message::Tick(t) => ticks.entry(t.symbol).or_default().push(t.trade_id),
+                Message::Tick(t) => ticks
+                    .entry(t.symbol.to_string())
+                    .or_default()
+                    .push(t.trade_id),
                 Message::Gap(g) => {
-                    let c = covered.entry(g.symbol).or_default();
+                    let c = covered.entry(g.symbol.to_string()).or_default();
                     for id in g.missing_from.unwrap()..=g.missing_to.unwrap() {
                         c.insert(id);
                     }
@@ -383,7 +386,7 @@ async fn restart_with_state_file_reports_the_trades_missed_between_runs() {
         let ticks = |msgs: &[Message]| -> Vec<u64> {
             msgs.iter()
                 .filter_map(|m| match m {
-                    Message::Tick(t) if t.symbol == symbol => Some(t.trade_id),
+                    Message::Tick(t) if *t.symbol == *symbol => Some(t.trade_id),
                     _ => None,
                 })
                 .collect()
@@ -397,7 +400,7 @@ async fn restart_with_state_file_reports_the_trades_missed_between_runs() {
         let notice = runs[1]
             .iter()
             .find_map(|m| match m {
-                Message::Gap(g) if g.symbol == symbol => Some(g.clone()),
+                Message::Gap(g) if *g.symbol == *symbol => Some(g.clone()),
                 _ => None,
             })
             .unwrap_or_else(|| panic!("{symbol}: the second run reports the trades it missed"));

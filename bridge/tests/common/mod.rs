@@ -53,7 +53,7 @@ pub fn ticks(producer: &str, n: usize) -> Vec<Message> {
             let s = i % SYMBOLS.len();
             next[s] += 1;
             let k = next[s];
-            let symbol = SYMBOLS[s].to_string();
+            let symbol: std::sync::Arc<str> = SYMBOLS[s].into();
             Message::Tick(Tick {
                 id: Tick::make_id(Source::Coinbase, &symbol, base + k),
                 source: Source::Coinbase,
@@ -65,7 +65,7 @@ pub fn ticks(producer: &str, n: usize) -> Vec<Message> {
                 side: if k % 2 == 0 { Side::Buy } else { Side::Sell },
                 exchange_ts: now,
                 received_ts: now,
-                producer: producer.to_string(),
+                producer: producer.into(),
                 seq: k,
                 via: Via::Ws,
             })

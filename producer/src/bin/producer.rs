@@ -13,7 +13,19 @@ async fn main() -> anyhow::Result<()> {
         eprintln!("producer: {e}");
         std::process::exit(2);
     }
-    match tickbridge_producer::run(cfg, Shutdown::on_signals()).await {
+    // The pipeline runs as a task on the runtime's workers rather than on
+    // this thread: a hand-off between the feed reader, the pipeline and a
+    // sink then wakes a task on a worker that is already running instead of
+    // unparking a separate OS thread for every batch.
+    let run = tokio::spawn(tickbridge_producer::run(cfg, Shutdown::on_signals()));
+    let outcome = match run.await {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            eprintln!("producer: pipeline task failed: {e}");
+            std::process::exit(1);
+        }
+    };
+    match outcome {
         Ok(report) => {
             println!("{}", serde_json::to_string(&report)?);
             if report.unconfirmed > 0 {

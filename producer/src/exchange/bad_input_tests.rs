@@ -140,7 +140,7 @@ fn deep_nesting_is_malformed_not_a_stack_overflow() {
             assert!(out.is_empty());
             // REST bodies go through the same limit.
             let e = ex
-                .parse_rest(ex.symbols()[0].as_str(), frame.as_bytes(), &mut out)
+                .parse_rest(&ex.symbols()[0], frame.as_bytes(), &mut out)
                 .unwrap_err();
             assert_eq!(e.kind(), "malformed", "{:?}: {e}", t.source);
         }
@@ -161,7 +161,7 @@ fn oversized_input_is_refused_before_parsing() {
         assert!(e.to_string().contains("limit"), "{e}");
         let body = vec![b' '; MAX_REST_BYTES + 1];
         let e = ex
-            .parse_rest(ex.symbols()[0].as_str(), &body, &mut out)
+            .parse_rest(&ex.symbols()[0], &body, &mut out)
             .unwrap_err();
         assert!(e.to_string().contains("limit"), "{e}");
         assert!(out.is_empty());
@@ -180,9 +180,7 @@ fn invalid_utf8_rest_bodies_are_malformed() {
             b"{\"error\":[],\"result\":{\"\xed\xa0\x80\":[]}}",
         ] {
             let mut out = Vec::new();
-            let e = ex
-                .parse_rest(ex.symbols()[0].as_str(), body, &mut out)
-                .unwrap_err();
+            let e = ex.parse_rest(&ex.symbols()[0], body, &mut out).unwrap_err();
             assert_eq!(e.kind(), "malformed", "{:?}: {e}", t.source);
         }
     }

@@ -12,6 +12,7 @@ use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
 use serde::Deserialize;
 use serde_json::value::RawValue;
+use std::sync::Arc;
 
 /// Largest text frame an adapter will look at. Real trade frames are a few
 /// hundred bytes; anything this large is garbage or an attack, and refusing
@@ -177,11 +178,12 @@ pub(crate) fn from_epoch_seconds(field: &str, raw: &RawValue) -> Result<DateTime
 /// The normalized <-> exchange symbol table of one adapter.
 ///
 /// Lookups are linear: an adapter serves a handful of symbols, and comparing
-/// a few short strings beats hashing them.
+/// a few short strings beats hashing them. The strings are shared: every
+/// trade of a symbol points at these instead of allocating its own copies.
 #[derive(Debug, Clone)]
 pub(crate) struct SymbolMap {
-    normalized: Vec<String>,
-    raw: Vec<String>,
+    normalized: Vec<Arc<str>>,
+    raw: Vec<Arc<str>>,
 }
 
 impl SymbolMap {
@@ -204,41 +206,41 @@ impl SymbolMap {
                     "{s:?} is not a normalized BASE-QUOTE symbol"
                 )));
             }
-            if map.normalized.contains(s) {
+            if map.normalized.iter().any(|n| **n == **s) {
                 continue;
             }
             let (base, quote) = s.split_once('-').unwrap_or((s, ""));
-            map.raw.push(to_raw(base, quote));
-            map.normalized.push(s.clone());
+            map.raw.push(to_raw(base, quote).into());
+            map.normalized.push(s.as_str().into());
         }
         Ok(map)
     }
 
     /// Normalized symbols, in configuration order.
-    pub(crate) fn normalized(&self) -> &[String] {
+    pub(crate) fn normalized(&self) -> &[Arc<str>] {
         &self.normalized
     }
 
     /// Exchange spellings, in the same order.
-    pub(crate) fn raw(&self) -> &[String] {
+    pub(crate) fn raw(&self) -> &[Arc<str>] {
         &self.raw
     }
 
     /// `(normalized, raw)` for an exchange spelling, or `UnknownSymbol`.
-    pub(crate) fn by_raw(&self, raw: &str) -> Result<(&str, &str), ParseError> {
+    pub(crate) fn by_raw(&self, raw: &str) -> Result<(&Arc<str>, &Arc<str>), ParseError> {
         self.raw
             .iter()
-            .position(|r| r == raw)
-            .map(|i| (self.normalized[i].as_str(), self.raw[i].as_str()))
+            .position(|r| **r == *raw)
+            .map(|i| (&self.normalized[i], &self.raw[i]))
             .ok_or_else(|| ParseError::UnknownSymbol(excerpt(raw)))
     }
 
     /// `(normalized, raw)` for a normalized symbol, or `UnknownSymbol`.
-    pub(crate) fn by_normalized(&self, symbol: &str) -> Result<(&str, &str), ParseError> {
+    pub(crate) fn by_normalized(&self, symbol: &str) -> Result<(&Arc<str>, &Arc<str>), ParseError> {
         self.normalized
             .iter()
-            .position(|n| n == symbol)
-            .map(|i| (self.normalized[i].as_str(), self.raw[i].as_str()))
+            .position(|n| **n == *symbol)
+            .map(|i| (&self.normalized[i], &self.raw[i]))
             .ok_or_else(|| ParseError::UnknownSymbol(excerpt(symbol)))
     }
 }

@@ -19,6 +19,7 @@
 
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
+use std::sync::Arc;
 use tickbridge_core::{Side, Source};
 
 pub mod binance;
@@ -48,11 +49,12 @@ pub use kraken::Kraken;
 /// [`tickbridge_core::Tick`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RawTrade {
-    /// Normalized `BASE-QUOTE`, e.g. `BTC-USDT`.
-    pub symbol: String,
+    /// Normalized `BASE-QUOTE`, e.g. `BTC-USDT`. Shared with the adapter's
+    /// symbol table, so a trade costs no string allocation.
+    pub symbol: Arc<str>,
     /// The symbol as the exchange spells it in its stream (`BTCUSDT`,
     /// `BTC-USD`, `BTC/USD`), kept for audits.
-    pub raw_symbol: String,
+    pub raw_symbol: Arc<str>,
     /// The exchange's trade id, unique and increasing per symbol; gap
     /// detection is built on it.
     pub trade_id: u64,
@@ -168,7 +170,7 @@ pub trait Exchange: Send + Sync + 'static {
     ) -> Result<(), ParseError>;
 
     /// Normalized symbols this adapter was built for.
-    fn symbols(&self) -> &[String];
+    fn symbols(&self) -> &[Arc<str>];
 }
 
 /// Builds the adapter for `source`, subscribed to `symbols` (normalized

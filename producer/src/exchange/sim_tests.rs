@@ -109,7 +109,7 @@ async fn cross_check(source: Source) {
     for sym in symbols() {
         let ids: Vec<u64> = trades
             .iter()
-            .filter(|t| t.symbol == sym)
+            .filter(|t| *t.symbol == *sym)
             .map(|t| t.trade_id)
             .collect();
         assert_eq!(ids, (1..=N).collect::<Vec<_>>(), "{source} {sym}");
@@ -132,7 +132,7 @@ async fn cross_check(source: Source) {
             .unwrap_or_else(|e| panic!("{url}: {e}"));
         let streamed: Vec<RawTrade> = trades
             .iter()
-            .filter(|t| t.symbol == sym)
+            .filter(|t| *t.symbol == *sym)
             .map(|t| RawTrade {
                 feed_seq: None,
                 ..t.clone()

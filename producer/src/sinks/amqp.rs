@@ -189,12 +189,14 @@ async fn publish(
         retry.push_back(p);
         return;
     };
-    let props = headers::amqp_properties(p.msg.view(), "tickbridge-producer");
+    let view = p.msg.view();
+    let props = headers::amqp_properties(view, "tickbridge-producer");
+    let routing_key = Topology::routing_key(view.source().as_str(), view.symbol());
     let res = s
         .channel
         .basic_publish(
             topo.exchange.as_str().into(),
-            p.msg.routing_key.as_str().into(),
+            routing_key.into(),
             BasicPublishOptions {
                 mandatory: true,
                 ..Default::default()

@@ -4,6 +4,7 @@
 
 use crate::exchange::RawTrade;
 use chrono::{DateTime, Utc};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub mod poll;
@@ -29,6 +30,48 @@ pub enum SourceEvent {
         /// Why.
         reason: String,
     },
+}
+
+/// Trade vectors handed back by the pipeline for the reader (WebSocket or
+/// poller) to fill again.
+///
+/// At full speed the reader hands over a batch every few hundred
+/// microseconds. A fresh vector per batch is a multi-KiB allocation, and in
+/// glibc each one also makes the allocator consolidate every small chunk
+/// freed since the last; recycling a handful of vectors avoids both.
+#[derive(Debug, Clone, Default)]
+pub struct BatchPool {
+    free: Arc<Mutex<Vec<Vec<RawTrade>>>>,
+}
+
+impl BatchPool {
+    /// Vectors kept for reuse; more than the channel can hold in flight is
+    /// never needed.
+    const KEEP: usize = 32;
+    /// Capacity of a new vector: a full WebSocket read batch of single-trade
+    /// frames.
+    pub const BATCH: usize = 256;
+
+    /// An empty vector, recycled when one is available.
+    pub fn take(&self) -> Vec<RawTrade> {
+        self.lock()
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(Self::BATCH))
+    }
+
+    /// Returns a vector for reuse (emptied here).
+    pub fn give(&self, mut v: Vec<RawTrade>) {
+        v.clear();
+        let mut free = self.lock();
+        if free.len() < Self::KEEP {
+            free.push(v);
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Vec<RawTrade>>> {
+        // The vectors hold no invariant a panicking holder could break.
+        self.free.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 /// Startup check of the feed URL: its host must resolve. A name that does

@@ -5,7 +5,7 @@
 //! between two polls beyond `--poll-limit` show up as trade-id gaps: the
 //! price of polling, made visible.
 
-use super::SourceEvent;
+use super::{BatchPool, SourceEvent};
 use crate::events::FrameRejected;
 use crate::exchange::{Exchange, MAX_REST_BYTES};
 use crate::stats::{add, Stats};
@@ -38,6 +38,7 @@ pub async fn run(
     adapter: Arc<dyn Exchange>,
     opts: PollOptions,
     tx: mpsc::Sender<SourceEvent>,
+    pool: BatchPool,
     stats: Arc<Stats>,
     shutdown: Shutdown,
 ) {
@@ -48,7 +49,7 @@ pub async fn run(
             return;
         }
     };
-    let mut last: HashMap<String, u64> = HashMap::new();
+    let mut last: HashMap<Arc<str>, u64> = HashMap::new();
     let mut logged: HashSet<&'static str> = HashSet::new();
     let mut backoff = Backoff::new(opts.reconnect_min, opts.reconnect_max);
     let mut failing = false;
@@ -116,7 +117,7 @@ pub async fn run(
             }
             let received_ts = chrono::Utc::now();
             add(&stats.frames, 1);
-            let mut trades = Vec::new();
+            let mut trades = pool.take();
             if let Err(e) = adapter.parse_rest(&symbol, &body, &mut trades) {
                 let kind = e.kind();
                 FrameRejected {

@@ -2,7 +2,7 @@
 //! pings, treat silence as death, reconnect with capped exponential backoff
 //! and jitter, resubscribe, and hand every parsed trade to the pipeline.
 
-use super::SourceEvent;
+use super::{BatchPool, SourceEvent};
 use crate::events::FrameRejected;
 use crate::exchange::{Exchange, FrameKind};
 use crate::stats::{add, Stats};
@@ -54,6 +54,7 @@ pub async fn run(
     adapter: Arc<dyn Exchange>,
     opts: WsOptions,
     tx: mpsc::Sender<SourceEvent>,
+    pool: BatchPool,
     stats: Arc<Stats>,
     shutdown: Shutdown,
 ) {
@@ -102,6 +103,7 @@ pub async fn run(
             ws,
             &opts,
             &tx,
+            &pool,
             &stats,
             &shutdown,
             &mut logged_kinds,
@@ -136,6 +138,7 @@ async fn session<S>(
     ws: tokio_tungstenite::WebSocketStream<S>,
     opts: &WsOptions,
     tx: &mpsc::Sender<SourceEvent>,
+    pool: &BatchPool,
     stats: &Stats,
     shutdown: &Shutdown,
     logged_kinds: &mut HashSet<&'static str>,
@@ -155,7 +158,7 @@ where
         tokio::time::interval(ping.as_ref().map_or(Duration::from_secs(3600), |p| p.0));
     ping_tick.tick().await;
     let mut got_data = false;
-    let mut trades = Vec::new();
+    let mut trades = pool.take();
     loop {
         let next = tokio::select! {
             _ = shutdown.cancelled() => {
@@ -218,7 +221,7 @@ where
                 backoff.reset();
             }
             add(&stats.trades_in, trades.len() as u64);
-            let batch = std::mem::replace(&mut trades, Vec::with_capacity(64));
+            let batch = std::mem::replace(&mut trades, pool.take());
             if tx
                 .send(SourceEvent::Trades {
                     trades: batch,
@@ -393,7 +396,14 @@ mod tests {
             reconnect_min: Duration::from_millis(10),
             reconnect_max: Duration::from_millis(50),
         };
-        let task = tokio::spawn(run(ex, opts, tx, stats.clone(), stop.clone()));
+        let task = tokio::spawn(run(
+            ex,
+            opts,
+            tx,
+            BatchPool::default(),
+            stats.clone(),
+            stop.clone(),
+        ));
         let mut ids = Vec::new();
         while ids.len() < 2 {
             match tokio::time::timeout(Duration::from_secs(30), rx.recv()).await {

@@ -50,8 +50,8 @@ impl Binance {
         let buyer_is_maker = ev.buyer_is_maker.ok_or_else(|| missing("m"))?;
         let (symbol, raw_symbol) = self.symbols.by_raw(&symbol)?;
         out.push(RawTrade {
-            symbol: symbol.to_string(),
-            raw_symbol: raw_symbol.to_string(),
+            symbol: symbol.clone(),
+            raw_symbol: raw_symbol.clone(),
             trade_id,
             price: decode::positive_decimal("price", &price)?,
             qty: decode::positive_decimal("qty", &qty)?,
@@ -130,7 +130,7 @@ impl Exchange for Binance {
         let raw = self
             .symbols
             .by_normalized(symbol)
-            .map(|(_, r)| r)
+            .map(|(_, r)| &**r)
             .unwrap_or(symbol);
         format!(
             "{}/api/v3/trades?symbol={raw}&limit={limit}",
@@ -158,8 +158,8 @@ impl Exchange for Binance {
         out.reserve(trades.len());
         for t in trades {
             out.push(RawTrade {
-                symbol: symbol.to_string(),
-                raw_symbol: raw_symbol.to_string(),
+                symbol: symbol.clone(),
+                raw_symbol: raw_symbol.clone(),
                 trade_id: t.id,
                 price: decode::positive_decimal("price", &t.price)?,
                 qty: decode::positive_decimal("qty", &t.qty)?,
@@ -171,7 +171,7 @@ impl Exchange for Binance {
         Ok(())
     }
 
-    fn symbols(&self) -> &[String] {
+    fn symbols(&self) -> &[std::sync::Arc<str>] {
         self.symbols.normalized()
     }
 }

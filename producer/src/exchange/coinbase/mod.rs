@@ -93,8 +93,8 @@ impl Exchange for Coinbase {
                 let m: CoinbaseMatch = decode::json(text)?;
                 let (symbol, raw_symbol) = self.symbols.by_raw(&m.product_id)?;
                 out.push(RawTrade {
-                    symbol: symbol.to_string(),
-                    raw_symbol: raw_symbol.to_string(),
+                    symbol: symbol.clone(),
+                    raw_symbol: raw_symbol.clone(),
                     trade_id: m.trade_id,
                     price: decode::positive_decimal("price", &m.price)?,
                     qty: decode::positive_decimal("size", &m.size)?,
@@ -122,7 +122,7 @@ impl Exchange for Coinbase {
         let raw = self
             .symbols
             .by_normalized(symbol)
-            .map(|(_, r)| r)
+            .map(|(_, r)| &**r)
             .unwrap_or(symbol);
         format!(
             "{}/products/{raw}/trades?limit={limit}",
@@ -148,8 +148,8 @@ impl Exchange for Coinbase {
         out.reserve(trades.len());
         for t in trades {
             out.push(RawTrade {
-                symbol: symbol.to_string(),
-                raw_symbol: raw_symbol.to_string(),
+                symbol: symbol.clone(),
+                raw_symbol: raw_symbol.clone(),
                 trade_id: t.trade_id,
                 price: decode::positive_decimal("price", &t.price)?,
                 qty: decode::positive_decimal("size", &t.size)?,
@@ -161,7 +161,7 @@ impl Exchange for Coinbase {
         Ok(())
     }
 
-    fn symbols(&self) -> &[String] {
+    fn symbols(&self) -> &[std::sync::Arc<str>] {
         self.symbols.normalized()
     }
 }

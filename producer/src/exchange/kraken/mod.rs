@@ -43,8 +43,8 @@ impl Kraken {
     fn push_trade(&self, t: KrakenTrade<'_>, out: &mut Vec<RawTrade>) -> Result<(), ParseError> {
         let (symbol, raw_symbol) = self.symbols.by_raw(&t.symbol)?;
         out.push(RawTrade {
-            symbol: symbol.to_string(),
-            raw_symbol: raw_symbol.to_string(),
+            symbol: symbol.clone(),
+            raw_symbol: raw_symbol.clone(),
             trade_id: t.trade_id,
             price: decode::positive_number("price", t.price)?,
             qty: decode::positive_number("qty", t.qty)?,
@@ -124,7 +124,7 @@ impl Exchange for Kraken {
         let raw = self
             .symbols
             .by_normalized(symbol)
-            .map(|(_, r)| r)
+            .map(|(_, r)| &**r)
             .unwrap_or(symbol);
         format!(
             "{}/0/public/Trades?pair={raw}&count={limit}",
@@ -168,8 +168,8 @@ impl Exchange for Kraken {
                 }
             };
             out.push(RawTrade {
-                symbol: symbol.to_string(),
-                raw_symbol: raw_symbol.to_string(),
+                symbol: symbol.clone(),
+                raw_symbol: raw_symbol.clone(),
                 trade_id,
                 price: decode::positive_decimal("price", &price)?,
                 qty: decode::positive_decimal("volume", &volume)?,
@@ -181,7 +181,7 @@ impl Exchange for Kraken {
         Ok(())
     }
 
-    fn symbols(&self) -> &[String] {
+    fn symbols(&self) -> &[std::sync::Arc<str>] {
         self.symbols.normalized()
     }
 }
