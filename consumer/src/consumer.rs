@@ -10,10 +10,13 @@ use crate::config::CommonArgs;
 use crate::replay::ReplayFrom;
 use crate::stats::Summary;
 use crate::Result;
+use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::time::Duration;
 use tickbridge_core::amqp::AmqpConfig;
 use tickbridge_core::kafka::KafkaConfig;
 use tickbridge_core::Shutdown;
+use tokio::sync::watch;
 
 /// Which log to read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -89,6 +92,50 @@ pub struct ConsumerConfig {
     /// Output, stats and lifecycle.
     #[command(flatten)]
     pub common: CommonArgs,
+    /// The Kafka partitions this consumer owns, kept current through every
+    /// rebalance. Not a flag: a program that embeds the consumer (or a test)
+    /// keeps a clone and watches partitions move between group members.
+    #[arg(skip)]
+    pub assignment: Assignment,
+}
+
+/// The partitions a Kafka consumer currently owns. Clones share one value;
+/// the rebalance callback updates it on every assign and revoke, whether the
+/// group uses the eager or the cooperative protocol.
+#[derive(Debug, Clone)]
+pub struct Assignment(Arc<watch::Sender<BTreeSet<i32>>>);
+
+impl Default for Assignment {
+    fn default() -> Self {
+        Self(Arc::new(watch::Sender::new(BTreeSet::new())))
+    }
+}
+
+impl Assignment {
+    /// The partitions owned right now.
+    pub fn current(&self) -> BTreeSet<i32> {
+        self.0.borrow().clone()
+    }
+
+    /// Waits until the owned partitions satisfy `f` (checked at once, then
+    /// after every change).
+    pub async fn wait_for(&self, mut f: impl FnMut(&BTreeSet<i32>) -> bool) {
+        let mut rx = self.0.subscribe();
+        // The sender lives in `self`, so the channel cannot close here.
+        let _ = rx.wait_for(|s| f(s)).await;
+    }
+
+    pub(crate) fn add(&self, parts: &[i32]) {
+        self.0.send_modify(|s| s.extend(parts.iter().copied()));
+    }
+
+    pub(crate) fn remove(&self, parts: &[i32]) {
+        self.0.send_modify(|s| {
+            for p in parts {
+                s.remove(p);
+            }
+        });
+    }
 }
 
 impl ConsumerConfig {
@@ -111,6 +158,7 @@ impl ConsumerConfig {
             topic_wait: Duration::from_secs(10),
             prefetch: 1000,
             common: CommonArgs::quiet(),
+            assignment: Assignment::default(),
         }
     }
 

@@ -14,7 +14,7 @@
 //! this process's own progress. `--no-commit` skips the group protocol
 //! entirely and assigns every partition directly.
 
-use crate::consumer::{ConsumerConfig, OffsetReset};
+use crate::consumer::{Assignment, ConsumerConfig, OffsetReset};
 use crate::events::{CommitFailed, DecodeFailed, KafkaReceiveError};
 use crate::handler::{FailConfig, HandleError, Handler};
 use crate::output::Meta;
@@ -47,6 +47,8 @@ struct Ctx {
     replay: Mutex<HashMap<i32, Offset>>,
     commit: bool,
     lag: Arc<Mutex<BTreeMap<i32, i64>>>,
+    /// Partitions owned, shared with whoever holds the config's clone.
+    assignment: Assignment,
 }
 
 impl ClientContext for Ctx {
@@ -92,14 +94,16 @@ impl ConsumerContext for Ctx {
                         let _ = tpl.set_partition_offset(topic, *p, off);
                     }
                 }
-                tracing::info!(partitions = ?parts.iter().map(|x| x.1).collect::<Vec<_>>(), "partitions assigned");
+                let ids: Vec<i32> = parts.iter().map(|x| x.1).collect();
+                tracing::info!(partitions = ?ids, "partitions assigned");
                 let r = if cooperative {
                     c.incremental_assign(tpl)
                 } else {
                     c.assign(tpl)
                 };
-                if let Err(e) = r {
-                    tracing::error!(error = %e, "assign failed");
+                match r {
+                    Ok(()) => self.assignment.add(&ids),
+                    Err(e) => tracing::error!(error = %e, "assign failed"),
                 }
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
@@ -113,6 +117,7 @@ impl ConsumerContext for Ctx {
                 } else {
                     c.unassign()
                 };
+                self.assignment.remove(&parts);
                 if let Err(e) = r {
                     tracing::error!(error = %e, "unassign failed");
                 }
@@ -120,6 +125,8 @@ impl ConsumerContext for Ctx {
             other => {
                 tracing::error!(error = ?other, "rebalance error");
                 let _ = c.unassign();
+                let all: Vec<i32> = self.assignment.current().into_iter().collect();
+                self.assignment.remove(&all);
             }
         }
     }
@@ -160,6 +167,7 @@ pub async fn run(cfg: &ConsumerConfig, shutdown: Shutdown) -> Result<Summary> {
         replay: Mutex::new(replay.clone()),
         commit: commit_enabled,
         lag: lag.clone(),
+        assignment: cfg.assignment.clone(),
     };
     let mut c = k.client_config();
     c.set("group.id", &cfg.group)
@@ -206,6 +214,7 @@ pub async fn run(cfg: &ConsumerConfig, shutdown: Shutdown) -> Result<Summary> {
             )?;
         }
         consumer.assign(&tpl)?;
+        cfg.assignment.add(&(0..partitions).collect::<Vec<_>>());
     }
     tracing::info!(%name, topic = %k.topic, group = %cfg.group, partitions, replay_from = ?cfg.replay_from.as_ref().map(|r| r.to_string()), commit = commit_enabled, brokers = %k.brokers, "consumer reading Kafka");
 
@@ -258,6 +267,9 @@ pub async fn run(cfg: &ConsumerConfig, shutdown: Shutdown) -> Result<Summary> {
         .set_lag(lag.lock().unwrap_or_else(|e| e.into_inner()).clone());
     handler.stats.log_report();
     drop(consumer);
+    // Closed: whatever the last rebalance left, this process owns nothing.
+    let owned: Vec<i32> = cfg.assignment.current().into_iter().collect();
+    cfg.assignment.remove(&owned);
     result.map(|()| handler.stats.summary())
 }
 

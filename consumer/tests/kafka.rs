@@ -72,20 +72,38 @@ async fn groups_broadcast_and_members_split() {
     let dir = tempfile::tempdir().unwrap();
     let p = |n: &str| dir.path().join(format!("{n}.jsonl"));
     let (g1, g2, g3) = (rand_name("g1"), rand_name("g2"), rand_name("g3"));
-    let configs = vec![
-        config(&k, &g1, &p("a")),
-        config(&k, &g2, &p("b")),
-        config(&k, &g3, &p("c1")),
-        config(&k, &g3, &p("c2")),
-    ];
-    let handles: Vec<_> = configs
-        .into_iter()
-        .map(|c| tokio::spawn(consumer::run(c, Shutdown::new())))
-        .collect();
-    // Let both members of g3 join before anything arrives, so they share it.
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    // The members of g3 wait out a slow group join before giving up on an
+    // empty topic (the idle limit before a first message is twice this).
+    let member = |n: &str| {
+        let mut c = config(&k, &g3, &p(n));
+        c.common.exit_when_idle = Some(Duration::from_secs(8));
+        c
+    };
+    let (c1, c2) = (member("c1"), member("c2"));
+    let (a1, a2) = (c1.assignment.clone(), c2.assignment.clone());
+    let spawn = |c| tokio::spawn(consumer::run(c, Shutdown::new()));
+    let mut handles = vec![spawn(c1), spawn(c2)];
+    // Both members of g3 own partitions before anything arrives, so they
+    // share it: each member's own view of its assignment, not a guessed
+    // join time (a join can take several seconds on a busy machine).
+    tokio::time::timeout(Duration::from_secs(30), async {
+        a1.wait_for(|s| !s.is_empty()).await;
+        a2.wait_for(|s| !s.is_empty()).await;
+    })
+    .await
+    .expect("both members of g3 assigned within 30 s");
+    assert!(
+        a1.current().is_disjoint(&a2.current()),
+        "members own disjoint partitions: {:?} / {:?}",
+        a1.current(),
+        a2.current()
+    );
     let msgs = messages("p-bcast", 30_000);
     kafka_publish(&k, &msgs).await;
+    // Groups g1 and g2 start from the earliest offset, so joining after the
+    // publish still shows that every group gets every tick.
+    handles.push(spawn(config(&k, &g1, &p("a"))));
+    handles.push(spawn(config(&k, &g2, &p("b"))));
     let mut sums = Vec::new();
     for h in handles {
         sums.push(
