@@ -30,6 +30,10 @@ use tickbridge_core::testkit::TansuBroker;
 use tickbridge_core::tick::{MessageRef, Side, Source, Tick, Via};
 use tickbridge_feed_sim::SimConfig;
 
+// The raw baselines run in this process on the same allocator, with the same
+// settings, as the producer binary they are compared with.
+tickbridge_producer::use_jemalloc!();
+
 fn ticks(n: usize) -> Vec<Tick> {
     let syms = ["BTC-USDT", "ETH-USDT", "SOL-USDT"];
     (0..n)

@@ -11,6 +11,7 @@
 //! the report says how many messages are unconfirmed).
 #![forbid(unsafe_code)]
 
+pub mod alloc;
 pub mod buffer;
 pub mod config;
 pub mod error;

@@ -5,6 +5,8 @@ use tickbridge_core::telemetry::{init_tracing, install_metrics};
 use tickbridge_core::Shutdown;
 use tickbridge_producer::config::ProducerConfig;
 
+tickbridge_producer::use_jemalloc!();
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cfg = ProducerConfig::parse();
