@@ -8,6 +8,7 @@
 //! WebSocket ping frames, which the WebSocket client answers; there is no
 //! application ping.
 
+mod fast;
 mod trade;
 
 use super::decode::{self, SymbolMap};
@@ -103,6 +104,10 @@ impl Exchange for Binance {
 
     fn parse_frame(&self, text: &str, out: &mut Vec<RawTrade>) -> Result<FrameKind, ParseError> {
         decode::check_frame(text)?;
+        // Plain trade frames in one pass; everything else through serde.
+        if let Some(event) = fast::trade_event(text) {
+            return self.parse_event(event, text, out);
+        }
         let env: BinanceEnvelope = decode::json(text)?;
         if let Some(err) = env.error {
             return Err(ParseError::ExchangeError(format!(

@@ -53,7 +53,7 @@ pub(super) struct BinanceWsError {
 /// Every field is optional here because other event types share the
 /// connection; a `trade` missing one is malformed (checked by the adapter).
 /// Wrongly typed fields are rejected by serde as they are read.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, PartialEq, Deserialize)]
 pub(super) struct BinanceEvent<'a> {
     #[serde(rename = "e", borrow, default)]
     pub event: Option<Cow<'a, str>>,
