@@ -278,15 +278,31 @@ pub struct Tick {
 
 impl Tick {
     /// Builds the deterministic idempotency key.
+    ///
+    /// Built for every tick, so the trade id's digits are written directly
+    /// rather than through `fmt` (3.8% of the producer's runtime-worker
+    /// samples in `perf`).
     pub fn make_id(source: Source, symbol: &str, trade_id: u64) -> String {
-        use std::fmt::Write;
         let source = source.as_str();
-        let mut id = String::with_capacity(source.len() + symbol.len() + 22);
+        let mut digits = [0u8; 20];
+        let mut at = digits.len();
+        let mut n = trade_id;
+        loop {
+            at -= 1;
+            digits[at] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        let digits = &digits[at..];
+        let mut id = String::with_capacity(source.len() + symbol.len() + 2 + digits.len());
         id.push_str(source);
         id.push(':');
         id.push_str(symbol);
         id.push(':');
-        let _ = write!(id, "{trade_id}");
+        // ASCII digits, always valid UTF-8.
+        id.extend(digits.iter().map(|&d| d as char));
         id
     }
 }
@@ -633,10 +649,23 @@ mod tests {
 
     #[test]
     fn ids_are_source_symbol_trade_id() {
-        assert_eq!(
-            Tick::make_id(Source::Coinbase, "BTC-USD", u64::MAX),
-            format!("coinbase:BTC-USD:{}", u64::MAX)
-        );
+        for n in [
+            0,
+            1,
+            9,
+            10,
+            99,
+            100,
+            12_345,
+            1 << 40,
+            u64::MAX - 1,
+            u64::MAX,
+        ] {
+            assert_eq!(
+                Tick::make_id(Source::Coinbase, "BTC-USD", n),
+                format!("coinbase:BTC-USD:{n}")
+            );
+        }
     }
 
     #[test]
