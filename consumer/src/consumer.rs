@@ -129,6 +129,10 @@ impl Assignment {
         self.0.send_modify(|s| s.extend(parts.iter().copied()));
     }
 
+    pub(crate) fn clear(&self) {
+        self.0.send_modify(BTreeSet::clear);
+    }
+
     pub(crate) fn remove(&self, parts: &[i32]) {
         self.0.send_modify(|s| {
             for p in parts {

@@ -125,8 +125,7 @@ impl ConsumerContext for Ctx {
             other => {
                 tracing::error!(error = ?other, "rebalance error");
                 let _ = c.unassign();
-                let all: Vec<i32> = self.assignment.current().into_iter().collect();
-                self.assignment.remove(&all);
+                self.assignment.clear();
             }
         }
     }
@@ -268,8 +267,7 @@ pub async fn run(cfg: &ConsumerConfig, shutdown: Shutdown) -> Result<Summary> {
     handler.stats.log_report();
     drop(consumer);
     // Closed: whatever the last rebalance left, this process owns nothing.
-    let owned: Vec<i32> = cfg.assignment.current().into_iter().collect();
-    cfg.assignment.remove(&owned);
+    cfg.assignment.clear();
     result.map(|()| handler.stats.summary())
 }
 

@@ -276,6 +276,21 @@ pub struct Tick {
     pub via: Via,
 }
 
+/// The decimal digits of `n`, written at the end of `buf`, without `fmt`:
+/// for ids and wire text built once per tick.
+pub fn u64_digits(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    &buf[at..]
+}
+
 impl Tick {
     /// Builds the deterministic idempotency key.
     ///
@@ -284,18 +299,8 @@ impl Tick {
     /// samples in `perf`).
     pub fn make_id(source: Source, symbol: &str, trade_id: u64) -> String {
         let source = source.as_str();
-        let mut digits = [0u8; 20];
-        let mut at = digits.len();
-        let mut n = trade_id;
-        loop {
-            at -= 1;
-            digits[at] = b'0' + (n % 10) as u8;
-            n /= 10;
-            if n == 0 {
-                break;
-            }
-        }
-        let digits = &digits[at..];
+        let mut buf = [0u8; 20];
+        let digits = u64_digits(trade_id, &mut buf);
         let mut id = String::with_capacity(source.len() + symbol.len() + 2 + digits.len());
         id.push_str(source);
         id.push(':');

@@ -48,19 +48,11 @@ impl Writer {
     }
 
     /// Appends an unsigned integer.
-    pub fn u(&mut self, mut v: u64) -> &mut Self {
+    pub fn u(&mut self, v: u64) -> &mut Self {
         let mut tmp = [0u8; 20];
-        let mut i = tmp.len();
-        loop {
-            i -= 1;
-            tmp[i] = b'0' + (v % 10) as u8;
-            v /= 10;
-            if v == 0 {
-                break;
-            }
-        }
+        let digits = tickbridge_core::tick::u64_digits(v, &mut tmp);
         self.room();
-        self.buf.put_slice(&tmp[i..]);
+        self.buf.put_slice(digits);
         self
     }
 

@@ -37,11 +37,7 @@ pub(super) fn trade_event(text: &str) -> Option<BinanceEvent<'_>> {
             let mut event = None;
             let mut stream_seen = false;
             loop {
-                let key = r.string()?;
-                r.ws();
-                r.eat(b':')?;
-                r.ws();
-                match key {
+                match r.key()? {
                     "stream" if !stream_seen => {
                         stream_seen = true;
                         r.string()?;
@@ -51,13 +47,9 @@ pub(super) fn trade_event(text: &str) -> Option<BinanceEvent<'_>> {
                     // ...) change how serde routes the frame.
                     _ => return None,
                 }
-                r.ws();
-                if r.eat(b',').is_some() {
-                    r.ws();
-                    continue;
+                if !r.more()? {
+                    break;
                 }
-                r.eat(b'}')?;
-                break;
             }
             event?
         }
@@ -67,8 +59,7 @@ pub(super) fn trade_event(text: &str) -> Option<BinanceEvent<'_>> {
             let d = r.event_object()?;
             // Serde's envelope routes a frame with `data`, `id` or `error`
             // elsewhere, and one without `e` is not an event.
-            d.routed_as_event?;
-            d.event
+            d.routed_as_event.then_some(d.event)?
         }
     };
     r.ws();
@@ -78,10 +69,10 @@ pub(super) fn trade_event(text: &str) -> Option<BinanceEvent<'_>> {
 /// A decoded event plus what the raw-stream check needs to know.
 struct Decoded<'a> {
     event: BinanceEvent<'a>,
-    /// `Some` when the object has none of the envelope's keys (`data`,
-    /// `id`, `error`) and does have `e`: serde's envelope then hands the
-    /// whole frame to the event struct.
-    routed_as_event: Option<()>,
+    /// The object has none of the envelope's keys (`data`, `id`, `error`)
+    /// and does have `e`: serde's envelope then hands the whole frame to the
+    /// event struct.
+    routed_as_event: bool,
 }
 
 /// One scalar value.
@@ -109,6 +100,26 @@ impl<'a> Reader<'a> {
 
     fn eat(&mut self, b: u8) -> Option<()> {
         (self.s.get(self.i) == Some(&b)).then(|| self.i += 1)
+    }
+
+    /// An object member's key and its `:`, with the whitespace around it.
+    fn key(&mut self) -> Option<&'a str> {
+        let k = self.string()?;
+        self.ws();
+        self.eat(b':')?;
+        self.ws();
+        Some(k)
+    }
+
+    /// After a member's value: `true` at a `,` (another member follows),
+    /// `false` at the closing `}`.
+    fn more(&mut self) -> Option<bool> {
+        self.ws();
+        if self.eat(b',').is_some() {
+            self.ws();
+            return Some(true);
+        }
+        self.eat(b'}').map(|()| false)
     }
 
     /// A string without escapes or control characters.
@@ -182,14 +193,11 @@ impl<'a> Reader<'a> {
         if self.eat(b'}').is_some() {
             return Some(Decoded {
                 event: ev,
-                routed_as_event: None,
+                routed_as_event: false,
             });
         }
         loop {
-            let key = self.string()?;
-            self.ws();
-            self.eat(b':')?;
-            self.ws();
+            let key = self.key()?;
             let v = self.scalar()?;
             match (key, v) {
                 ("e", Scalar::Str(s)) if ev.event.is_none() => ev.event = Some(Cow::Borrowed(s)),
@@ -211,15 +219,11 @@ impl<'a> Reader<'a> {
                 ("data" | "id" | "error", _) => envelope_key = true,
                 _ => {}
             }
-            self.ws();
-            if self.eat(b',').is_some() {
-                self.ws();
-                continue;
+            if !self.more()? {
+                break;
             }
-            self.eat(b'}')?;
-            break;
         }
-        let routed_as_event = (!envelope_key && ev.event.is_some()).then_some(());
+        let routed_as_event = !envelope_key && ev.event.is_some();
         Some(Decoded {
             event: ev,
             routed_as_event,
@@ -352,23 +356,9 @@ mod tests {
     }
 
     fn arb_event() -> impl Strategy<Value = String> {
-        let key = prop_oneof![
-            Just("e"),
-            Just("E"),
-            Just("s"),
-            Just("t"),
-            Just("p"),
-            Just("q"),
-            Just("T"),
-            Just("m"),
-            Just("M"),
-            Just("b"),
-            Just("a"),
-            Just("data"),
-            Just("id"),
-            Just("error"),
-            Just("stream"),
-        ];
+        let key = prop::sample::select(vec![
+            "e", "E", "s", "t", "p", "q", "T", "m", "M", "b", "a", "data", "id", "error", "stream",
+        ]);
         let typed = |k: &'static str| -> BoxedStrategy<(String, String)> {
             let v: BoxedStrategy<String> = match k {
                 "e" => prop_oneof![8 => Just("\"trade\"".to_string()), 1 => arb_value()].boxed(),
