@@ -4,7 +4,7 @@
 use crate::exchange::RawTrade;
 use crate::stats::{add, Stats};
 use chrono::{DateTime, Utc};
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 use tickbridge_core::tick::{GapNotice, GapReason, Message, MessageRef, Source, Tick, Via};
@@ -39,24 +39,112 @@ impl Outgoing {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct SymbolState {
     last_trade_id: Option<u64>,
     seq: u64,
-    window: VecDeque<u64>,
-    seen: HashSet<u64, BuildHasherDefault<IdHasher>>,
+    seen: SeenIds,
     after_reconnect: bool,
 }
 
-/// Hasher for the per-tick lookups: the dedup window's trade ids and the
-/// symbol table. Ids are the exchange's own increasing integers and symbols
-/// come from the adapter's configured table (unknown ones are rejected by
-/// the parser), so neither is attacker-chosen; a multiplicative hash is
-/// enough, and much cheaper per tick than SipHash.
-#[derive(Debug, Default)]
-struct IdHasher(u64);
+impl SymbolState {
+    fn new(dedup_window: usize) -> Self {
+        Self {
+            last_trade_id: None,
+            seq: 0,
+            seen: SeenIds::new(dedup_window),
+            after_reconnect: false,
+        }
+    }
+}
 
-impl Hasher for IdHasher {
+/// What [`SeenIds::insert`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Seen {
+    /// Not seen before: a new trade.
+    New,
+    /// Already seen: an exact duplicate.
+    Duplicate,
+    /// Further below the newest id than the window reaches, so whether it
+    /// was seen is not known; treated as a new (out-of-order) trade.
+    TooOld,
+}
+
+/// The trade ids seen among the last `span` ids up to the newest one, one
+/// bit per id in a ring.
+///
+/// Exchange trade ids increase by one per trade, so a window of ids by
+/// distance from the newest is what "the last N trades" means, and it costs
+/// a bit test per trade and `span / 8` bytes per symbol, instead of a hash
+/// set insert and remove per trade and a hash set's memory.
+#[derive(Debug)]
+struct SeenIds {
+    newest: Option<u64>,
+    bits: Vec<u64>,
+}
+
+impl SeenIds {
+    fn new(span: usize) -> Self {
+        Self {
+            newest: None,
+            bits: vec![0; span.max(1).div_ceil(64)],
+        }
+    }
+
+    /// Ids covered: `newest - span + 1 ..= newest`.
+    fn span(&self) -> u64 {
+        self.bits.len() as u64 * 64
+    }
+
+    fn slot(&self, id: u64) -> (usize, u64) {
+        let bit = id % self.span();
+        ((bit / 64) as usize, 1 << (bit % 64))
+    }
+
+    fn insert(&mut self, id: u64) -> Seen {
+        match self.newest {
+            Some(newest) if id <= newest => {
+                if newest - id >= self.span() {
+                    return Seen::TooOld;
+                }
+                let (w, m) = self.slot(id);
+                if self.bits[w] & m != 0 {
+                    return Seen::Duplicate;
+                }
+                self.bits[w] |= m;
+            }
+            Some(newest) => {
+                // The ids the window moves over were never seen (yet).
+                if id - newest >= self.span() {
+                    self.bits.fill(0);
+                } else {
+                    for skipped in newest + 1..id {
+                        let (w, m) = self.slot(skipped);
+                        self.bits[w] &= !m;
+                    }
+                }
+                let (w, m) = self.slot(id);
+                self.bits[w] |= m;
+                self.newest = Some(id);
+            }
+            None => {
+                let (w, m) = self.slot(id);
+                self.bits[w] |= m;
+                self.newest = Some(id);
+            }
+        }
+        Seen::New
+    }
+}
+
+/// Hasher for the symbol table, looked up once per trade. Symbols come from
+/// the adapter's configured table (unknown ones are rejected by the parser),
+/// so they are not attacker-chosen; a multiplicative hash is enough, and
+/// much cheaper per trade than SipHash.
+#[derive(Debug, Default)]
+struct SymbolHasher(u64);
+
+impl Hasher for SymbolHasher {
     fn finish(&self) -> u64 {
         self.0
     }
@@ -65,12 +153,6 @@ impl Hasher for IdHasher {
         for &b in bytes {
             self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
         }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        // Fibonacci hashing; the high bits, which hashbrown uses for its
-        // control bytes, depend on every bit of the id.
-        self.0 = (self.0 ^ n).wrapping_mul(0x9e37_79b9_7f4a_7c15);
     }
 }
 
@@ -81,7 +163,7 @@ pub struct Continuity {
     via: Via,
     producer: Arc<str>,
     dedup_window: usize,
-    symbols: HashMap<Arc<str>, SymbolState, BuildHasherDefault<IdHasher>>,
+    symbols: HashMap<Arc<str>, SymbolState, BuildHasherDefault<SymbolHasher>>,
 }
 
 impl Continuity {
@@ -122,15 +204,13 @@ impl Continuity {
         // trade.
         if !self.symbols.contains_key(&*raw.symbol) {
             self.symbols
-                .insert(raw.symbol.clone(), SymbolState::default());
+                .insert(raw.symbol.clone(), SymbolState::new(self.dedup_window));
         }
         let Some(st) = self.symbols.get_mut(&*raw.symbol) else {
             return;
         };
         let id = raw.trade_id;
-        // Every id in the window is at most `last_trade_id`, so a newer id
-        // (nearly every trade) needs no lookup.
-        if st.last_trade_id.is_some_and(|last| id <= last) && st.seen.contains(&id) {
+        if st.seen.insert(id) == Seen::Duplicate {
             add(&stats.duplicates, 1);
             metrics::counter!("tickbridge_producer_duplicates_total").increment(1);
             return;
@@ -165,13 +245,6 @@ impl Continuity {
         }
         st.after_reconnect = false;
         st.last_trade_id = Some(st.last_trade_id.map_or(id, |l| l.max(id)));
-        st.window.push_back(id);
-        st.seen.insert(id);
-        if st.window.len() > self.dedup_window {
-            if let Some(old) = st.window.pop_front() {
-                st.seen.remove(&old);
-            }
-        }
         st.seq += 1;
         let tick = Tick {
             id: Tick::make_id(self.source, &raw.symbol, id),
@@ -196,7 +269,10 @@ impl Continuity {
     /// id was `last`, and the first trade of this run must continue it or a
     /// `reconnect` gap notice reports what passed while no producer ran.
     pub fn resume(&mut self, symbol: &str, last: u64) {
-        let st = self.symbols.entry(Arc::from(symbol)).or_default();
+        let st = self
+            .symbols
+            .entry(Arc::from(symbol))
+            .or_insert_with(|| SymbolState::new(self.dedup_window));
         st.last_trade_id = Some(st.last_trade_id.map_or(last, |l| l.max(last)));
         st.after_reconnect = true;
     }
@@ -269,6 +345,68 @@ mod tests {
             c.on_trade(raw(id), Utc::now(), stats, &mut out);
         }
         out
+    }
+
+    #[test]
+    fn seen_ids_window_by_distance_from_newest() {
+        let mut s = SeenIds::new(100); // 128 ids
+        assert_eq!(s.span(), 128);
+        assert_eq!(s.insert(1000), Seen::New);
+        assert_eq!(s.insert(1000), Seen::Duplicate);
+        assert_eq!(s.insert(999), Seen::New, "out of order, not seen");
+        assert_eq!(s.insert(999), Seen::Duplicate);
+        assert_eq!(s.insert(1000 - 128), Seen::TooOld);
+        assert_eq!(s.insert(1000 - 127), Seen::New);
+        // A jump within the span forgets the ids it moves over, which map to
+        // the same bits as ids one span lower.
+        assert_eq!(s.insert(1000 + 127), Seen::New);
+        assert_eq!(s.insert(1000), Seen::Duplicate);
+        assert_eq!(s.insert(1000 + 1), Seen::New);
+        assert_eq!(s.insert(999), Seen::TooOld);
+        // A jump past the whole span forgets everything.
+        assert_eq!(s.insert(5000), Seen::New);
+        assert_eq!(s.insert(5000 - 1), Seen::New);
+        assert_eq!(s.insert(5000), Seen::Duplicate);
+        assert_eq!(s.insert(u64::MAX), Seen::New);
+        assert_eq!(s.insert(u64::MAX), Seen::Duplicate);
+        assert_eq!(s.insert(u64::MAX - 1), Seen::New);
+    }
+
+    proptest::proptest! {
+        /// The ring agrees with the plain definition: a set of every id
+        /// seen, where ids a span or more below the newest are unknown.
+        #[test]
+        fn seen_ids_agree_with_a_set(
+            window in 1usize..200,
+            start in 0u64..1_000,
+            steps in proptest::collection::vec(-300i64..300, 1..400),
+        ) {
+            let mut ring = SeenIds::new(window);
+            let span = ring.span();
+            let mut set = std::collections::HashSet::new();
+            let mut newest: Option<u64> = None;
+            let mut id = start + 1_000;
+            for step in steps {
+                // Mostly the next id, sometimes a repeat, a jump or a step back.
+                id = match step {
+                    -300..=-250 => id.saturating_sub(step.unsigned_abs() - 250),
+                    250..=299 => id + (step as u64 - 249) * 7,
+                    -249..=-200 => id,
+                    _ => id + 1,
+                };
+                let expected = if newest.is_some_and(|n| id <= n && n - id >= span) {
+                    Seen::TooOld
+                } else if set.insert(id) {
+                    Seen::New
+                } else {
+                    Seen::Duplicate
+                };
+                if expected != Seen::TooOld {
+                    newest = Some(newest.map_or(id, |n| n.max(id)));
+                }
+                proptest::prop_assert_eq!(ring.insert(id), expected, "id {}", id);
+            }
+        }
     }
 
     #[test]
