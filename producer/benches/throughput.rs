@@ -13,7 +13,7 @@
 //! broker already filled by the ones before it)
 //! and uses the stack's RabbitMQ. Results are printed as a Markdown table and
 //! written to `producer/BENCHMARKS.md`. Sizes can be scaled with
-//! `BENCH_SCALE` (default 1.0), repetitions with `BENCH_ROUNDS` (default 3;
+//! `BENCH_SCALE` (default 1.0), repetitions with `BENCH_ROUNDS` (default 5;
 //! medians are reported). `BENCH_ONLY=kafka-memory,kafka-sqlite,rabbitmq,both`
 //! runs a subset (for working on one configuration); `BENCHMARKS.md` is only
 //! rewritten by a full run.
@@ -97,6 +97,13 @@ async fn raw_kafka(brokers: &str, n: usize) -> f64 {
     let p: ThreadedProducer<Counted> = c
         .create_with_context(Counted(done.clone()))
         .expect("producer");
+    // Like the producer's Kafka sink, learn the partition leaders through
+    // this client before the clock starts; otherwise the first messages
+    // wait 0.4-0.9 s for them, and that startup stall, not the publishing
+    // rate, decides most of a one-million-message sample.
+    let client = p.client();
+    tokio::task::block_in_place(|| client.fetch_metadata(Some(&topic), Duration::from_secs(10)))
+        .expect("topic metadata");
     let ticks = ticks(n);
     let t = Instant::now();
     for tick in &ticks {
@@ -257,8 +264,10 @@ impl KafkaTarget<'_> {
     }
 }
 
-/// Kafka alone: `rounds` times the raw baseline, then the producer on a
-/// fresh topic.
+/// Kafka alone: `rounds` pairs of the raw baseline and the producer on a
+/// fresh topic, the baseline first in even rounds and the producer first in
+/// odd ones, so neither side always gets the machine's first (or later)
+/// moment of a round.
 async fn kafka_only(
     name: &'static str,
     target: KafkaTarget<'_>,
@@ -267,27 +276,40 @@ async fn kafka_only(
     rounds: usize,
 ) -> Row {
     let mut row = Row::new(name, n);
-    for _ in 0..rounds {
-        let (brokers, broker) = target.sample().await;
-        row.base.push(raw_kafka(&brokers, n).await);
-        drop(broker);
-        let (b, broker) = target.sample().await;
-        let topic = format!("bench-{:x}", rand::random::<u32>());
-        let ws = ws.to_string();
-        let run = tokio::task::spawn_blocking(move || {
-            producer_run(
-                &ws,
-                "kafka",
-                &["--kafka-brokers", &b, "--kafka-topic", &topic],
-                n,
-            )
-        })
-        .await
-        .unwrap();
-        drop(broker);
-        row.add(run);
+    for round in 0..rounds {
+        for producer_turn in order(round) {
+            let (brokers, broker) = target.sample().await;
+            if producer_turn {
+                let topic = format!("bench-{:x}", rand::random::<u32>());
+                let ws = ws.to_string();
+                let run = tokio::task::spawn_blocking(move || {
+                    producer_run(
+                        &ws,
+                        "kafka",
+                        &["--kafka-brokers", &brokers, "--kafka-topic", &topic],
+                        n,
+                    )
+                })
+                .await
+                .unwrap();
+                row.add(run);
+            } else {
+                row.base.push(raw_kafka(&brokers, n).await);
+            }
+            drop(broker);
+        }
     }
     row
+}
+
+/// Which side runs first in a round: `[false, true]` is baseline then
+/// producer.
+fn order(round: usize) -> [bool; 2] {
+    if round.is_multiple_of(2) {
+        [false, true]
+    } else {
+        [true, false]
+    }
 }
 
 /// One configuration's samples.
@@ -378,7 +400,7 @@ async fn main() {
     let rounds: usize = std::env::var("BENCH_ROUNDS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(3)
+        .unwrap_or(5)
         .max(1);
     let only: Option<Vec<String>> = std::env::var("BENCH_ONLY")
         .ok()
@@ -386,9 +408,10 @@ async fn main() {
     let wanted = |key: &str| only.as_ref().is_none_or(|o| o.iter().any(|k| k == key));
     let mut rows: Vec<Row> = Vec::new();
 
-    // Each configuration runs `rounds` times, baseline and producer
-    // alternating, so a noisy moment on a shared 2-core machine moves one
-    // sample rather than the result; the table reports medians.
+    // Each configuration runs `rounds` rounds of one baseline and one
+    // producer sample, in alternating order, so a noisy moment on a shared
+    // 2-core machine moves one sample rather than the result; the table
+    // reports medians.
 
     // Kafka alone, tansu memory://. A million ticks (5-7 s): long enough
     // that connecting and the idempotent producer's id handshake, which
@@ -423,17 +446,22 @@ async fn main() {
     if wanted("rabbitmq") {
         let n = sz(90_000.0);
         let mut row = Row::new("RabbitMQ only (persistent, confirms)", n);
-        for _ in 0..rounds {
-            row.base.push(raw_rabbit(&amqp, n).await);
-            let prefix = format!("bench-{:x}", rand::random::<u32>());
-            let (a, p, ws) = (amqp.clone(), prefix.clone(), ws.clone());
-            let run = tokio::task::spawn_blocking(move || {
-                producer_run(&ws, "rabbitmq", &["--amqp-url", &a, "--amqp-prefix", &p], n)
-            })
-            .await
-            .unwrap();
-            row.add(run);
-            purge(&amqp, &prefix).await;
+        for round in 0..rounds {
+            for producer_turn in order(round) {
+                if !producer_turn {
+                    row.base.push(raw_rabbit(&amqp, n).await);
+                    continue;
+                }
+                let prefix = format!("bench-{:x}", rand::random::<u32>());
+                let (a, p, ws) = (amqp.clone(), prefix.clone(), ws.clone());
+                let run = tokio::task::spawn_blocking(move || {
+                    producer_run(&ws, "rabbitmq", &["--amqp-url", &a, "--amqp-prefix", &p], n)
+                })
+                .await
+                .unwrap();
+                row.add(run);
+                purge(&amqp, &prefix).await;
+            }
         }
         rows.push(row.print());
     }
@@ -442,34 +470,39 @@ async fn main() {
     if wanted("both") {
         let n = sz(90_000.0);
         let mut row = Row::new("Both (RabbitMQ + Kafka memory://)", n);
-        for _ in 0..rounds {
-            let kbase = raw_kafka(&mem.brokers(), n).await;
-            let rbase = raw_rabbit(&amqp, n).await;
-            row.base.push(kbase.min(rbase));
-            let prefix = format!("bench-{:x}", rand::random::<u32>());
-            let topic = format!("bench-{:x}", rand::random::<u32>());
-            let (a, p, b, ws) = (amqp.clone(), prefix.clone(), mem.brokers(), ws.clone());
-            let run = tokio::task::spawn_blocking(move || {
-                producer_run(
-                    &ws,
-                    "rabbitmq,kafka",
-                    &[
-                        "--amqp-url",
-                        &a,
-                        "--amqp-prefix",
-                        &p,
-                        "--kafka-brokers",
-                        &b,
-                        "--kafka-topic",
-                        &topic,
-                    ],
-                    n,
-                )
-            })
-            .await
-            .unwrap();
-            row.add(run);
-            purge(&amqp, &prefix).await;
+        for round in 0..rounds {
+            for producer_turn in order(round) {
+                if !producer_turn {
+                    let kbase = raw_kafka(&mem.brokers(), n).await;
+                    let rbase = raw_rabbit(&amqp, n).await;
+                    row.base.push(kbase.min(rbase));
+                    continue;
+                }
+                let prefix = format!("bench-{:x}", rand::random::<u32>());
+                let topic = format!("bench-{:x}", rand::random::<u32>());
+                let (a, p, b, ws) = (amqp.clone(), prefix.clone(), mem.brokers(), ws.clone());
+                let run = tokio::task::spawn_blocking(move || {
+                    producer_run(
+                        &ws,
+                        "rabbitmq,kafka",
+                        &[
+                            "--amqp-url",
+                            &a,
+                            "--amqp-prefix",
+                            &p,
+                            "--kafka-brokers",
+                            &b,
+                            "--kafka-topic",
+                            &topic,
+                        ],
+                        n,
+                    )
+                })
+                .await
+                .unwrap();
+                row.add(run);
+                purge(&amqp, &prefix).await;
+            }
         }
         rows.push(row.print());
     }
@@ -478,7 +511,7 @@ async fn main() {
     drop(mem);
     drop(lite);
 
-    let mut md = format!("# Producer throughput\n\nGenerated by `cargo bench -p tickbridge-producer --bench throughput` on this project's 2-core machine. The producer is the release binary reading the feed simulator at full speed (Binance combined stream, 3 symbols); the baseline is a raw publisher in the same run (same broker, same client library, same bodies and headers, no WebSocket, no parsing). RabbitMQ: Debian's 3.10, persistent messages, publisher confirms, 1,000 in flight, routed to the work queue and the stream queue. Kafka: idempotent, `acks=all`, lz4, at most 5,000 messages inside librdkafka for both (the producer's default `--kafka-in-flight`; the raw publisher's `queue.buffering.max.messages`); on `memory://` every sample, baseline or producer, gets a newly started tansu, since one holding earlier samples' records is slower. Each configuration ran {rounds} times, baseline and producer alternating; rates are medians, the ratio is median over median, and every sample is listed under the table.\n\n| configuration | ticks | producer ticks/s | baseline msgs/s | ratio | producer peak RSS |\n| --- | ---: | ---: | ---: | ---: | ---: |\n");
+    let mut md = format!("# Producer throughput\n\nGenerated by `cargo bench -p tickbridge-producer --bench throughput` on this project's 2-core machine. The producer is the release binary reading the feed simulator at full speed (Binance combined stream, 3 symbols); the baseline is a raw publisher in the same run (same broker, same client library, same bodies and headers, no WebSocket, no parsing). RabbitMQ: Debian's 3.10, persistent messages, publisher confirms, 1,000 in flight, routed to the work queue and the stream queue. Kafka: idempotent, `acks=all`, lz4, at most 5,000 messages inside librdkafka for both (the producer's default `--kafka-in-flight`; the raw publisher's `queue.buffering.max.messages`), and both fetch the topic's metadata through their own client before the first message (the producer's sink does it at startup; without it the first messages waited 0.4-0.9 s for partition leaders); on `memory://` every sample, baseline or producer, gets a newly started tansu, since one holding earlier samples' records is slower. Each configuration ran {rounds} rounds of one baseline and one producer sample, the baseline first in even rounds and the producer first in odd ones; rates are medians, the ratio is median over median, and every sample is listed under the table.\n\n| configuration | ticks | producer ticks/s | baseline msgs/s | ratio | producer peak RSS |\n| --- | ---: | ---: | ---: | ---: | ---: |\n");
     for r in &rows {
         md.push_str(&format!(
             "| {} | {} | {:.0} | {:.0} | {:.0}% | {:.1} MiB |\n",

@@ -181,6 +181,9 @@ pub async fn run(cfg: ProducerConfig, shutdown: Shutdown) -> Result<RunReport, P
             linger_ms: cfg.kafka_linger_ms,
         };
         let producer = sinks::kafka::producer(&cfg.kafka, &opts)?;
+        producer
+            .warm_up(&cfg.kafka.topic, Duration::from_secs(10))
+            .await;
         tracing::info!(brokers = %cfg.kafka.brokers, topic = %cfg.kafka.topic, partitions, "Kafka sink ready");
         let buffer = Buffer::new(cfg.max_buffer, cfg.overflow);
         let handle = tokio::spawn(sinks::kafka::run(

@@ -67,7 +67,7 @@ impl ProducerContext for DeliveryReports {
 
 /// The idempotent producer together with its stream of delivery reports.
 pub struct KafkaProducer {
-    producer: ThreadedProducer<DeliveryReports>,
+    producer: Arc<ThreadedProducer<DeliveryReports>>,
     reports: mpsc::UnboundedReceiver<Report>,
 }
 
@@ -88,8 +88,43 @@ pub fn producer(
         )
         .set("message.timeout.ms", "60000");
     let (tx, reports) = mpsc::unbounded_channel();
-    let producer = cfg.finish(c).create_with_context(DeliveryReports { tx })?;
+    let producer = Arc::new(cfg.finish(c).create_with_context(DeliveryReports { tx })?);
     Ok(KafkaProducer { producer, reports })
+}
+
+impl KafkaProducer {
+    /// Fetches `topic`'s metadata through this producer's own client, so
+    /// its partition leaders are known before the first tick arrives.
+    ///
+    /// Without it, librdkafka learns them only when the first message for
+    /// the topic is produced; measured against tansu, the first ticks then
+    /// waited 0.4 to 0.9 s for their delivery reports while the feed kept
+    /// arriving. A failure is only logged: librdkafka fetches the metadata
+    /// itself on the first produce.
+    pub async fn warm_up(&self, topic: &str, timeout: Duration) {
+        let producer = Arc::clone(&self.producer);
+        let topic_name = topic.to_string();
+        let fetched = tokio::task::spawn_blocking(move || {
+            producer
+                .client()
+                .fetch_metadata(Some(&topic_name), timeout)
+                .map(|m| m.topics().first().map_or(0, |t| t.partitions().len()))
+        })
+        .await;
+        match fetched {
+            Ok(Ok(partitions)) => {
+                tracing::debug!(
+                    topic,
+                    partitions,
+                    "producer knows the topic's partition leaders"
+                )
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(topic, error = %e, "topic metadata not fetched ahead of the first tick")
+            }
+            Err(e) => tracing::warn!(topic, error = %e, "topic metadata fetch did not finish"),
+        }
+    }
 }
 
 /// Runs until the buffer is closed and every delivery report is in, or until
