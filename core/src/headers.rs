@@ -54,7 +54,11 @@ pub fn amqp_properties(msg: MessageRef<'_>, app_id: &str) -> BasicProperties {
 
 /// Kafka headers for a message.
 pub fn kafka_headers(msg: MessageRef<'_>) -> OwnedHeaders {
-    let seq = msg.seq().to_string();
+    // librdkafka copies every header value, so the digits can live on the
+    // stack (no formatter and no allocation per message).
+    let mut digits = [0u8; 20];
+    let seq =
+        std::str::from_utf8(crate::tick::u64_digits(msg.seq(), &mut digits)).unwrap_or_default();
     OwnedHeaders::new_with_capacity(7)
         .insert(Header {
             key: ID,
@@ -82,7 +86,7 @@ pub fn kafka_headers(msg: MessageRef<'_>) -> OwnedHeaders {
         })
         .insert(Header {
             key: SEQ,
-            value: Some(seq.as_str()),
+            value: Some(seq),
         })
 }
 

@@ -11,11 +11,12 @@
 
 use super::{dropped_notices, give_up, Pending};
 use crate::buffer::Buffer;
+use crate::pipeline::Outgoing;
 use crate::stats::{add, SinkStats};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::ClientContext;
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,12 +40,13 @@ pub struct KafkaSinkOptions {
 }
 
 /// One delivery report: the broker's verdict and the message it concerns.
-type Report = (Result<(), KafkaError>, Box<Pending>);
+type Report = (Result<(), KafkaError>, Arc<Outgoing>);
 
 /// librdkafka context that hands each delivery report, with the message it
-/// belongs to (carried through librdkafka as the per-message opaque), back
-/// to the sink task. One allocation per message, no future per message: the
-/// report thread of [`ThreadedProducer`] calls [`ProducerContext::delivery`].
+/// belongs to (carried through librdkafka as the per-message opaque: the
+/// message's own `Arc`, so no allocation per message), back to the sink
+/// task. No future per message either: the report thread of
+/// [`ThreadedProducer`] calls [`ProducerContext::delivery`].
 pub struct DeliveryReports {
     tx: mpsc::UnboundedSender<Report>,
 }
@@ -52,16 +54,16 @@ pub struct DeliveryReports {
 impl ClientContext for DeliveryReports {}
 
 impl ProducerContext for DeliveryReports {
-    type DeliveryOpaque = Box<Pending>;
+    type DeliveryOpaque = Arc<Outgoing>;
 
-    fn delivery(&self, result: &DeliveryResult<'_>, pending: Box<Pending>) {
+    fn delivery(&self, result: &DeliveryResult<'_>, msg: Arc<Outgoing>) {
         let verdict = match result {
             Ok(_) => Ok(()),
             Err((e, _)) => Err(e.clone()),
         };
         // The receiver lives as long as the sink task; after it is gone the
         // report has no one left to tell.
-        let _ = self.tx.send((verdict, pending));
+        let _ = self.tx.send((verdict, msg));
     }
 }
 
@@ -143,55 +145,54 @@ pub async fn run(
     } = kafka;
     let st: &SinkStats = &stats.kafka;
     add(&st.connects, 1);
-    let mut retry: VecDeque<Pending> = VecDeque::new();
-    // Handed to librdkafka, report not yet handled.
-    let mut inflight: usize = 0;
+    let mut f = Flight::default();
     let mut batch = Vec::with_capacity(opts.window);
     let mut drained = false;
     let mut queue_full = false;
     let result = loop {
-        st.in_flight.store(inflight as u64, Relaxed);
-        while !queue_full && inflight < opts.window {
-            let Some(p) = retry.pop_front() else { break };
-            queue_full = !produce(&producer, &topic, p, &mut inflight, &mut retry, st);
+        st.in_flight.store(f.inflight as u64, Relaxed);
+        while !queue_full && f.inflight < opts.window {
+            let Some(p) = f.retry.pop_front() else { break };
+            queue_full = !f.produce(&producer, &topic, p, st);
         }
-        if drained && inflight == 0 && retry.is_empty() {
+        if drained && f.inflight == 0 && f.retry.is_empty() {
             break 0;
         }
         let room = if queue_full {
             0
         } else {
-            opts.window.saturating_sub(inflight)
+            opts.window.saturating_sub(f.inflight)
         };
         tokio::select! {
             biased;
-            _ = hard_stop.cancelled() => break (inflight + retry.len() + buffer.len()) as u64,
-            Some(first) = reports.recv(), if inflight > 0 => {
+            _ = hard_stop.cancelled() => break (f.inflight + f.retry.len() + buffer.len()) as u64,
+            Some(first) = reports.recv(), if f.inflight > 0 => {
                 queue_full = false;
                 let mut next = Some(first);
                 // Handle every report already waiting before going round.
-                while let Some((res, p)) = next {
-                    inflight -= 1;
-                    on_report(res, *p, &opts, st, &mut retry);
+                let mut confirmed = 0;
+                while let Some((res, msg)) = next {
+                    confirmed += u64::from(f.on_report(res, msg, &opts, st));
                     next = reports.try_recv().ok();
                 }
+                add(&st.confirmed, confirmed);
             }
             // With a full local queue, wait a moment for reports to drain it.
-            _ = tokio::time::sleep(Duration::from_millis(5)), if queue_full && inflight == 0 => {
+            _ = tokio::time::sleep(Duration::from_millis(5)), if queue_full && f.inflight == 0 => {
                 queue_full = false;
             }
-            _ = buffer.pop_batch(room, &mut batch), if room > 0 && !drained && retry.is_empty() => {
+            _ = buffer.pop_batch(room, &mut batch), if room > 0 && !drained && f.retry.is_empty() => {
                 for n in dropped_notices(&buffer, st, SINK) {
-                    retry.push_back(n);
+                    f.retry.push_back(n);
                 }
                 if batch.is_empty() {
                     drained = true;
                 }
                 for msg in batch.drain(..) {
                     if queue_full {
-                        retry.push_back(Pending::new(msg));
+                        f.retry.push_back(Pending::new(msg));
                     } else {
-                        queue_full = !produce(&producer, &topic, Pending::new(msg), &mut inflight, &mut retry, st);
+                        queue_full = !f.produce(&producer, &topic, Pending::new(msg), st);
                     }
                 }
             }
@@ -203,75 +204,103 @@ pub async fn run(
     result
 }
 
-/// Counts a delivery report, or schedules the message for another attempt
-/// (or, after every retry, its replacement gap notice).
-fn on_report(
-    res: Result<(), KafkaError>,
-    mut p: Pending,
-    opts: &KafkaSinkOptions,
-    st: &SinkStats,
-    retry: &mut VecDeque<Pending>,
-) {
-    match res {
-        Ok(()) => add(&st.confirmed, 1),
-        Err(e) => {
-            let timeout = matches!(
-                e.rdkafka_error_code(),
-                Some(RDKafkaErrorCode::MessageTimedOut)
-            );
-            if !timeout {
-                p.attempts += 1;
-            }
-            if p.attempts > opts.retries {
-                if let Some(gap) = give_up(&p, st, SINK, &e.to_string()) {
-                    retry.push_front(gap);
-                }
-            } else {
-                tracing::warn!(sink = SINK, id = %p.msg.view().id(), attempt = p.attempts, error = %e, "delivery failed; re-producing");
-                add(&st.retries, 1);
-                retry.push_back(p);
-            }
-        }
-    }
+/// The sink's messages between the buffer and their delivery reports.
+#[derive(Default)]
+struct Flight {
+    /// Handed to librdkafka, report not yet handled.
+    inflight: usize,
+    /// Waiting to be (re)produced, ahead of the buffer.
+    retry: VecDeque<Pending>,
+    /// Failed attempts of the in-flight messages that have failed before,
+    /// by the message's address (unique while it is in flight). Nearly
+    /// always empty: a first attempt carries no count.
+    attempts: HashMap<usize, u32>,
 }
 
-/// Hands one message to librdkafka. Returns `false` when its local queue is
-/// full (the message goes back to the retry queue).
-fn produce(
-    producer: &ThreadedProducer<DeliveryReports>,
-    topic: &str,
-    p: Pending,
-    inflight: &mut usize,
-    retry: &mut VecDeque<Pending>,
-    st: &SinkStats,
-) -> bool {
-    let p = Box::new(p);
-    // The record borrows the message's body and key; librdkafka copies them,
-    // while the `Arc` travels with the opaque until the report comes back.
-    let msg = Arc::clone(&p.msg);
-    let view = msg.view();
-    let record = BaseRecord::with_opaque_to(topic, p)
-        .key(view.symbol())
-        .payload(&msg.body)
-        .headers(headers::kafka_headers(view))
-        .timestamp(view.timestamp().timestamp_millis());
-    match producer.send(record) {
-        Ok(()) => {
-            add(&st.published, 1);
-            *inflight += 1;
-            true
-        }
-        Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), record)) => {
-            retry.push_front(*record.delivery_opaque);
-            false
-        }
-        Err((e, record)) => {
-            let mut p = *record.delivery_opaque;
+impl Flight {
+    /// Counts a delivery report, or schedules the message for another
+    /// attempt (or, after every retry, its replacement gap notice). Returns
+    /// whether the message was confirmed.
+    fn on_report(
+        &mut self,
+        res: Result<(), KafkaError>,
+        msg: Arc<Outgoing>,
+        opts: &KafkaSinkOptions,
+        st: &SinkStats,
+    ) -> bool {
+        self.inflight -= 1;
+        let attempts = if self.attempts.is_empty() {
+            0
+        } else {
+            self.attempts
+                .remove(&(Arc::as_ptr(&msg) as usize))
+                .unwrap_or(0)
+        };
+        let Err(e) = res else { return true };
+        let mut p = Pending { msg, attempts };
+        let timeout = matches!(
+            e.rdkafka_error_code(),
+            Some(RDKafkaErrorCode::MessageTimedOut)
+        );
+        if !timeout {
             p.attempts += 1;
+        }
+        if p.attempts > opts.retries {
             if let Some(gap) = give_up(&p, st, SINK, &e.to_string()) {
-                retry.push_front(gap);
+                self.retry.push_front(gap);
             }
-            true
+        } else {
+            tracing::warn!(sink = SINK, id = %p.msg.view().id(), attempt = p.attempts, error = %e, "delivery failed; re-producing");
+            add(&st.retries, 1);
+            self.retry.push_back(p);
+        }
+        false
+    }
+
+    /// Hands one message to librdkafka. Returns `false` when its local queue
+    /// is full (the message goes back to the retry queue).
+    fn produce(
+        &mut self,
+        producer: &ThreadedProducer<DeliveryReports>,
+        topic: &str,
+        p: Pending,
+        st: &SinkStats,
+    ) -> bool {
+        let Pending { msg, attempts } = p;
+        // The record borrows the message's body and key; librdkafka copies
+        // them, while a second `Arc` travels as the opaque until the report
+        // comes back.
+        let view = msg.view();
+        let record = BaseRecord::with_opaque_to(topic, Arc::clone(&msg))
+            .key(view.symbol())
+            .payload(&msg.body)
+            .headers(headers::kafka_headers(view))
+            .timestamp(view.timestamp().timestamp_millis());
+        match producer.send(record) {
+            Ok(()) => {
+                add(&st.published, 1);
+                self.inflight += 1;
+                if attempts > 0 {
+                    self.attempts.insert(Arc::as_ptr(&msg) as usize, attempts);
+                }
+                true
+            }
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), record)) => {
+                drop(record);
+                self.retry.push_front(Pending { msg, attempts });
+                false
+            }
+            Err((e, record)) => {
+                drop(record);
+                let p = Pending {
+                    msg,
+                    attempts: attempts + 1,
+                };
+                if let Some(gap) = give_up(&p, st, SINK, &e.to_string()) {
+                    self.retry.push_front(gap);
+                }
+                true
+            }
         }
     }
 }
