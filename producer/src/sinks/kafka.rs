@@ -218,6 +218,14 @@ struct Flight {
 }
 
 impl Flight {
+    /// Records a message librdkafka accepted, with its failed attempts.
+    fn in_flight(&mut self, msg: &Arc<Outgoing>, attempts: u32) {
+        self.inflight += 1;
+        if attempts > 0 {
+            self.attempts.insert(Arc::as_ptr(msg) as usize, attempts);
+        }
+    }
+
     /// Counts a delivery report, or schedules the message for another
     /// attempt (or, after every retry, its replacement gap notice). Returns
     /// whether the message was confirmed.
@@ -279,10 +287,7 @@ impl Flight {
         match producer.send(record) {
             Ok(()) => {
                 add(&st.published, 1);
-                self.inflight += 1;
-                if attempts > 0 {
-                    self.attempts.insert(Arc::as_ptr(&msg) as usize, attempts);
-                }
+                self.in_flight(&msg, attempts);
                 true
             }
             Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), record)) => {
@@ -302,5 +307,85 @@ impl Flight {
                 true
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::Continuity;
+    use crate::stats::{get, Stats};
+    use chrono::Utc;
+    use tickbridge_core::tick::{GapReason, Message, Source, Via};
+
+    fn tick(id: u64) -> Arc<Outgoing> {
+        let stats = Stats::default();
+        let mut c = Continuity::new(Source::Binance, Via::Ws, "p".into(), 10);
+        let mut out = Vec::new();
+        let raw = crate::exchange::RawTrade {
+            symbol: "BTC-USDT".into(),
+            raw_symbol: "BTCUSDT".into(),
+            trade_id: id,
+            price: rust_decimal::Decimal::new(1, 2),
+            qty: rust_decimal::Decimal::new(5, 1),
+            side: tickbridge_core::Side::Buy,
+            exchange_ts: Utc::now(),
+            feed_seq: None,
+        };
+        c.on_trade(raw, Utc::now(), &stats, &mut out);
+        out.pop().unwrap()
+    }
+
+    fn opts(retries: u32) -> KafkaSinkOptions {
+        KafkaSinkOptions {
+            window: 10,
+            retries,
+            compression: "lz4".into(),
+            linger_ms: 5,
+        }
+    }
+
+    /// A permanently refused message is re-produced `retries` times, each
+    /// attempt counted although the count travels outside librdkafka, then
+    /// replaced by a `publish_failed` gap notice; a timeout does not count.
+    #[test]
+    fn refusals_are_counted_across_attempts_then_replaced_by_a_gap() {
+        let st = SinkStats::default();
+        let opts = opts(2);
+        let mut f = Flight::default();
+        let refused = || {
+            Err(KafkaError::MessageProduction(
+                RDKafkaErrorCode::MessageSizeTooLarge,
+            ))
+        };
+        let other = tick(7);
+        f.in_flight(&other, 0);
+        let msg = tick(8);
+        f.in_flight(&msg, 0);
+        // A timeout, then two refusals: still retried.
+        let timeout = Err(KafkaError::MessageProduction(
+            RDKafkaErrorCode::MessageTimedOut,
+        ));
+        for (attempt, res) in [(0, timeout), (1, refused()), (2, refused())] {
+            assert!(!f.on_report(res, Arc::clone(&msg), &opts, &st));
+            let p = f.retry.pop_front().expect("scheduled again");
+            assert_eq!(p.attempts, attempt);
+            assert!(Arc::ptr_eq(&p.msg, &msg));
+            f.in_flight(&p.msg, p.attempts);
+        }
+        // The third refusal is one too many.
+        assert!(!f.on_report(refused(), Arc::clone(&msg), &opts, &st));
+        let gap = f.retry.pop_front().expect("gap notice");
+        let Message::Gap(g) = &gap.msg.msg else {
+            panic!("expected a gap notice")
+        };
+        assert_eq!(g.reason, GapReason::PublishFailed);
+        assert_eq!((g.missing_from, g.missing_to), (Some(8), Some(8)));
+        // Three re-produces (the timeout is one), one message given up.
+        assert_eq!((get(&st.retries), get(&st.failed)), (3, 1));
+        // The other message never failed and carries no count.
+        assert!(f.attempts.is_empty());
+        assert!(f.on_report(Ok(()), other, &opts, &st));
+        assert_eq!(f.inflight, 0);
     }
 }
