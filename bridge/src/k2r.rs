@@ -75,12 +75,29 @@ impl ClientContext for Ctx {
 
 impl ConsumerContext for Ctx {
     fn pre_rebalance(&self, c: &BaseConsumer<Self>, r: &Rebalance<'_>) {
-        if let Rebalance::Revoke(_) = r {
-            if !c.assignment_lost() {
+        if let Rebalance::Revoke(tpl) = r {
+            let lost = c.assignment_lost();
+            tracing::info!(direction = K2R, partitions = ?partitions(tpl), lost, "partitions revoked");
+            if !lost {
                 commit(c, CommitMode::Sync, "revoke");
             }
         }
     }
+
+    fn post_rebalance(&self, _: &BaseConsumer<Self>, r: &Rebalance<'_>) {
+        match r {
+            Rebalance::Assign(tpl) => {
+                tracing::info!(direction = K2R, partitions = ?partitions(tpl), "partitions assigned")
+            }
+            Rebalance::Error(e) => tracing::warn!(direction = K2R, error = %e, "rebalance failed"),
+            Rebalance::Revoke(_) => {}
+        }
+    }
+}
+
+/// Partition numbers of a rebalance, for its log line.
+fn partitions(tpl: &rdkafka::TopicPartitionList) -> Vec<i32> {
+    tpl.elements().iter().map(|e| e.partition()).collect()
 }
 
 fn commit<C: Consumer<X>, X: ConsumerContext>(c: &C, mode: CommitMode, when: &'static str) {

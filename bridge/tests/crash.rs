@@ -174,7 +174,8 @@ async fn kafka_to_rabbitmq_survives_sigkill() {
     let kafka = kafka_topic(&tansu.brokers(), 3).await;
     let n = 30_000;
     let window = 500usize;
-    kafka_publish(&kafka, &ticks("crashk2r", n)).await;
+    let sent = ticks("crashk2r", n);
+    kafka_publish(&kafka, &sent).await;
     let queue = rabbit.topo().work_queue;
 
     let mut args = base_args("kafka-to-rabbitmq", &rabbit, &kafka.brokers, &kafka.topic);
@@ -209,11 +210,12 @@ async fn kafka_to_rabbitmq_survives_sigkill() {
 
     let second = spawn(&args, &dir.join("second.log"));
     let bound = window + 2_000;
-    let got = drain_queue(
+    let got = drain_queue_ids(
         &rabbit.cfg.url,
         &queue,
-        n + bound + 1,
-        Duration::from_secs(12),
+        n,
+        Duration::from_secs(3),
+        Duration::from_secs(60),
     )
     .await;
     let status = terminate(second);
@@ -221,7 +223,19 @@ async fn kafka_to_rabbitmq_survives_sigkill() {
 
     let counts = id_counts(got.iter().map(|g| g.msg.as_ref().id()));
     let dups = got.len() - counts.len();
-    assert_eq!(counts.len(), n, "every id arrived at least once");
+    let missing: Vec<(&str, u64)> = sent
+        .iter()
+        .filter(|m| !counts.contains_key(m.as_ref().id()))
+        .map(|m| (m.as_ref().symbol(), m.as_ref().seq()))
+        .collect();
+    assert_eq!(
+        counts.len(),
+        n,
+        "every id arrived at least once; missing (symbol, seq), first and last: {:?} .. {:?}; {} in the queue at the kill",
+        missing.iter().take(5).collect::<Vec<_>>(),
+        missing.iter().rev().take(5).collect::<Vec<_>>(),
+        at_kill
+    );
     assert!(
         dups <= bound,
         "{dups} duplicates > window {window} + one commit interval"

@@ -21,7 +21,7 @@ use rdkafka::message::Headers;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::Message as _;
 use rust_decimal::Decimal;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 use tickbridge_bridge::{BridgeConfig, K2rArgs, R2kArgs, Shared, Stats, Summary};
@@ -260,6 +260,68 @@ pub struct AmqpGot {
 /// Reads `queue` until `expected` messages arrived or it was quiet for
 /// `quiet`, acking as it goes. With `decode_all`, every body must decode.
 pub async fn drain_queue(url: &str, queue: &str, expected: usize, quiet: Duration) -> Vec<AmqpGot> {
+    drain_queue_until(url, queue, quiet, |got| got.len() >= expected).await
+}
+
+/// Drains a queue until `ids` distinct message ids have arrived, then for
+/// `linger` more of silence (to count trailing duplicates). While ids are
+/// still missing it waits up to `patience` for the next message: a bridge
+/// restarted after SIGKILL may first wait out the dead member's session and
+/// a rebalance, which on a busy machine is longer than a quiet period.
+pub async fn drain_queue_ids(
+    url: &str,
+    queue: &str,
+    ids: usize,
+    linger: Duration,
+    patience: Duration,
+) -> Vec<AmqpGot> {
+    let mut seen: HashSet<String> = HashSet::new();
+    let mut counted = 0;
+    let mut complete = false;
+    drain_queue_with(url, queue, |got| {
+        for g in &got[counted..] {
+            seen.insert(g.msg.as_ref().id().to_string());
+        }
+        counted = got.len();
+        complete = seen.len() >= ids;
+        if complete {
+            Step::Wait(linger)
+        } else {
+            Step::Wait(patience)
+        }
+    })
+    .await
+}
+
+/// What a drain does after each message.
+pub enum Step {
+    /// Wait up to this long for the next message, then stop.
+    Wait(Duration),
+    /// Stop now.
+    Stop,
+}
+
+async fn drain_queue_until(
+    url: &str,
+    queue: &str,
+    quiet: Duration,
+    mut done: impl FnMut(&[AmqpGot]) -> bool,
+) -> Vec<AmqpGot> {
+    drain_queue_with(url, queue, |got| {
+        if done(got) {
+            Step::Stop
+        } else {
+            Step::Wait(quiet)
+        }
+    })
+    .await
+}
+
+async fn drain_queue_with(
+    url: &str,
+    queue: &str,
+    mut next: impl FnMut(&[AmqpGot]) -> Step,
+) -> Vec<AmqpGot> {
     let cfg = AmqpConfig::local(url, "unused");
     let conn = cfg
         .connect("bridge-test-reader")
@@ -278,9 +340,9 @@ pub async fn drain_queue(url: &str, queue: &str, expected: usize, quiet: Duratio
         )
         .await
         .unwrap();
-    let mut out = Vec::with_capacity(expected);
-    while out.len() < expected {
-        let Ok(Some(d)) = tokio::time::timeout(quiet, consumer.next()).await else {
+    let mut out = Vec::new();
+    while let Step::Wait(wait) = next(&out) {
+        let Ok(Some(d)) = tokio::time::timeout(wait, consumer.next()).await else {
             break;
         };
         let d = d.expect("delivery");
