@@ -169,7 +169,12 @@ async fn kafka_to_rabbitmq_survives_sigkill() {
     let t0 = Instant::now();
     let dir = std::env::temp_dir().join(rand_name("bridge-crash"));
     std::fs::create_dir_all(&dir).unwrap();
-    let tansu = TansuBroker::start("memory").expect("private tansu");
+    // Durable storage: on tansu 0.6.0's `memory://` the partitions' offsets
+    // undercount the records (watermarks summed to 26,651-29,660 for 30,000
+    // records read back), and a bridge resuming from committed offsets there
+    // skipped a range of records now and then (README, tansu vs Apache
+    // Kafka). On `sqlite://` the watermarks sum to exactly 30,000.
+    let tansu = TansuBroker::start("sqlite").expect("private tansu");
     let rabbit = Rabbit::new(&amqp_url()).await;
     let kafka = kafka_topic(&tansu.brokers(), 3).await;
     let n = 30_000;
