@@ -84,8 +84,8 @@ async fn rabbitmq_node_restart_mid_run_loses_nothing() {
 
     let rabbit = Rabbit::reconnect(&url, &prefix, Duration::from_secs(30)).await;
     trickle.await.unwrap();
-    // After the node restart the bridge reconnects with backoff (up to
-    // `--reconnect-max`, 10 s), so a read that gives up after a shorter
+    // After the node restart the bridge reconnects with backoff (capped at
+    // 10 s), so a read that gives up after a shorter
     // silence can end before the bridge is back: wait 30 s of silence.
     let (topic, seen) = tokio::join!(
         read_topic(&kafka.brokers, &kafka.topic, 4 * n, Duration::from_secs(30)),
