@@ -97,13 +97,37 @@ impl FromStr for ReplayFrom {
             return Ok(ReplayFrom::Partitions(map));
         }
         if s.starts_with(|c: char| c.is_ascii_digit()) {
+            // humantime panics when a sum of parts carries past `u64::MAX`
+            // seconds (`18446744073709551615.5s0.5s`), so it only sees
+            // durations that cannot come near: at most 64 characters, each
+            // number at most 9 digits (999,999,999 years is ~3e16 s).
+            if s.len() > MAX_DURATION_TEXT
+                || s.split(|c: char| !c.is_ascii_digit())
+                    .any(|run| run.len() > MAX_DURATION_DIGITS)
+            {
+                return Err(bad(&format!(
+                    "a duration has at most {MAX_DURATION_TEXT} characters and numbers of at most {MAX_DURATION_DIGITS} digits"
+                )));
+            }
             if let Ok(d) = humantime::parse_duration(s) {
+                // Bounded so the display form (`1000years 11months ...`)
+                // stays within the limits above and parses again.
+                if d > MAX_AGO {
+                    return Err(bad("a duration goes back at most 1000 years"));
+                }
                 return Ok(ReplayFrom::Ago(d));
             }
         }
         Err(bad("not recognised"))
     }
 }
+
+/// Longest duration text handed to humantime.
+const MAX_DURATION_TEXT: usize = 64;
+/// Most digits in one number of a duration.
+const MAX_DURATION_DIGITS: usize = 9;
+/// Longest duration ago: 1000 years of 365.25 days (humantime's year).
+const MAX_AGO: Duration = Duration::from_secs(1000 * 31_557_600);
 
 fn is_digits(s: &str) -> bool {
     let s = s.trim();
@@ -293,5 +317,34 @@ mod tests {
             at("2026-11-23T18:00:00Z").unwrap(),
             AMQPValue::Timestamp(want)
         );
+    }
+
+    /// Found by the `replay_from` fuzz target: humantime panicked ("overflow
+    /// in Duration::new") on parts that sum past `u64::MAX` seconds. Such
+    /// text is now an error that names the flag; the longest durations
+    /// still accepted parse, display, parse again and resolve.
+    #[test]
+    fn huge_durations_are_errors_not_panics() {
+        let fuzzed = "0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000018446744073709551615.5s0.5s0.000015910.5s0.5s0.5s0.5s00.5s0.5s707989-:05s0.5s00.50s0.5.s02+s.2+s#.#";
+        for text in [fuzzed, "18446744073709551615.5s0.5s", "1000000000s"] {
+            let e = text.parse::<ReplayFrom>().unwrap_err();
+            assert!(e.contains("--replay-from") && e.contains("at most"), "{e}");
+        }
+        for text in ["1001y", "999999999y 999999999w"] {
+            let e = text.parse::<ReplayFrom>().unwrap_err();
+            assert!(e.contains("at most 1000 years"), "{e}");
+        }
+        let longest = "1000years 11months 30days 23h 59m 59s 999ms 999us 999ns";
+        assert!(longest.parse::<ReplayFrom>().is_err(), "over 1000 years");
+        for text in [
+            "1000y",
+            "999y 11months 23h 59m 59s 999ms",
+            "999999999s",
+            "15m",
+        ] {
+            let r: ReplayFrom = text.parse().unwrap();
+            assert_eq!(r.to_string().parse::<ReplayFrom>(), Ok(r.clone()), "{text}");
+            let _ = r.resolve(Utc::now()).stream_offset();
+        }
     }
 }
