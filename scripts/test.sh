@@ -27,7 +27,22 @@ scripts/compose-check.sh
 step "unit and integration tests (real RabbitMQ and Kafka; the chaos suite on its own brokers)"
 export AMQP_URL="${AMQP_URL:-amqp://127.0.0.1:5672/%2f}"
 export KAFKA_BROKERS="${KAFKA_BROKERS:-127.0.0.1:9092}"
-cargo test --workspace --no-fail-fast -- --test-threads "${TEST_THREADS:-2}"
+TEST_LOG="$ROOT/target/test-output.log"
+mkdir -p "$ROOT/target"
+set +e
+cargo test --workspace --no-fail-fast -- --test-threads "${TEST_THREADS:-2}" 2>&1 | tee "$TEST_LOG"
+tests_rc=${PIPESTATUS[0]}
+set -e
+if [ "$tests_rc" -ne 0 ]; then
+    # The full output is long and a failing test's panic sits far above its
+    # end; repeat every panic with its message last, where a reader of the
+    # log's tail (CI) sees it. The whole output stays in $TEST_LOG.
+    step "FAILED: the panics of the failing tests (whole output in $TEST_LOG)"
+    grep -n -A 14 -E "^---- .* stdout ----$|panicked at" "$TEST_LOG" \
+        | grep -v -E "^[0-9]+-[0-9T:.-]+Z +(INFO|DEBUG)" | cut -c1-400 || true
+    grep -E '^    [A-Za-z_:0-9]+$|^error: [0-9]+ targets? failed|^    `' "$TEST_LOG" | tail -40 || true
+    exit "$tests_rc"
+fi
 
 step "fuzzing (every target in fuzz/, ${FUZZ_SECONDS:-25}s each)"
 scripts/fuzz.sh

@@ -42,6 +42,21 @@ pub fn init_tracing(format: LogFormat) {
     };
 }
 
+/// The subscriber for tests: like [`init_tracing`] with text output, but
+/// written through libtest's capture, so a passing test prints nothing and a
+/// failing one prints its own logs next to its panic. Threads a test spawns
+/// (a tokio runtime's workers) inherit the capture; output from threads
+/// libtest does not know of (librdkafka's) still reaches stderr.
+pub fn init_test_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(false)
+        .with_test_writer()
+        .try_init();
+}
+
 /// Installs the Prometheus recorder once per process and, if `addr` is set,
 /// serves `/metrics` there. Returns a handle that renders the same text, for
 /// tests and end-of-run summaries.

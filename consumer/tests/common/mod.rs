@@ -29,7 +29,7 @@ pub const SYMBOLS: [&str; 6] = [
 pub use tickbridge_core::testkit::{amqp_url, kafka_brokers, rand_name};
 
 pub fn init_logs() {
-    tickbridge_core::telemetry::init_tracing(tickbridge_core::telemetry::LogFormat::Text);
+    tickbridge_core::telemetry::init_test_tracing();
 }
 
 /// `n` valid ticks from producer `producer` over [`SYMBOLS`].
