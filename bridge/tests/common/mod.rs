@@ -277,14 +277,12 @@ pub async fn drain_queue_ids(
 ) -> Vec<AmqpGot> {
     let mut seen: HashSet<String> = HashSet::new();
     let mut counted = 0;
-    let mut complete = false;
     drain_queue_with(url, queue, |got| {
         for g in &got[counted..] {
             seen.insert(g.msg.as_ref().id().to_string());
         }
         counted = got.len();
-        complete = seen.len() >= ids;
-        if complete {
+        if seen.len() >= ids {
             Step::Wait(linger)
         } else {
             Step::Wait(patience)
@@ -373,6 +371,37 @@ async fn drain_queue_with(
     }
     let _ = conn.close(200, "done".into()).await;
     out
+}
+
+/// The offsets `group` has committed on `kafka.topic`, summed over
+/// `partitions` partitions (a partition without a commit counts 0). Read
+/// with OffsetFetch, without joining the group.
+pub async fn committed_sum(kafka: &KafkaConfig, group: &str, partitions: i32) -> i64 {
+    let (kafka, group) = (kafka.clone(), group.to_string());
+    tokio::task::spawn_blocking(move || {
+        let c: rdkafka::consumer::BaseConsumer = kafka
+            .client_config()
+            .set("group.id", &group)
+            .set("enable.auto.commit", "false")
+            .create()
+            .expect("Kafka client");
+        let mut tpl = rdkafka::TopicPartitionList::new();
+        for p in 0..partitions {
+            tpl.add_partition(&kafka.topic, p);
+        }
+        let got = c
+            .committed_offsets(tpl, Duration::from_secs(10))
+            .expect("OffsetFetch");
+        got.elements()
+            .iter()
+            .map(|e| match e.offset() {
+                rdkafka::Offset::Offset(o) => o,
+                _ => 0,
+            })
+            .sum()
+    })
+    .await
+    .unwrap()
 }
 
 /// A Kafka topic with a random name (never deleted: see core/src/kafka.rs).
