@@ -76,6 +76,9 @@ pub(crate) fn json<'a, T: Deserialize<'a>>(text: &'a str) -> Result<T, ParseErro
 /// keeping its scale. Anything but plain `[-]digits[.digits]` text, a value
 /// that does not fit a `Decimal` exactly, or a value `<= 0` is `InvalidValue`.
 pub(crate) fn positive_decimal(field: &str, text: &str) -> Result<Decimal, ParseError> {
+    if let Some(value) = short_decimal(text) {
+        return positive(field, text, value);
+    }
     let digits = text.strip_prefix('-').unwrap_or(text);
     let (int, frac) = match digits.split_once('.') {
         Some((i, f)) => (i, Some(f)),
@@ -97,6 +100,45 @@ pub(crate) fn positive_decimal(field: &str, text: &str) -> Result<Decimal, Parse
         ))
     })?;
     positive(field, text, value)
+}
+
+/// The common case of [`positive_decimal`] in one pass: unsigned
+/// `digits[.digits]` with at most 19 digits in all, which fit a `u64`
+/// mantissa, so no `Decimal` arithmetic is needed. The result equals
+/// `Decimal::from_str_exact` (value and scale; a property test holds it to
+/// that). `None` for anything else, which takes the general path.
+fn short_decimal(text: &str) -> Option<Decimal> {
+    let b = text.as_bytes();
+    if b.is_empty() || b.len() > 20 {
+        return None;
+    }
+    let mut mantissa: u64 = 0;
+    let mut digits = 0usize;
+    let mut point = None;
+    for (i, &c) in b.iter().enumerate() {
+        match c {
+            b'0'..=b'9' => {
+                // At most 19 digits: below 10^19 < u64::MAX, no overflow.
+                if digits == 19 {
+                    return None;
+                }
+                mantissa = mantissa * 10 + u64::from(c - b'0');
+                digits += 1;
+            }
+            b'.' if point.is_none() && i > 0 && i + 1 < b.len() => point = Some(i),
+            _ => return None,
+        }
+    }
+    let scale = point.map_or(0, |p| b.len() - p - 1) as u32;
+    // Below 10^19, the mantissa fits the low 64 of Decimal's 96 bits; the
+    // scale is at most 18 (a point needs a digit on each side).
+    Some(Decimal::from_parts(
+        mantissa as u32,
+        (mantissa >> 32) as u32,
+        0,
+        false,
+        scale,
+    ))
 }
 
 /// Parses a decimal the exchange sent as a JSON number (Kraken), from the
@@ -129,7 +171,8 @@ pub(crate) fn positive_number(field: &str, raw: &RawValue) -> Result<Decimal, Pa
 }
 
 fn positive(field: &str, text: &str, value: Decimal) -> Result<Decimal, ParseError> {
-    if value <= Decimal::ZERO {
+    // A sign and zero test, not a comparison (which rescales).
+    if value.is_sign_negative() || value.is_zero() {
         return Err(ParseError::InvalidValue(format!(
             "{field} must be positive, got {}",
             excerpt(text)
@@ -248,6 +291,52 @@ impl SymbolMap {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The one-pass path returns exactly what `from_str_exact` does:
+        /// the same value and the same scale, so the body's text is the
+        /// same too; anything it declines still goes the general way.
+        #[test]
+        fn short_decimal_agrees_with_rust_decimal(
+            text in "-?[0-9]{0,12}(\\.[0-9]{0,12})?|[0-9.]{0,22}|[0-9]{1,8}[.,e+-][0-9]{0,6}",
+        ) {
+            if let Some(fast) = short_decimal(&text) {
+                let exact = Decimal::from_str_exact(&text);
+                prop_assert_eq!(Ok(fast), exact.clone(), "{:?}", text);
+                let exact = exact.unwrap();
+                prop_assert_eq!(fast.scale(), exact.scale());
+                prop_assert_eq!(fast.to_string(), exact.to_string());
+            }
+            // Either way the public function still rules on it.
+            let _ = positive_decimal("price", &text);
+        }
+    }
+
+    #[test]
+    fn short_decimal_takes_plain_exchange_decimals_only() {
+        for (text, expected) in [
+            ("0.00100000", Some("0.00100000")),
+            ("65123.45678000", Some("65123.45678000")),
+            ("007", Some("7")),
+            ("9999999999999999999", Some("9999999999999999999")),
+            ("0.000000000000000001", Some("0.000000000000000001")),
+            // 20 digits, a sign, a lone point, exponents, empty: declined.
+            ("99999999999999999999", None),
+            ("-1.5", None),
+            ("1.", None),
+            (".5", None),
+            ("1.2.3", None),
+            ("1e5", None),
+            ("", None),
+        ] {
+            assert_eq!(
+                short_decimal(text).map(|d| d.to_string()).as_deref(),
+                expected,
+                "{text:?}"
+            );
+        }
+    }
 
     #[test]
     fn decimals() {

@@ -20,6 +20,9 @@ use std::borrow::Cow;
 /// The trade event in `text`, if the frame has the plain shape described in
 /// the module docs; `None` means "ask serde".
 pub(super) fn trade_event(text: &str) -> Option<BinanceEvent<'_>> {
+    if let Some(event) = canonical(text) {
+        return Some(event);
+    }
     let mut r = Reader {
         s: text.as_bytes(),
         text,
@@ -38,11 +41,11 @@ pub(super) fn trade_event(text: &str) -> Option<BinanceEvent<'_>> {
             let mut stream_seen = false;
             loop {
                 match r.key()? {
-                    "stream" if !stream_seen => {
+                    b"stream" if !stream_seen => {
                         stream_seen = true;
                         r.string()?;
                     }
-                    "data" if event.is_none() => event = Some(r.event_object()?.event),
+                    b"data" if event.is_none() => event = Some(r.event_object()?.event),
                     // Repeated or other top-level keys (`id`, `error`, `e`,
                     // ...) change how serde routes the frame.
                     _ => return None,
@@ -66,6 +69,63 @@ pub(super) fn trade_event(text: &str) -> Option<BinanceEvent<'_>> {
     (r.i == r.s.len()).then_some(event)
 }
 
+/// A trade frame byte for byte as Binance writes it today: compact, the
+/// fields in the documented order (`e`, `E`, `s`, `t`, `p`, `q`, `T`, `m`,
+/// `M`), bare or wrapped in `{"stream":..,"data":..}`. The fixed parts are
+/// compared as they stand and only the values are scanned, so a frame costs
+/// about one pass over its bytes. Any other layout (another order, an extra
+/// or missing field, whitespace, an escape) returns `None` and goes through
+/// the general reader below, which accepts the same frames, so this changes
+/// the speed only; the property test covers both.
+fn canonical(text: &str) -> Option<BinanceEvent<'_>> {
+    let mut r = Reader {
+        s: text.as_bytes(),
+        text,
+        i: 0,
+    };
+    let combined = r.lit(br#"{"stream":""#).is_some();
+    if combined {
+        r.rest_of_string()?;
+        r.lit(br#","data":{"e":""#)?;
+    } else {
+        r.lit(br#"{"e":""#)?;
+    }
+    let event = r.rest_of_string()?;
+    r.lit(br#","E":"#)?;
+    r.int()?;
+    r.lit(br#","s":""#)?;
+    let symbol = r.rest_of_string()?;
+    r.lit(br#","t":"#)?;
+    let trade_id = match r.int()? {
+        (false, id) => id,
+        // A negative id is serde's error to word.
+        (true, _) => return None,
+    };
+    r.lit(br#","p":""#)?;
+    let price = r.rest_of_string()?;
+    r.lit(br#","q":""#)?;
+    let qty = r.rest_of_string()?;
+    r.lit(br#","T":"#)?;
+    let trade_time = match r.int()? {
+        (false, ms) => i64::try_from(ms).ok()?,
+        (true, ms) => 0i64.checked_sub_unsigned(ms)?,
+    };
+    r.lit(br#","m":"#)?;
+    let buyer_is_maker = r.bool()?;
+    r.lit(br#","M":"#)?;
+    r.bool()?;
+    r.lit(if combined { b"}}" } else { b"}" })?;
+    (r.i == r.s.len()).then_some(BinanceEvent {
+        event: Some(Cow::Borrowed(event)),
+        symbol: Some(Cow::Borrowed(symbol)),
+        trade_id: Some(trade_id),
+        price: Some(Cow::Borrowed(price)),
+        qty: Some(Cow::Borrowed(qty)),
+        trade_time: Some(trade_time),
+        buyer_is_maker: Some(buyer_is_maker),
+    })
+}
+
 /// A decoded event plus what the raw-stream check needs to know.
 struct Decoded<'a> {
     event: BinanceEvent<'a>,
@@ -73,16 +133,6 @@ struct Decoded<'a> {
     /// and does have `e`: serde's envelope then hands the whole frame to the
     /// event struct.
     routed_as_event: bool,
-}
-
-/// One scalar value.
-enum Scalar<'a> {
-    Str(&'a str),
-    /// The integer's text: `-?(0|[1-9][0-9]*)`, nothing after it that
-    /// would make it a float.
-    Int(&'a str),
-    Bool(bool),
-    Null,
 }
 
 struct Reader<'a> {
@@ -102,9 +152,20 @@ impl<'a> Reader<'a> {
         (self.s.get(self.i) == Some(&b)).then(|| self.i += 1)
     }
 
-    /// An object member's key and its `:`, with the whitespace around it.
-    fn key(&mut self) -> Option<&'a str> {
-        let k = self.string()?;
+    /// An object member's key and its `:`, with the whitespace around it,
+    /// as bytes (matched with slice patterns: a length switch, then a byte
+    /// switch, where `&str` arms would compare one after another).
+    fn key(&mut self) -> Option<&'a [u8]> {
+        let s = self.s;
+        let i = self.i;
+        // Most of Binance's keys are one letter (`"e":`): no scan needed.
+        let k = match s.get(i..i + 3) {
+            Some(&[b'"', c, b'"']) if c.is_ascii() && c >= 0x20 && c != b'"' && c != b'\\' => {
+                self.i = i + 3;
+                &s[i + 1..i + 2]
+            }
+            _ => self.string()?.as_bytes(),
+        };
         self.ws();
         self.eat(b':')?;
         self.ws();
@@ -122,48 +183,79 @@ impl<'a> Reader<'a> {
         self.eat(b'}').map(|()| false)
     }
 
+    /// These exact bytes.
+    fn lit(&mut self, bytes: &[u8]) -> Option<()> {
+        let end = self.i + bytes.len();
+        (self.s.get(self.i..end)? == bytes).then(|| self.i = end)
+    }
+
     /// A string without escapes or control characters.
     fn string(&mut self) -> Option<&'a str> {
         self.eat(b'"')?;
-        let start = self.i;
-        loop {
-            match *self.s.get(self.i)? {
-                b'"' => break,
-                b'\\' | 0..=0x1f => return None,
-                _ => self.i += 1,
-            }
-        }
-        let out = &self.text[start..self.i];
-        self.i += 1;
-        Some(out)
+        self.rest_of_string()
     }
 
-    fn scalar(&mut self) -> Option<Scalar<'a>> {
+    /// The rest of a string whose opening `"` was read: its text up to the
+    /// closing `"`, which is read too.
+    fn rest_of_string(&mut self) -> Option<&'a str> {
+        let start = self.i;
+        let len = tickbridge_core::tick::json_special_byte(&self.s[start..])?;
+        if self.s[start + len] != b'"' {
+            return None;
+        }
+        self.i = start + len + 1;
+        Some(&self.text[start..start + len])
+    }
+
+    /// Any scalar value (an ignored field): a string, an integer, `true`,
+    /// `false` or `null`. Anything else (a float, an object, an array) is
+    /// left to serde.
+    fn skip_scalar(&mut self) -> Option<()> {
         match *self.s.get(self.i)? {
-            b'"' => self.string().map(Scalar::Str),
-            b't' => self.word(b"true").map(|()| Scalar::Bool(true)),
-            b'f' => self.word(b"false").map(|()| Scalar::Bool(false)),
-            b'n' => self.word(b"null").map(|()| Scalar::Null),
-            b'-' | b'0'..=b'9' => self.int().map(Scalar::Int),
+            b'"' => self.string().map(drop),
+            b't' => self.lit(b"true"),
+            b'f' => self.lit(b"false"),
+            b'n' => self.lit(b"null"),
+            b'-' | b'0'..=b'9' => self.int().map(drop),
             _ => None,
         }
     }
 
-    fn word(&mut self, w: &[u8]) -> Option<()> {
-        let end = self.i + w.len();
-        (self.s.get(self.i..end)? == w).then(|| self.i = end)
+    /// A field's string value, unless the field was seen already (serde
+    /// refuses a duplicate field) or the value is not a plain string.
+    fn str_once(&mut self, seen: Option<&str>) -> Option<&'a str> {
+        if seen.is_some() || self.s.get(self.i) != Some(&b'"') {
+            return None;
+        }
+        self.string()
     }
 
-    fn int(&mut self) -> Option<&'a str> {
-        let start = self.i;
+    /// A boolean value, `None` for anything else.
+    fn bool(&mut self) -> Option<bool> {
+        match *self.s.get(self.i)? {
+            b't' => self.lit(b"true").map(|()| true),
+            b'f' => self.lit(b"false").map(|()| false),
+            _ => None,
+        }
+    }
+
+    /// An integer `-?(0|[1-9][0-9]*)` whose magnitude fits a `u64`, with
+    /// nothing after it that would make it a float, read and converted in
+    /// one pass: `(negative, magnitude)`. A magnitude beyond `u64` is left
+    /// to serde (which reads it as a float).
+    fn int(&mut self) -> Option<(bool, u64)> {
         let negative = self.eat(b'-').is_some();
+        let mut magnitude: u64 = 0;
         match *self.s.get(self.i)? {
             // serde_json reads `-0` as a float (to keep the sign), which an
             // integer field refuses.
             b'0' if negative => return None,
             b'0' => self.i += 1,
             b'1'..=b'9' => {
-                while let Some(b'0'..=b'9') = self.s.get(self.i) {
+                while let Some(&d @ b'0'..=b'9') = self.s.get(self.i) {
+                    magnitude = magnitude
+                        .checked_mul(10)?
+                        .checked_add(u64::from(d - b'0'))?;
                     self.i += 1;
                 }
             }
@@ -171,7 +263,7 @@ impl<'a> Reader<'a> {
         }
         match self.s.get(self.i) {
             Some(b'.' | b'e' | b'E' | b'0'..=b'9') => None,
-            _ => Some(&self.text[start..self.i]),
+            _ => Some((negative, magnitude)),
         }
     }
 
@@ -179,54 +271,62 @@ impl<'a> Reader<'a> {
     /// once and of its exact type; any other field a scalar (ignored).
     fn event_object(&mut self) -> Option<Decoded<'a>> {
         self.eat(b'{')?;
-        let mut ev = BinanceEvent {
-            event: None,
-            symbol: None,
-            trade_id: None,
-            price: None,
-            qty: None,
-            trade_time: None,
-            buyer_is_maker: None,
-        };
+        let mut event = None;
+        let mut symbol = None;
+        let mut price = None;
+        let mut qty = None;
+        let mut trade_id = None;
+        let mut trade_time = None;
+        let mut buyer_is_maker = None;
         let mut envelope_key = false;
         self.ws();
-        if self.eat(b'}').is_some() {
-            return Some(Decoded {
-                event: ev,
-                routed_as_event: false,
-            });
-        }
-        loop {
-            let key = self.key()?;
-            let v = self.scalar()?;
-            match (key, v) {
-                ("e", Scalar::Str(s)) if ev.event.is_none() => ev.event = Some(Cow::Borrowed(s)),
-                ("s", Scalar::Str(s)) if ev.symbol.is_none() => ev.symbol = Some(Cow::Borrowed(s)),
-                ("p", Scalar::Str(s)) if ev.price.is_none() => ev.price = Some(Cow::Borrowed(s)),
-                ("q", Scalar::Str(s)) if ev.qty.is_none() => ev.qty = Some(Cow::Borrowed(s)),
-                ("t", Scalar::Int(n)) if ev.trade_id.is_none() => {
-                    ev.trade_id = Some(n.parse::<u64>().ok()?)
-                }
-                ("T", Scalar::Int(n)) if ev.trade_time.is_none() => {
-                    ev.trade_time = Some(n.parse::<i64>().ok()?)
-                }
-                ("m", Scalar::Bool(b)) if ev.buyer_is_maker.is_none() => {
-                    ev.buyer_is_maker = Some(b)
-                }
+        if self.eat(b'}').is_none() {
+            loop {
                 // A known field repeated, null or of another type: serde
-                // words that error (or reads the null as absent).
-                ("e" | "s" | "p" | "q" | "t" | "T" | "m", _) => return None,
-                ("data" | "id" | "error", _) => envelope_key = true,
-                _ => {}
-            }
-            if !self.more()? {
-                break;
+                // words that error (or reads the null as absent), so each
+                // arm declines it.
+                match self.key()? {
+                    [b'e'] => event = Some(self.str_once(event)?),
+                    [b's'] => symbol = Some(self.str_once(symbol)?),
+                    [b'p'] => price = Some(self.str_once(price)?),
+                    [b'q'] => qty = Some(self.str_once(qty)?),
+                    [b't'] if trade_id.is_none() => {
+                        // A negative id is serde's error to word.
+                        let (negative, magnitude) = self.int()?;
+                        trade_id = Some((!negative).then_some(magnitude)?);
+                    }
+                    [b'T'] if trade_time.is_none() => {
+                        let (negative, magnitude) = self.int()?;
+                        trade_time = Some(if negative {
+                            0i64.checked_sub_unsigned(magnitude)?
+                        } else {
+                            i64::try_from(magnitude).ok()?
+                        });
+                    }
+                    [b'm'] if buyer_is_maker.is_none() => buyer_is_maker = Some(self.bool()?),
+                    [b't' | b'T' | b'm'] => return None,
+                    b"data" | b"id" | b"error" => {
+                        envelope_key = true;
+                        self.skip_scalar()?;
+                    }
+                    _ => self.skip_scalar()?,
+                }
+                if !self.more()? {
+                    break;
+                }
             }
         }
-        let routed_as_event = !envelope_key && ev.event.is_some();
         Some(Decoded {
-            event: ev,
-            routed_as_event,
+            routed_as_event: !envelope_key && event.is_some(),
+            event: BinanceEvent {
+                event: event.map(Cow::Borrowed),
+                symbol: symbol.map(Cow::Borrowed),
+                trade_id,
+                price: price.map(Cow::Borrowed),
+                qty: qty.map(Cow::Borrowed),
+                trade_time,
+                buyer_is_maker,
+            },
         })
     }
 }
@@ -252,6 +352,29 @@ mod tests {
         None
     }
 
+    proptest! {
+        /// The word-at-a-time scan finds what a byte-at-a-time one finds.
+        #[test]
+        fn special_byte_agrees_with_a_byte_scan(
+            s in prop::collection::vec(
+                prop_oneof![
+                    4 => 0x20u8..0x7f,
+                    1 => Just(b'"'),
+                    1 => Just(b'\\'),
+                    1 => 0u8..0x20,
+                    1 => 0x80u8..=0xff,
+                    // Each test's edges: 0x1f/0x20, and the neighbours of
+                    // `"` and `\\`.
+                    2 => prop::sample::select(vec![0x1fu8, 0x20, 0x21, 0x23, 0x5b, 0x5d, 0x7f, 0x80]),
+                ],
+                0..40,
+            )
+        ) {
+            let expected = s.iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20);
+            prop_assert_eq!(tickbridge_core::tick::json_special_byte(&s), expected);
+        }
+    }
+
     #[test]
     fn plain_trade_frames_take_the_fast_path() {
         let ev = r#"{"e":"trade","E":1672515782136,"s":"BNBBTC","t":12345,"p":"0.001","q":"100","T":1672515782136,"m":true,"M":true}"#;
@@ -266,6 +389,14 @@ mod tests {
             let fast = trade_event(f);
             assert!(fast.is_some(), "fast path declined {f}");
             assert_eq!(fast, serde_event(f), "{f}");
+        }
+        // Binance's own layout, bare or wrapped, takes the canonical reader;
+        // another order, whitespace or extra fields the general one.
+        for f in &frames[..2] {
+            assert_eq!(canonical(f), serde_event(f), "{f}");
+        }
+        for f in &frames[2..] {
+            assert_eq!(canonical(f), None, "{f}");
         }
         let ev = trade_event(&frames[1]).unwrap();
         assert_eq!(
