@@ -343,6 +343,12 @@ impl TansuBroker {
         format!("127.0.0.1:{}", self.port)
     }
 
+    /// The broker process's id, while it runs (benchmarks read its CPU time
+    /// from `/proc`).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     fn boot(&mut self) -> Result<(), String> {
         let bin = tansu_path();
         let log = std::fs::File::create(self.dir.join("tansu.log")).map_err(|e| e.to_string())?;

@@ -29,32 +29,58 @@ use tickbridge_core::amqp::{AmqpConfig, Topology};
 use tickbridge_core::headers;
 use tickbridge_core::kafka::KafkaConfig;
 use tickbridge_core::testkit::TansuBroker;
-use tickbridge_core::tick::{MessageRef, Side, Source, Tick, Via};
+use tickbridge_core::tick::{MessageRef, Source, Tick, Via};
+use tickbridge_feed_sim::market::Market;
 use tickbridge_feed_sim::SimConfig;
 
 // The raw baselines run in this process on the same allocator, with the same
 // settings, as the producer binary they are compared with.
 tickbridge_producer::use_jemalloc!();
 
+/// The ticks the producer publishes for the simulator's first `n` Binance
+/// trades, so the baseline sends bodies and headers of the producer's sizes:
+/// the simulator's own generator and seed, prices and quantities at
+/// Binance's eight decimals (as the producer reads them off the wire), trade
+/// times in whole milliseconds (Binance's `T`), and a producer id of the
+/// producer's default form (`binance-ws-<pid>-<ms>`).
 fn ticks(n: usize) -> Vec<Tick> {
-    let syms = ["BTC-USDT", "ETH-USDT", "SOL-USDT"];
+    let seed = SimConfig::default().seed;
+    let markets: Vec<(Market, std::sync::Arc<str>, std::sync::Arc<str>)> =
+        ["BTC-USDT", "ETH-USDT", "SOL-USDT"]
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let m = Market::new(seed, Source::Binance, s, i, 0.0, None);
+                m.start();
+                let (symbol, raw) = (s.to_string().into(), m.raw.as_str().into());
+                (m, symbol, raw)
+            })
+            .collect();
+    let producer: std::sync::Arc<str> = format!(
+        "binance-ws-{}-{}",
+        std::process::id(),
+        chrono::Utc::now().timestamp_millis()
+    )
+    .into();
+    let eight = |ticks: u64, scale: u32| Decimal::new((ticks * 10u64.pow(8 - scale)) as i64, 8);
     (0..n)
         .map(|i| {
-            let symbol = syms[i % 3];
-            let trade_id = (i / 3 + 1) as u64;
-            let now = chrono::Utc::now();
+            let (m, symbol, raw_symbol) = &markets[i % markets.len()];
+            let trade_id = (i / markets.len() + 1) as u64;
+            let t = m.trade(trade_id);
             Tick {
                 id: Tick::make_id(Source::Binance, symbol, trade_id),
                 source: Source::Binance,
-                symbol: symbol.into(),
-                raw_symbol: symbol.replace('-', "").into(),
+                symbol: symbol.clone(),
+                raw_symbol: raw_symbol.clone(),
                 trade_id,
-                price: Decimal::new(6_512_345_678 + i as i64, 5),
-                qty: Decimal::new(1234 + i as i64 % 1000, 6),
-                side: if i % 2 == 0 { Side::Buy } else { Side::Sell },
-                exchange_ts: now,
-                received_ts: now,
-                producer: "bench".into(),
+                price: eight(t.price_ticks, t.price_scale),
+                qty: eight(t.qty_ticks, t.qty_scale),
+                side: t.taker,
+                exchange_ts: chrono::DateTime::from_timestamp_millis(t.ts_micros.div_euclid(1000))
+                    .expect("simulated time in range"),
+                received_ts: chrono::Utc::now(),
+                producer: producer.clone(),
                 seq: trade_id,
                 via: Via::Ws,
             }
@@ -127,8 +153,12 @@ async fn raw_kafka(brokers: &str, n: usize) -> f64 {
     while done.load(Ordering::Relaxed) < n as u64 {
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
+    // Every delivery report is in: the clock stops here, as the producer's
+    // active time ends when its sinks have every confirm. The flush after
+    // it is cleanup (it can wait up to 100 ms for queued events).
+    let rate = n as f64 / t.elapsed().as_secs_f64();
     p.flush(Duration::from_secs(30)).expect("flush");
-    n as f64 / t.elapsed().as_secs_f64()
+    rate
 }
 
 async fn raw_rabbit(url: &str, n: usize) -> f64 {
@@ -175,6 +205,61 @@ async fn raw_rabbit(url: &str, n: usize) -> f64 {
 struct Run {
     rate: f64,
     peak_rss_kib: u64,
+    /// The producer process's CPU time (user + system), seconds.
+    cpu_secs: f64,
+}
+
+/// CPU time (user + system) a process has used so far, in seconds, from
+/// `/proc/<pid>/stat`; `None` once it is gone.
+fn cpu_secs(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the parenthesised command name: state is field 3, utime
+    // 14 and stime 15, in clock ticks.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / clock_ticks())
+}
+
+/// The whole machine's CPU time so far, from the first line of `/proc/stat`:
+/// (busy, stolen by the hypervisor, total), in clock ticks.
+fn host_cpu() -> Option<[u64; 3]> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let v: Vec<u64> = stat
+        .lines()
+        .next()?
+        .split_whitespace()
+        .skip(1)
+        .map(|x| x.parse().ok())
+        .collect::<Option<_>>()?;
+    // user nice system idle iowait irq softirq steal (guest time is already
+    // inside user and nice).
+    let total: u64 = v.iter().take(8).sum();
+    let (idle, steal) = (v.get(3)? + v.get(4)?, *v.get(7)?);
+    Some([total - idle - steal, steal, total])
+}
+
+/// Busy and stolen shares of the machine's CPU between two readings, %.
+fn host_share(before: Option<[u64; 3]>, after: Option<[u64; 3]>) -> Option<(f64, f64)> {
+    let (b, a) = (before?, after?);
+    let total = a[2].checked_sub(b[2]).filter(|&t| t > 0)? as f64;
+    Some((
+        (a[0] - b[0]) as f64 * 100.0 / total,
+        (a[1] - b[1]) as f64 * 100.0 / total,
+    ))
+}
+
+/// The kernel's clock ticks per second (`getconf CLK_TCK`, 100 on Linux).
+fn clock_ticks() -> f64 {
+    static HZ: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *HZ.get_or_init(|| {
+        Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+            .unwrap_or(100.0)
+    })
 }
 
 /// Runs the real producer binary against the simulator and returns its
@@ -207,8 +292,15 @@ fn producer_run(sim_ws: &str, sinks: &str, extra: &[&str], n: usize) -> Run {
     let pid = child.id();
     let peak = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let p2 = peak.clone();
+    // Its CPU time as last seen before it exited (read every 100 ms; the
+    // last reading misses at most the exit itself).
+    let cpu = std::sync::Arc::new(std::sync::Mutex::new(0.0f64));
+    let c2 = cpu.clone();
     let watcher = std::thread::spawn(move || {
         while let Ok(s) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
+            if let Some(c) = cpu_secs(pid) {
+                *c2.lock().unwrap() = c;
+            }
             let hwm = s
                 .lines()
                 .find(|l| l.starts_with("VmHWM:"))
@@ -231,9 +323,11 @@ fn producer_run(sim_ws: &str, sinks: &str, extra: &[&str], n: usize) -> Run {
         serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().last().unwrap()).unwrap();
     assert_eq!(report["unconfirmed"], 0, "{report}");
     assert_eq!(report["ticks"].as_u64().unwrap() as usize, n, "{report}");
+    let cpu_total = *cpu.lock().unwrap();
     Run {
         rate: n as f64 / report["active_seconds"].as_f64().unwrap(),
         peak_rss_kib: peak.load(std::sync::atomic::Ordering::Relaxed),
+        cpu_secs: cpu_total,
     }
 }
 
@@ -279,6 +373,10 @@ async fn kafka_only(
     for round in 0..rounds {
         for producer_turn in order(round) {
             let (brokers, broker) = target.sample().await;
+            let broker_pid = broker.as_ref().and_then(TansuBroker::pid);
+            let broker_before = broker_pid.and_then(cpu_secs);
+            let own_before = cpu_secs(std::process::id());
+            let host_before = host_cpu();
             if producer_turn {
                 let topic = format!("bench-{:x}", rand::random::<u32>());
                 let ws = ws.to_string();
@@ -295,6 +393,47 @@ async fn kafka_only(
                 row.add(run);
             } else {
                 row.base.push(raw_kafka(&brokers, n).await);
+            }
+            // How busy both cores were, and how much the hypervisor took.
+            if let Some((busy, steal)) = host_share(host_before, host_cpu()) {
+                println!("    machine {busy:.0}% busy, {steal:.1}% stolen");
+                if producer_turn {
+                    row.busy_producer.push(busy);
+                } else {
+                    row.busy_base.push(busy);
+                }
+                row.steal.push(steal);
+            }
+            // This process's CPU per message: the raw publisher in a
+            // baseline sample, the simulator in a producer sample.
+            if let (Some(before), Some(after)) = (own_before, cpu_secs(std::process::id())) {
+                let us = (after - before) * 1e6 / n as f64;
+                if producer_turn {
+                    println!("    simulator CPU {us:.2} µs/msg");
+                    row.sim.push(us);
+                } else {
+                    println!("    raw publisher CPU {us:.2} µs/msg");
+                    row.raw.push(us);
+                }
+            }
+            // The broker's CPU per message, when it served this sample alone.
+            if let (Some(pid), Some(before)) = (broker_pid, broker_before) {
+                if let Some(after) = cpu_secs(pid) {
+                    let us = (after - before) * 1e6 / n as f64;
+                    println!(
+                        "    broker CPU {us:.2} µs/msg ({})",
+                        if producer_turn {
+                            "producer"
+                        } else {
+                            "baseline"
+                        }
+                    );
+                    if producer_turn {
+                        row.broker_producer.push(us);
+                    } else {
+                        row.broker_base.push(us);
+                    }
+                }
             }
             drop(broker);
         }
@@ -319,6 +458,23 @@ struct Row {
     producer: Vec<f64>,
     base: Vec<f64>,
     peak_rss_kib: u64,
+    /// The producer's CPU per tick, µs.
+    cpu_us: Vec<f64>,
+    /// The broker's CPU per message in producer samples, µs (only where a
+    /// sample has a broker of its own).
+    broker_producer: Vec<f64>,
+    /// The same in baseline samples.
+    broker_base: Vec<f64>,
+    /// The simulator's CPU per tick in producer samples, µs.
+    sim: Vec<f64>,
+    /// The raw publisher's CPU per message, µs.
+    raw: Vec<f64>,
+    /// Share of the machine's two cores in use during producer samples, %.
+    busy_producer: Vec<f64>,
+    /// The same during baseline samples.
+    busy_base: Vec<f64>,
+    /// Share of CPU time the hypervisor stole during any sample, %.
+    steal: Vec<f64>,
 }
 
 impl Row {
@@ -329,23 +485,37 @@ impl Row {
             producer: Vec::new(),
             base: Vec::new(),
             peak_rss_kib: 0,
+            cpu_us: Vec::new(),
+            broker_producer: Vec::new(),
+            broker_base: Vec::new(),
+            sim: Vec::new(),
+            raw: Vec::new(),
+            busy_producer: Vec::new(),
+            busy_base: Vec::new(),
+            steal: Vec::new(),
         }
     }
 
     fn add(&mut self, run: Run) {
+        let cpu_us = run.cpu_secs * 1e6 / self.n as f64;
         println!(
-            "  {:<40} producer={:>9.0}/s baseline={:>9.0}/s peak_rss={:.1} MiB",
+            "  {:<40} producer={:>9.0}/s baseline={:>9.0}/s peak_rss={:.1} MiB producer_cpu={cpu_us:.2} µs/tick",
             self.name,
             run.rate,
             self.base.last().copied().unwrap_or(0.0),
             run.peak_rss_kib as f64 / 1024.0
         );
+        self.cpu_us.push(cpu_us);
         self.producer.push(run.rate);
         self.peak_rss_kib = self.peak_rss_kib.max(run.peak_rss_kib);
     }
 
     fn ratio(&self) -> f64 {
         median(&self.producer) / median(&self.base)
+    }
+
+    fn mean_ratio(&self) -> f64 {
+        mean(&self.producer) / mean(&self.base)
     }
 
     fn print(self) -> Self {
@@ -361,6 +531,13 @@ impl Row {
         );
         self
     }
+}
+
+fn mean(v: &[f64]) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.iter().sum::<f64>() / v.len() as f64
 }
 
 fn median(v: &[f64]) -> f64 {
@@ -511,15 +688,16 @@ async fn main() {
     drop(mem);
     drop(lite);
 
-    let mut md = format!("# Producer throughput\n\nGenerated by `cargo bench -p tickbridge-producer --bench throughput` on this project's 2-core machine. The producer is the release binary reading the feed simulator at full speed (Binance combined stream, 3 symbols); the baseline is a raw publisher in the same run (same broker, same client library, same bodies and headers, no WebSocket, no parsing). RabbitMQ: Debian's 3.10, persistent messages, publisher confirms, 1,000 in flight, routed to the work queue and the stream queue. Kafka: idempotent, `acks=all`, lz4, at most 5,000 messages inside librdkafka for both (the producer's default `--kafka-in-flight`; the raw publisher's `queue.buffering.max.messages`), and both fetch the topic's metadata through their own client before the first message (the producer's sink does it at startup; without it the first messages waited 0.4-0.9 s for partition leaders); on `memory://` every sample, baseline or producer, gets a newly started tansu, since one holding earlier samples' records is slower. Each configuration ran {rounds} rounds of one baseline and one producer sample, the baseline first in even rounds and the producer first in odd ones; rates are medians, the ratio is median over median, and every sample is listed under the table.\n\n| configuration | ticks | producer ticks/s | baseline msgs/s | ratio | producer peak RSS |\n| --- | ---: | ---: | ---: | ---: | ---: |\n");
+    let mut md = format!("# Producer throughput\n\nGenerated by `cargo bench -p tickbridge-producer --bench throughput` on this project's 2-core machine. The producer is the release binary reading the feed simulator at full speed (Binance combined stream, 3 symbols); the baseline is a raw publisher in the same run (same broker, same client library, same bodies and headers, no WebSocket, no parsing; its ticks are the ones the producer publishes for the simulator's trades, built with the simulator's generator and seed, Binance's eight decimals, millisecond trade times and a producer id of the producer's default form, so both send messages of the same size). RabbitMQ: Debian's 3.10, persistent messages, publisher confirms, 1,000 in flight, routed to the work queue and the stream queue. Kafka: idempotent, `acks=all`, lz4, at most 5,000 messages inside librdkafka for both (the producer's default `--kafka-in-flight`; the raw publisher's `queue.buffering.max.messages`), and both fetch the topic's metadata through their own client before the first message (the producer's sink does it at startup; without it the first messages waited 0.4-0.9 s for partition leaders), and neither side's clock runs while the idempotent producer waits for its producer id (the producer's sink waits for it at startup; the raw publisher builds its ticks after creating its client, which takes longer than librdkafka's 500 ms retry); on `memory://` every sample, baseline or producer, gets a newly started tansu, since one holding earlier samples' records is slower. Each configuration ran {rounds} rounds of one baseline and one producer sample, the baseline first in even rounds and the producer first in odd ones; rates are medians, the ratio is median over median, the mean ratio is the mean of the producer's samples over the mean of the baseline's (single samples swing by ±20% on this machine, so one run's median moves a lot), and every sample is listed under the table.\n\n| configuration | ticks | producer ticks/s | baseline msgs/s | ratio | mean ratio | producer peak RSS |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n");
     for r in &rows {
         md.push_str(&format!(
-            "| {} | {} | {:.0} | {:.0} | {:.0}% | {:.1} MiB |\n",
+            "| {} | {} | {:.0} | {:.0} | {:.0}% | {:.0}% | {:.1} MiB |\n",
             r.name,
             r.n,
             median(&r.producer),
             median(&r.base),
             r.ratio() * 100.0,
+            r.mean_ratio() * 100.0,
             r.peak_rss_kib as f64 / 1024.0
         ));
     }
@@ -532,6 +710,41 @@ async fn main() {
             .map(|(p, b)| format!("{p:.0} / {b:.0}"))
             .collect();
         md.push_str(&format!("* {}: {}\n", r.name, pairs.join(", ")));
+    }
+    md.push_str("\nCPU time per message, in µs (medians; user + system from `/proc`), where it could be told apart: the producer process; the simulator (this process during a producer sample); the raw publisher (this process during a baseline sample); and, where every sample has a broker of its own, the broker in producer and in baseline samples. The two sides compete for the same 2 cores: a producer sample needs producer + simulator + broker per tick, a baseline sample raw publisher + broker. The last columns are the share of the whole machine (both cores) in use during each side's samples, and the largest share the hypervisor stole in any sample (from `/proc/stat`): a side near 100% was short of CPU, not waiting on the broker.\n\n| configuration | producer | simulator | raw publisher | broker (producer samples) | broker (baseline samples) | machine busy (producer / baseline samples) | most stolen |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+    for r in &rows {
+        let cell = |v: &[f64]| {
+            if v.is_empty() {
+                "-".to_string()
+            } else {
+                format!("{:.2}", median(v))
+            }
+        };
+        let pct = |v: &[f64]| {
+            if v.is_empty() {
+                "-".to_string()
+            } else {
+                format!("{:.0}%", median(v))
+            }
+        };
+        let most_stolen = r
+            .steal
+            .iter()
+            .copied()
+            .reduce(f64::max)
+            .map_or("-".to_string(), |s| format!("{s:.1}%"));
+        md.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} | {} / {} | {} |\n",
+            r.name,
+            cell(&r.cpu_us),
+            cell(&r.sim),
+            cell(&r.raw),
+            cell(&r.broker_producer),
+            cell(&r.broker_base),
+            pct(&r.busy_producer),
+            pct(&r.busy_base),
+            most_stolen
+        ));
     }
     md.push_str(&format!(
         "\nRun at {} (BENCH_SCALE={scale}, BENCH_ROUNDS={rounds}).\n",

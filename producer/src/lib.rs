@@ -80,7 +80,20 @@ pub struct RunReport {
 struct SinkTask {
     kind: SinkKind,
     buffer: Arc<Buffer>,
-    handle: JoinHandle<u64>,
+    /// Messages left unconfirmed, and when the sink finished.
+    handle: JoinHandle<(u64, Instant)>,
+}
+
+/// Runs a sink task and notes when it finished. The run's active time ends
+/// when the last sink has everything confirmed, not after its client is torn
+/// down.
+fn spawn_sink(
+    sink: impl std::future::Future<Output = u64> + Send + 'static,
+) -> JoinHandle<(u64, Instant)> {
+    tokio::spawn(async move {
+        let unconfirmed = sink.await;
+        (unconfirmed, Instant::now())
+    })
 }
 
 fn default_producer_id(cfg: &ProducerConfig) -> String {
@@ -151,7 +164,7 @@ pub async fn run(cfg: ProducerConfig, shutdown: Shutdown) -> Result<RunReport, P
             reconnect_min: retry_min,
             reconnect_max: retry_max,
         };
-        let handle = tokio::spawn(sinks::amqp::run(
+        let handle = spawn_sink(sinks::amqp::run(
             cfg.amqp.clone(),
             opts,
             session,
@@ -186,7 +199,7 @@ pub async fn run(cfg: ProducerConfig, shutdown: Shutdown) -> Result<RunReport, P
             .await;
         tracing::info!(brokers = %cfg.kafka.brokers, topic = %cfg.kafka.topic, partitions, "Kafka sink ready");
         let buffer = Buffer::new(cfg.max_buffer, cfg.overflow);
-        let handle = tokio::spawn(sinks::kafka::run(
+        let handle = spawn_sink(sinks::kafka::run(
             cfg.kafka.topic.clone(),
             opts,
             producer,
@@ -208,7 +221,7 @@ pub async fn run(cfg: ProducerConfig, shutdown: Shutdown) -> Result<RunReport, P
             stats.clone(),
             hard_stop.clone(),
         );
-        let handle = tokio::spawn(async move {
+        let handle = spawn_sink(async move {
             match sinks::jsonl::run(dir, via, b.clone(), s, h).await {
                 Ok(n) => n,
                 Err(e) => {
@@ -411,12 +424,13 @@ pub async fn run(cfg: ProducerConfig, shutdown: Shutdown) -> Result<RunReport, P
         s.buffer.close();
     }
     tracing::info!(timeout = ?cfg.drain_timeout, "draining: waiting for every confirm and delivery report");
-    let mut remaining: Vec<Option<u64>> = vec![None; sinks.len()];
+    // Per sink: messages left unconfirmed, and when it finished.
+    let mut remaining: Vec<Option<(u64, Instant)>> = vec![None; sinks.len()];
     let drain = async {
         for (i, s) in sinks.iter_mut().enumerate() {
             remaining[i] = Some((&mut s.handle).await.unwrap_or_else(|e| {
                 tracing::error!(sink = s.kind.as_str(), error = %e, "sink task failed");
-                s.buffer.len() as u64
+                (s.buffer.len() as u64, Instant::now())
             }));
         }
     };
@@ -428,14 +442,20 @@ pub async fn run(cfg: ProducerConfig, shutdown: Shutdown) -> Result<RunReport, P
         hard_stop.trigger();
         for (i, s) in sinks.iter_mut().enumerate() {
             if remaining[i].is_none() {
-                remaining[i] = Some((&mut s.handle).await.unwrap_or(s.buffer.len() as u64));
+                remaining[i] = Some(
+                    (&mut s.handle)
+                        .await
+                        .unwrap_or((s.buffer.len() as u64, Instant::now())),
+                );
             }
         }
     }
+    // The last sink's end is the end of the active time.
+    let done_at = remaining.iter().flatten().map(|&(_, at)| at).max();
     let remaining: Vec<(SinkKind, u64)> = sinks
         .iter()
         .zip(remaining)
-        .map(|(s, n)| (s.kind, n.unwrap_or(0)))
+        .map(|(s, r)| (s.kind, r.map_or(0, |(n, _)| n)))
         .collect();
     let sink_reports: Vec<SinkReport> = remaining
         .iter()
@@ -448,7 +468,12 @@ pub async fn run(cfg: ProducerConfig, shutdown: Shutdown) -> Result<RunReport, P
         exchange: cfg.exchange.to_string(),
         via: via.as_str(),
         seconds: started.elapsed().as_secs_f64(),
-        active_seconds: first_tick.map_or(0.0, |t| t.elapsed().as_secs_f64()),
+        active_seconds: first_tick.map_or(0.0, |t| {
+            done_at
+                .unwrap_or_else(Instant::now)
+                .saturating_duration_since(t)
+                .as_secs_f64()
+        }),
         frames: get(&stats.frames),
         trades_in: get(&stats.trades_in),
         ticks: get(&stats.ticks),

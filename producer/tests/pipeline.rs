@@ -21,7 +21,7 @@ fn producer_cfg(args: &[&str]) -> ProducerConfig {
 /// once each, validate against the schema, and keep per-symbol order in Kafka.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hundred_thousand_ticks_arrive_exactly_once_in_both_brokers() {
-    tickbridge_core::telemetry::init_tracing(Default::default());
+    tickbridge_core::telemetry::init_test_tracing();
     const PER_SYMBOL: u64 = 16_667;
     let sim = SimConfig {
         rate: 0.0,
@@ -132,7 +132,7 @@ async fn hundred_thousand_ticks_arrive_exactly_once_in_both_brokers() {
 /// by a gap notice: no silent loss.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn injected_faults_are_detected_and_survived() {
-    tickbridge_core::telemetry::init_tracing(Default::default());
+    tickbridge_core::telemetry::init_test_tracing();
     let sim = SimConfig {
         rate: 1000.0,
         max_count: Some(4000),
@@ -334,7 +334,7 @@ async fn polling_dedups_overlap_and_reports_what_it_misses() {
 /// missing with no notice at all.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restart_with_state_file_reports_the_trades_missed_between_runs() {
-    tickbridge_core::telemetry::init_tracing(Default::default());
+    tickbridge_core::telemetry::init_test_tracing();
     let sim = SimConfig {
         rate: 200.0,
         symbols: vec!["BTC-USDT".into(), "ETH-USDT".into()],

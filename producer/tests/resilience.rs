@@ -17,25 +17,28 @@ use tickbridge_producer::config::ProducerConfig;
 /// RabbitMQ restarted mid-run: every tick that was confirmed is in the queue
 /// afterwards, the producer reconnects by itself, and the unconfirmed ones
 /// are re-published (or reported in a gap notice). Nothing vanishes.
+///
+/// The run has no fixed length: `rabbitmqctl stop` can take seconds to act on
+/// a busy machine, so the producer streams until the node is back and then
+/// some, and is stopped by its shutdown signal.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rabbitmq_restart_mid_run_loses_nothing() {
-    tickbridge_core::telemetry::init_tracing(Default::default());
+    tickbridge_core::telemetry::init_test_tracing();
     let node = tokio::task::spawn_blocking(RabbitNode::start)
         .await
         .unwrap()
         .expect(
             "the test's own RabbitMQ node starts (scripts/stack.sh up installs rabbitmq-server)",
         );
-    const PER_SYMBOL: u64 = 6_000;
+    // At most 80 s of feed; the test stops the producer long before.
     let sim = SimConfig {
         rate: 1500.0,
-        max_count: Some(PER_SYMBOL),
+        max_count: Some(120_000),
         symbols: vec!["BTC-USDT".into(), "ETH-USDT".into(), "SOL-USDT".into()],
         ..SimConfig::default()
     };
     let (_, sim) = tickbridge_feed_sim::spawn(sim).await.unwrap();
     let prefix = rand_name("tb-restart");
-    let max = (3 * PER_SYMBOL).to_string();
     let cfg = ProducerConfig::try_parse_from([
         "producer",
         "--exchange",
@@ -50,8 +53,6 @@ async fn rabbitmq_restart_mid_run_loses_nothing() {
         &node.url(),
         "--amqp-prefix",
         &prefix,
-        "--max-events",
-        &max,
         "--max-seconds",
         "120",
         "--drain-timeout",
@@ -64,7 +65,8 @@ async fn rabbitmq_restart_mid_run_loses_nothing() {
         "1s",
     ])
     .unwrap();
-    let run = tokio::spawn(tickbridge_producer::run(cfg, Shutdown::new()));
+    let shutdown = Shutdown::new();
+    let run = tokio::spawn(tickbridge_producer::run(cfg, shutdown.clone()));
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let node = tokio::task::spawn_blocking(move || {
         node.restart().expect("node restarts");
@@ -72,10 +74,17 @@ async fn rabbitmq_restart_mid_run_loses_nothing() {
     })
     .await
     .unwrap();
+    // Longer than the producer's largest reconnect delay (1 s), so it is
+    // publishing to the new node when it is told to stop.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        !run.is_finished(),
+        "the producer ran until the node was back"
+    );
+    shutdown.trigger();
     let report = run.await.unwrap().expect("producer survives the restart");
     sim.stop().await.unwrap();
     let rmq = &report.sinks[0];
-    assert_eq!(report.ticks, 3 * PER_SYMBOL, "{report:?}");
     assert_eq!(report.unconfirmed, 0, "{report:?}");
     assert!(
         rmq.connects >= 2,
@@ -101,10 +110,23 @@ async fn rabbitmq_restart_mid_run_loses_nothing() {
             Message::Gap(_) => {}
         }
     }
+    // The feed sends trade ids 1, 2, ... per symbol without faults, so what
+    // the producer read is a prefix per symbol: the highest id that arrived
+    // (or was reported lost) bounds it, and the prefixes add up to the ticks
+    // the producer says it read. A lost tail would show as a shortfall.
     let mut missing = 0;
+    let mut read = 0;
     for sym in ["BTC-USDT", "ETH-USDT", "SOL-USDT"] {
-        for id in 1..=PER_SYMBOL {
-            let key = format!("binance:{sym}:{id}");
+        let prefix = format!("binance:{sym}:");
+        let last = ids
+            .iter()
+            .chain(&lost_reported)
+            .filter_map(|k| k.strip_prefix(&prefix)?.parse::<u64>().ok())
+            .max()
+            .unwrap_or(0);
+        read += last;
+        for id in 1..=last {
+            let key = format!("{prefix}{id}");
             if !ids.contains(&key) && !lost_reported.contains(&key) {
                 missing += 1;
             }
@@ -118,7 +140,15 @@ async fn rabbitmq_restart_mid_run_loses_nothing() {
         lost_reported.len()
     );
     assert_eq!(missing, 0, "ticks vanished silently across the restart");
-    assert!(rmq.confirmed >= 3 * PER_SYMBOL);
+    assert_eq!(
+        read, report.ticks,
+        "the queue holds every tick read: {report:?}"
+    );
+    assert!(rmq.confirmed >= report.ticks, "{rmq:?}");
+    assert!(
+        report.ticks > 10_000,
+        "the feed kept flowing across the restart: {report:?}"
+    );
 }
 
 /// SIGTERM during a busy run: the binary exits within a few seconds, reports

@@ -15,8 +15,10 @@ use crate::pipeline::Outgoing;
 use crate::stats::{add, SinkStats};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::statistics::Statistics;
 use rdkafka::ClientContext;
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,6 +44,12 @@ pub struct KafkaSinkOptions {
 /// One delivery report: the broker's verdict and the message it concerns.
 type Report = (Result<(), KafkaError>, Arc<Outgoing>);
 
+/// librdkafka's statistics interval, for the producer id readiness check.
+const STATS_INTERVAL_MS: u64 = 100;
+
+/// How long `warm_up` waits for the producer id before streaming anyway.
+const PID_WAIT: Duration = Duration::from_secs(2);
+
 /// librdkafka context that hands each delivery report, with the message it
 /// belongs to (carried through librdkafka as the per-message opaque: the
 /// message's own `Arc`, so no allocation per message), back to the sink
@@ -49,9 +57,19 @@ type Report = (Result<(), KafkaError>, Arc<Outgoing>);
 /// [`ThreadedProducer`] calls [`ProducerContext::delivery`].
 pub struct DeliveryReports {
     tx: mpsc::UnboundedSender<Report>,
+    /// The idempotent producer holds a producer id (librdkafka's statistics
+    /// report `idemp_state` `Assigned`): until then nothing can be sent.
+    pid_assigned: AtomicBool,
 }
 
-impl ClientContext for DeliveryReports {}
+impl ClientContext for DeliveryReports {
+    fn stats(&self, s: Statistics) {
+        if let Some(eos) = s.eos {
+            self.pid_assigned
+                .store(eos.idemp_state == "Assigned", Relaxed);
+        }
+    }
+}
 
 impl ProducerContext for DeliveryReports {
     type DeliveryOpaque = Arc<Outgoing>;
@@ -71,6 +89,9 @@ impl ProducerContext for DeliveryReports {
 pub struct KafkaProducer {
     producer: Arc<ThreadedProducer<DeliveryReports>>,
     reports: mpsc::UnboundedReceiver<Report>,
+    /// Idempotence and statistics are on, so `warm_up` can wait for the
+    /// producer id.
+    pid_observable: bool,
 }
 
 /// Builds the idempotent producer. The `--kafka-option` passthrough is
@@ -88,10 +109,27 @@ pub fn producer(
             "queue.buffering.max.messages",
             (opts.window.max(1000) * 2).to_string(),
         )
-        .set("message.timeout.ms", "60000");
+        .set("message.timeout.ms", "60000")
+        // Lets `warm_up` see when the producer id is assigned. Three
+        // partitions' statistics ten times a second cost next to nothing.
+        .set("statistics.interval.ms", STATS_INTERVAL_MS.to_string());
     let (tx, reports) = mpsc::unbounded_channel();
-    let producer = Arc::new(cfg.finish(c).create_with_context(DeliveryReports { tx })?);
-    Ok(KafkaProducer { producer, reports })
+    let c = cfg.finish(c);
+    // A `--kafka-option` may have turned statistics (or idempotence) off, or
+    // made statistics too rare to show the id within the wait.
+    let pid_observable = c.get("enable.idempotence") == Some("true")
+        && c.get("statistics.interval.ms")
+            .and_then(|v| v.parse::<u128>().ok())
+            .is_some_and(|ms| ms > 0 && ms < PID_WAIT.as_millis());
+    let producer = Arc::new(c.create_with_context(DeliveryReports {
+        tx,
+        pid_assigned: AtomicBool::new(false),
+    })?);
+    Ok(KafkaProducer {
+        producer,
+        reports,
+        pid_observable,
+    })
 }
 
 impl KafkaProducer {
@@ -103,14 +141,37 @@ impl KafkaProducer {
     /// waited 0.4 to 0.9 s for their delivery reports while the feed kept
     /// arriving. A failure is only logged: librdkafka fetches the metadata
     /// itself on the first produce.
+    ///
+    /// Then it waits (up to [`PID_WAIT`]) for the idempotent producer's id,
+    /// without which librdkafka sends nothing. librdkafka asks a broker for
+    /// one when a metadata response arrives while a broker it learned of is
+    /// connected, and otherwise retries on a 500 ms timer. At startup the
+    /// first metadata response comes before any such connection, so every
+    /// run held its first ticks for half a second (in the stats lines:
+    /// 5,000 published, 0 confirmed, for 0.5 s). Asking for metadata again
+    /// once the leaders' connections are up gets the id within
+    /// milliseconds.
     pub async fn warm_up(&self, topic: &str, timeout: Duration) {
         let producer = Arc::clone(&self.producer);
         let topic_name = topic.to_string();
+        let pid_observable = self.pid_observable;
         let fetched = tokio::task::spawn_blocking(move || {
-            producer
-                .client()
+            let client = producer.client();
+            let partitions = client
                 .fetch_metadata(Some(&topic_name), timeout)
-                .map(|m| m.topics().first().map_or(0, |t| t.partitions().len()))
+                .map(|m| m.topics().first().map_or(0, |t| t.partitions().len()))?;
+            if pid_observable {
+                let assigned = || producer.context().pid_assigned.load(Relaxed);
+                let deadline = std::time::Instant::now() + PID_WAIT;
+                while !assigned() && std::time::Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(20));
+                    let _ = client.fetch_metadata(Some(&topic_name), Duration::from_secs(1));
+                }
+                if !assigned() {
+                    tracing::warn!(topic = %topic_name, waited_ms = PID_WAIT.as_millis() as u64, "idempotent producer has no producer id yet; the first ticks wait for it");
+                }
+            }
+            Ok::<_, KafkaError>(partitions)
         })
         .await;
         match fetched {
@@ -142,6 +203,7 @@ pub async fn run(
     let KafkaProducer {
         producer,
         mut reports,
+        ..
     } = kafka;
     let st: &SinkStats = &stats.kafka;
     add(&st.connects, 1);
@@ -198,9 +260,20 @@ pub async fn run(
             }
         }
     };
-    // librdkafka drops whatever is still queued when the producer is dropped.
-    let _ = tokio::task::spawn_blocking(move || producer.flush(Duration::from_secs(5))).await;
     st.in_flight.store(0, Relaxed);
+    if f.inflight > 0 {
+        // librdkafka drops whatever is still queued when the producer is
+        // dropped, so what a hard stop left in flight gets a last chance.
+        let _ = tokio::task::spawn_blocking(move || producer.flush(Duration::from_secs(5))).await;
+    } else {
+        // Every message has its report: librdkafka holds nothing of ours.
+        // A flush would only wait, up to 100 ms (rust-rdkafka polls in
+        // steps of that size), for events queued to the report thread such
+        // as statistics, and dropping the producer joins that thread, which
+        // also takes up to 100 ms; neither may hold up the run's end, so the
+        // producer is released off the runtime, without waiting.
+        tokio::task::spawn_blocking(move || drop(producer));
+    }
     result
 }
 
