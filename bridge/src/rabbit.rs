@@ -9,26 +9,15 @@ use lapin::options::{
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection, ExchangeKind};
 use std::future::Future;
-use std::time::Duration;
 use tickbridge_core::amqp::AmqpConfig;
 
-/// Longest one AMQP step of a session (an ack, a publish and its confirm, a
-/// passive declare) may take. On a live connection each takes milliseconds;
-/// a connection that died at an unlucky moment can leave a lapin future
-/// pending forever, and a session stuck in one would neither notice the
-/// loss nor hear SIGTERM. Past this the connection counts as lost and the
-/// session is rebuilt; unacked deliveries and uncommitted records come back
-/// (at least once).
-pub const STEP_TIMEOUT: Duration = Duration::from_secs(15);
+pub use tickbridge_core::amqp::STEP_TIMEOUT;
 
-/// Runs one session step under [`STEP_TIMEOUT`].
+/// Runs one session step under [`STEP_TIMEOUT`]; past it the connection
+/// counts as lost and the session is rebuilt (unacked deliveries and
+/// uncommitted records come back: at least once).
 pub async fn bounded<T>(what: &str, step: impl Future<Output = Result<T>>) -> Result<T> {
-    match tokio::time::timeout(STEP_TIMEOUT, step).await {
-        Ok(r) => r,
-        Err(_) => Err(Error::Cancelled(format!(
-            "{what}: no answer from RabbitMQ within {STEP_TIMEOUT:?}; treating the connection as lost"
-        ))),
-    }
+    tickbridge_core::amqp::bounded(what, STEP_TIMEOUT, step).await
 }
 
 /// Messages ready in `queue`, by a passive declare on a throwaway channel

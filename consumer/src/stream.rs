@@ -18,12 +18,13 @@ use crate::handler::{FailConfig, HandleError, Handler};
 use crate::output::Meta;
 use crate::replay::StartAt;
 use crate::stats::Summary;
-use crate::worker::{queue_depth, Idle};
+use crate::worker::{queue_depth, Idle, CLOSE_TIMEOUT};
 use crate::{Error, Result};
 use chrono::Utc;
 use futures::StreamExt;
 use lapin::options::{BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicQosOptions};
 use lapin::types::{AMQPValue, FieldTable, ShortString};
+use tickbridge_core::amqp::{bounded, STEP_TIMEOUT};
 use tickbridge_core::telemetry::InternalEvent;
 use tickbridge_core::{schema, Shutdown};
 
@@ -40,20 +41,30 @@ pub async fn run(cfg: &ConsumerConfig, shutdown: Shutdown) -> Result<Summary> {
         .unwrap_or(StartAt::Latest);
     let offset_arg = start.stream_offset().map_err(Error::Config)?;
     let conn = cfg.amqp.connect(&name).await?;
-    let depth = queue_depth(&conn, &queue, &cfg.amqp).await?;
-    let ch = conn.create_channel().await?;
-    ch.basic_qos(cfg.prefetch.max(1), BasicQosOptions::default())
-        .await?;
+    // Each step that waits for the broker is bounded, like the worker's.
+    let depth = bounded(
+        "reading the queue depth",
+        STEP_TIMEOUT,
+        queue_depth(&conn, &queue, &cfg.amqp),
+    )
+    .await?;
     let mut args = FieldTable::default();
     args.insert(ShortString::from("x-stream-offset"), offset_arg.clone());
-    let mut consumer = ch
-        .basic_consume(
-            queue.as_str().into(),
-            name.as_str().into(),
-            BasicConsumeOptions::default(),
-            args,
-        )
-        .await?;
+    let (ch, mut consumer) = bounded("opening the consumer", STEP_TIMEOUT, async {
+        let ch = conn.create_channel().await?;
+        ch.basic_qos(cfg.prefetch.max(1), BasicQosOptions::default())
+            .await?;
+        let consumer = ch
+            .basic_consume(
+                queue.as_str().into(),
+                name.as_str().into(),
+                BasicConsumeOptions::default(),
+                args,
+            )
+            .await?;
+        Ok::<_, Error>((ch, consumer))
+    })
+    .await?;
     tracing::info!(%name, %queue, depth, x_stream_offset = ?offset_arg, url = %cfg.amqp.masked_url(), "consumer reading RabbitMQ stream");
 
     let mut handler = Handler::new(
@@ -100,14 +111,19 @@ pub async fn run(cfg: &ConsumerConfig, shutdown: Shutdown) -> Result<Summary> {
                         }
                     }
                     // On a stream an ack only returns credit; nothing is removed.
-                    if let Err(e) = d.acker.ack(BasicAckOptions::default()).await {
-                        break Err(e.into());
+                    let ack = bounded("acking", STEP_TIMEOUT, async {
+                        d.acker.ack(BasicAckOptions::default()).await.map_err(Error::from)
+                    });
+                    if let Err(e) = ack.await {
+                        break Err(e);
                     }
                 }
             },
             _ = stats_tick.tick() => {
-                if let Ok(d) = queue_depth(&conn, &queue, &cfg.amqp).await {
-                    handler.stats.set_queue_depth(d as u64);
+                match bounded("reading the queue depth", STEP_TIMEOUT, queue_depth(&conn, &queue, &cfg.amqp)).await {
+                    Ok(d) => handler.stats.set_queue_depth(d as u64),
+                    Err(e @ Error::Core(tickbridge_core::Error::Timeout { .. })) => break Err(e),
+                    Err(_) => {}
                 }
                 handler.stats.log_report();
             }
@@ -117,11 +133,18 @@ pub async fn run(cfg: &ConsumerConfig, shutdown: Shutdown) -> Result<Summary> {
             }
         }
     };
-    let _ = ch
-        .basic_cancel(name.as_str().into(), BasicCancelOptions::default())
-        .await;
-    let _ = ch.close(200, "consumer shutting down".into()).await;
-    let _ = conn.close(200, "consumer shutting down".into()).await;
+    let closing = async {
+        if conn.status().connected() {
+            let _ = ch
+                .basic_cancel(name.as_str().into(), BasicCancelOptions::default())
+                .await;
+            let _ = ch.close(200, "consumer shutting down".into()).await;
+            let _ = conn.close(200, "consumer shutting down".into()).await;
+        }
+    };
+    if tokio::time::timeout(CLOSE_TIMEOUT, closing).await.is_err() {
+        tracing::warn!(%name, timeout = ?CLOSE_TIMEOUT, "RabbitMQ did not answer while the consumer closed its channel");
+    }
     handler.stats.log_report();
     result.map(|()| handler.stats.summary())
 }

@@ -9,7 +9,7 @@
 
 use crate::events::Reconnecting;
 use crate::stats::Summary;
-use crate::Result;
+use crate::{Error, Result};
 use std::future::Future;
 use std::time::{Duration, Instant};
 use tickbridge_core::backoff::Backoff;
@@ -20,7 +20,16 @@ use tickbridge_core::Shutdown;
 /// backoff from the beginning again.
 const HEALTHY_RUN: Duration = Duration::from_secs(30);
 
+/// Longest a run may take to return once `shutdown` has fired. A run's own
+/// shutdown is bounded well below this (the delivery in hand, then closing
+/// its channel and connection); this is the backstop that keeps a process
+/// from outliving its signal whatever a broker client does. Nothing is lost
+/// by giving up: unacked deliveries return to their queue and uncommitted
+/// offsets are read again.
+pub const EXIT_DEADLINE: Duration = Duration::from_secs(20);
+
 /// Calls `run` until it returns `Ok`, a terminal error, or `shutdown` fires.
+/// After `shutdown`, the run in progress has [`EXIT_DEADLINE`] to return.
 pub async fn supervise<F, Fut>(shutdown: &Shutdown, mut run: F) -> Result<Summary>
 where
     F: FnMut() -> Fut,
@@ -29,7 +38,23 @@ where
     let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
     loop {
         let started = Instant::now();
-        match run().await {
+        let attempt = run();
+        tokio::pin!(attempt);
+        let outcome = tokio::select! {
+            r = &mut attempt => r,
+            _ = shutdown.cancelled() => match tokio::time::timeout(EXIT_DEADLINE, &mut attempt).await {
+                Ok(r) => r,
+                Err(_) => {
+                    let e = Error::Core(tickbridge_core::Error::Timeout {
+                        what: "the shutdown (closing the broker connections)".into(),
+                        secs: EXIT_DEADLINE.as_secs(),
+                    });
+                    tracing::error!(error = %e, "giving up on a clean shutdown; unacked messages return to their queue");
+                    return Err(e);
+                }
+            },
+        };
+        match outcome {
             Ok(s) => return Ok(s),
             Err(e) if e.is_terminal() || shutdown.is_shutdown() => return Err(e),
             Err(e) => {
@@ -55,7 +80,6 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Error;
     use std::sync::atomic::{AtomicU32, Ordering};
 
     #[tokio::test(start_paused = true)]
@@ -87,5 +111,32 @@ mod tests {
             1,
             "terminal errors are not retried"
         );
+    }
+
+    /// A run stuck in a broker call that never answers: after the shutdown
+    /// signal, supervise gives up on it at the deadline instead of hanging.
+    #[tokio::test(start_paused = true)]
+    async fn a_run_that_ignores_shutdown_is_abandoned_at_the_deadline() {
+        let s = Shutdown::new();
+        let trigger = s.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            trigger.trigger();
+        });
+        let t0 = tokio::time::Instant::now();
+        let r = supervise(&s, std::future::pending::<Result<Summary>>).await;
+        let e = r.expect_err("abandoned");
+        assert!(e.to_string().contains("shutdown"), "{e}");
+        assert_eq!(t0.elapsed(), Duration::from_secs(3) + EXIT_DEADLINE);
+
+        // A run that returns within the deadline keeps its own result.
+        let s = Shutdown::new();
+        s.trigger();
+        let r = supervise(&s, || async {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            Ok(Summary::default())
+        })
+        .await;
+        assert!(r.is_ok());
     }
 }

@@ -38,11 +38,19 @@ use lapin::options::{
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{BasicProperties, Channel, Connection};
 use std::time::{Duration, Instant};
-use tickbridge_core::amqp::AmqpConfig;
+use tickbridge_core::amqp::{bounded, AmqpConfig, STEP_TIMEOUT};
 use tickbridge_core::telemetry::InternalEvent;
 use tickbridge_core::{headers, schema, Shutdown};
 
 const ROLE: &str = "worker";
+
+/// How long a delivery being handled when the shutdown signal fires may
+/// still take before the worker stops without it.
+pub(crate) const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Longest the closing handshake (cancel, hand back prefetched messages,
+/// close channel and connection) may take at the end of a session.
+pub(crate) const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Flags of the `worker` binary.
 #[derive(Debug, Clone, clap::Args)]
@@ -113,27 +121,43 @@ pub async fn run(config: WorkerConfig, shutdown: Shutdown) -> Result<Summary> {
         .clone()
         .unwrap_or_else(|| topo.work_queue.clone());
     let conn = config.amqp.connect(&name).await?;
+    // Every step below waits for the broker's answer; each is bounded
+    // (`STEP_TIMEOUT`) so a node that goes away mid-request fails the
+    // session instead of leaving it pending.
     if config.declare_topology {
-        let ch = conn.create_channel().await?;
-        topo.declare(&ch).await?;
-        let _ = ch.close(200, "declared".into()).await;
+        bounded("declaring the topology", STEP_TIMEOUT, async {
+            let ch = conn.create_channel().await?;
+            topo.declare(&ch).await?;
+            let _ = ch.close(200, "declared".into()).await;
+            Ok::<_, Error>(())
+        })
+        .await?;
     }
-    let depth = queue_depth(&conn, &queue, &config.amqp).await?;
-    let ch = conn.create_channel().await?;
-    ch.basic_qos(config.prefetch, BasicQosOptions::default())
-        .await?;
-    let mut consumer = ch
-        .basic_consume(
-            queue.as_str().into(),
-            name.as_str().into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await?;
-    let publisher = conn.create_channel().await?;
-    publisher
-        .confirm_select(ConfirmSelectOptions::default())
-        .await?;
+    let depth = bounded(
+        "reading the queue depth",
+        STEP_TIMEOUT,
+        queue_depth(&conn, &queue, &config.amqp),
+    )
+    .await?;
+    let (ch, mut consumer, publisher) = bounded("opening the consumer", STEP_TIMEOUT, async {
+        let ch = conn.create_channel().await?;
+        ch.basic_qos(config.prefetch, BasicQosOptions::default())
+            .await?;
+        let consumer = ch
+            .basic_consume(
+                queue.as_str().into(),
+                name.as_str().into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        let publisher = conn.create_channel().await?;
+        publisher
+            .confirm_select(ConfirmSelectOptions::default())
+            .await?;
+        Ok::<_, Error>((ch, consumer, publisher))
+    })
+    .await?;
     tracing::info!(%name, %queue, depth, prefetch = config.prefetch, max_retries = config.max_retries, url = %config.amqp.masked_url(), "worker consuming");
 
     let mut w = Worker {
@@ -165,14 +189,33 @@ pub async fn run(config: WorkerConfig, shutdown: Shutdown) -> Result<Summary> {
                 Some(Err(e)) => break Err(e.into()),
                 Some(Ok(delivery)) => {
                     idle.activity();
-                    if let Err(e) = w.process(delivery).await {
+                    // Handling includes a confirmed publish (retry, dead
+                    // letter) and the ack. A shutdown signal during it
+                    // leaves the message `SHUTDOWN_GRACE` to finish; one
+                    // that does not is left unacked, and the broker hands
+                    // it out again once this connection closes.
+                    let step = bounded("handling a delivery", STEP_TIMEOUT, w.process(delivery));
+                    tokio::pin!(step);
+                    let done = tokio::select! {
+                        r = &mut step => r,
+                        _ = shutdown.cancelled() => match tokio::time::timeout(SHUTDOWN_GRACE, &mut step).await {
+                            Ok(r) => r,
+                            Err(_) => {
+                                tracing::warn!(%name, grace = ?SHUTDOWN_GRACE, "a delivery was still being handled at shutdown; it stays unacked and is redelivered");
+                                break Ok(());
+                            }
+                        },
+                    };
+                    if let Err(e) = done {
                         break Err(e);
                     }
                 }
             },
             _ = stats_tick.tick() => {
-                if let Ok(d) = queue_depth(&conn, &queue, &config.amqp).await {
-                    w.handler.stats.set_queue_depth(d as u64);
+                match bounded("reading the queue depth", STEP_TIMEOUT, queue_depth(&conn, &queue, &config.amqp)).await {
+                    Ok(d) => w.handler.stats.set_queue_depth(d as u64),
+                    Err(e @ Error::Core(tickbridge_core::Error::Timeout { .. })) => break Err(e),
+                    Err(_) => {}
                 }
                 w.handler.stats.log_report();
             }
@@ -184,25 +227,39 @@ pub async fn run(config: WorkerConfig, shutdown: Shutdown) -> Result<Summary> {
     };
 
     // Stop deliveries, then hand back what was prefetched but not handled.
-    let _ = ch
-        .basic_cancel(name.as_str().into(), BasicCancelOptions::default())
-        .await;
+    // On a lost connection there is nothing to hand back (the broker
+    // requeues a dead connection's unacked messages itself), and every
+    // step is bounded so a broker that stopped answering cannot hold up the
+    // exit.
     let mut returned = 0u64;
-    while let Ok(Some(Ok(_))) =
-        tokio::time::timeout(Duration::from_millis(100), consumer.next()).await
-    {
-        returned += 1;
-    }
-    if ch.status().connected() {
+    let closing = async {
+        if !conn.status().connected() {
+            return;
+        }
         let _ = ch
-            .basic_nack(
-                0,
-                BasicNackOptions {
-                    multiple: true,
-                    requeue: true,
-                },
-            )
+            .basic_cancel(name.as_str().into(), BasicCancelOptions::default())
             .await;
+        while let Ok(Some(Ok(_))) =
+            tokio::time::timeout(Duration::from_millis(100), consumer.next()).await
+        {
+            returned += 1;
+        }
+        if ch.status().connected() {
+            let _ = ch
+                .basic_nack(
+                    0,
+                    BasicNackOptions {
+                        multiple: true,
+                        requeue: true,
+                    },
+                )
+                .await;
+        }
+        let _ = ch.close(200, "worker shutting down".into()).await;
+        let _ = conn.close(200, "worker shutting down".into()).await;
+    };
+    if tokio::time::timeout(CLOSE_TIMEOUT, closing).await.is_err() {
+        tracing::warn!(%name, timeout = ?CLOSE_TIMEOUT, "RabbitMQ did not answer while the worker closed its channel; unacked messages return to the queue when the connection drops");
     }
     if returned > 0 {
         InFlightReturned {
@@ -211,10 +268,10 @@ pub async fn run(config: WorkerConfig, shutdown: Shutdown) -> Result<Summary> {
         }
         .emit();
     }
-    let _ = ch.close(200, "worker shutting down".into()).await;
-    let _ = conn.close(200, "worker shutting down".into()).await;
 
-    if let Ok(d) = queue_depth_quiet(&config.amqp, &queue).await {
+    if let Ok(Ok(d)) =
+        tokio::time::timeout(CLOSE_TIMEOUT, queue_depth_quiet(&config.amqp, &queue)).await
+    {
         w.handler.stats.set_queue_depth(d as u64);
     }
     w.handler.stats.log_report();

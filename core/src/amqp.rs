@@ -23,6 +23,33 @@ pub const DEFINITIONS_JSON: &str = include_str!("../../stack/definitions.json");
 /// The prefix every resource in `stack/definitions.json` carries.
 pub const DEFAULT_PREFIX: &str = "ticks";
 
+/// Longest one AMQP step (an ack, a publish and its confirm, a passive
+/// declare, opening or closing a channel) may take. On a live connection
+/// each takes milliseconds. When the broker goes away at an unlucky moment
+/// (a node stopping while a request is in flight), lapin can leave the
+/// step's future pending for good; a client stuck in one would neither
+/// notice the loss nor hear its shutdown signal. Past this limit the
+/// connection counts as lost and the caller rebuilds it: unacked deliveries
+/// return to their queue, unconfirmed publishes are sent again.
+pub const STEP_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Runs one AMQP step under `limit`; past it the step is abandoned with
+/// [`Error::Timeout`], which every crate treats as a lost connection
+/// (recoverable, so the caller reconnects).
+pub async fn bounded<T, E: From<Error>>(
+    what: &str,
+    limit: Duration,
+    step: impl std::future::Future<Output = std::result::Result<T, E>>,
+) -> std::result::Result<T, E> {
+    match tokio::time::timeout(limit, step).await {
+        Ok(r) => r,
+        Err(_) => Err(E::from(Error::Timeout {
+            what: format!("RabbitMQ ({what})"),
+            secs: limit.as_secs().max(1),
+        })),
+    }
+}
+
 /// Connection settings shared by every AMQP client in tickbridge.
 #[derive(Debug, Clone, clap::Args)]
 pub struct AmqpConfig {
