@@ -21,7 +21,7 @@ use std::collections::VecDeque;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
-use tickbridge_core::amqp::{AmqpConfig, Topology};
+use tickbridge_core::amqp::{bounded, AmqpConfig, Topology, STEP_TIMEOUT};
 use tickbridge_core::backoff::Backoff;
 use tickbridge_core::{headers, Shutdown};
 
@@ -50,16 +50,23 @@ pub struct AmqpSession {
 /// (where failure is fatal, so bad URLs fail fast) and on every reconnect.
 pub async fn open(cfg: &AmqpConfig, topo: &Topology) -> tickbridge_core::Result<AmqpSession> {
     let conn = cfg.connect("tickbridge-producer").await?;
-    let channel = conn.create_channel().await?;
-    channel
-        .confirm_select(ConfirmSelectOptions::default())
-        .await?;
-    topo.declare(&channel).await?;
+    let channel = bounded("opening a confirm channel", STEP_TIMEOUT, async {
+        let channel = conn.create_channel().await?;
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await?;
+        topo.declare(&channel).await?;
+        Ok::<_, tickbridge_core::Error>(channel)
+    })
+    .await?;
     Ok(AmqpSession { conn, channel })
 }
 
+/// A publish's confirm, bounded by `STEP_TIMEOUT`: a confirm that never
+/// comes (the connection died without lapin noticing) counts as a broken
+/// channel, and the message is published again.
 type ConfirmFut =
-    futures::future::BoxFuture<'static, (Result<Confirmation, lapin::Error>, Pending)>;
+    futures::future::BoxFuture<'static, (Result<Confirmation, tickbridge_core::Error>, Pending)>;
 
 /// Runs until the buffer is closed and everything is confirmed, or until
 /// `hard_stop`. Returns the number of messages left unconfirmed.
@@ -116,7 +123,11 @@ pub async fn run(
         }
         if drained && inflight.is_empty() && retry.is_empty() {
             if let Some(s) = session.take() {
-                let _ = s.conn.close(200, "producer done".into()).await;
+                let _ = tokio::time::timeout(
+                    Duration::from_secs(5),
+                    s.conn.close(200, "producer done".into()),
+                )
+                .await;
             }
             return 0;
         }
@@ -192,23 +203,27 @@ async fn publish(
     let view = p.msg.view();
     let props = headers::amqp_properties(view, "tickbridge-producer");
     let routing_key = Topology::routing_key(view.source().as_str(), view.symbol());
-    let res = s
-        .channel
-        .basic_publish(
-            topo.exchange.as_str().into(),
-            routing_key.into(),
-            BasicPublishOptions {
-                mandatory: true,
-                ..Default::default()
-            },
-            &p.msg.body,
-            props,
-        )
-        .await;
+    let send = s.channel.basic_publish(
+        topo.exchange.as_str().into(),
+        routing_key.into(),
+        BasicPublishOptions {
+            mandatory: true,
+            ..Default::default()
+        },
+        &p.msg.body,
+        props,
+    );
+    let res = bounded("publishing", STEP_TIMEOUT, async {
+        send.await.map_err(tickbridge_core::Error::from)
+    })
+    .await;
     match res {
         Ok(confirm) => {
             add(&st.published, 1);
-            inflight.push_back(async move { (confirm.await, p) }.boxed());
+            let confirmed = bounded("waiting for a publisher confirm", STEP_TIMEOUT, async {
+                confirm.await.map_err(tickbridge_core::Error::from)
+            });
+            inflight.push_back(async move { (confirmed.await, p) }.boxed());
         }
         Err(e) => {
             tracing::warn!(sink = SINK, error = %e, "publish failed; will reconnect and re-publish");
