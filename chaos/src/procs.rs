@@ -140,9 +140,10 @@ impl Proc {
                 let _ = self.child.start_kill();
                 let _ = self.child.wait().await;
                 Err(ChaosError::Hung(format!(
-                    "{} did not exit within {grace:?} of SIGTERM (killed; log {})",
+                    "{} did not exit within {grace:?} of SIGTERM (killed; log {}){}",
                     self.name,
-                    self.log.display()
+                    self.log.display(),
+                    self.log_tail()
                 )))
             }
         }
@@ -156,11 +157,33 @@ impl Proc {
                 let _ = self.child.start_kill();
                 let _ = self.child.wait().await;
                 Err(ChaosError::Hung(format!(
-                    "{} did not finish within {limit:?} (killed; log {})",
+                    "{} did not finish within {limit:?} (killed; log {}){}",
                     self.name,
-                    self.log.display()
+                    self.log.display(),
+                    self.log_tail()
                 )))
             }
         }
+    }
+
+    /// The log's warnings and errors and its last lines, for a failure
+    /// message: a CI log keeps the text, not the run directory.
+    fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        let notable: Vec<&str> = lines
+            .iter()
+            .filter(|l| l.contains("WARN") || l.contains("ERROR"))
+            .take(30)
+            .copied()
+            .collect();
+        let tail = &lines[lines.len().saturating_sub(15)..];
+        format!(
+            "\n    warnings and errors ({} shown):\n      {}\n    last {} lines:\n      {}",
+            notable.len(),
+            notable.join("\n      "),
+            tail.len(),
+            tail.join("\n      ")
+        )
     }
 }
