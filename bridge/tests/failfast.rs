@@ -9,14 +9,15 @@
 
 use std::process::Command;
 use std::time::Duration;
-use tickbridge_core::testkit::{self, amqp_url, free_port, run_bounded};
+use tickbridge_core::testkit::{self, amqp_url, closed_port, run_bounded};
 
 /// Generous for a loaded 2-core machine; a retry loop would run forever.
 const LIMIT: Duration = Duration::from_secs(15);
 
 #[test]
 fn unusable_brokers_fail_fast_with_one_line() {
-    let closed = free_port();
+    let reserved = closed_port();
+    let closed = reserved.port;
     let good_amqp = amqp_url();
     struct TestCase {
         what: &'static str,

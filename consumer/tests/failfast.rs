@@ -7,7 +7,7 @@
 
 use std::process::Command;
 use std::time::Duration;
-use tickbridge_core::testkit::{self, amqp_url, free_port, run_bounded, BoundedRun};
+use tickbridge_core::testkit::{self, amqp_url, closed_port, run_bounded, BoundedRun};
 
 /// Generous for a loaded 2-core machine; a retry loop would run forever.
 const LIMIT: Duration = Duration::from_secs(15);
@@ -63,7 +63,8 @@ fn s(v: &[&str]) -> Vec<String> {
 #[test]
 fn worker_fails_fast_on_unusable_rabbitmq() {
     let w = env!("CARGO_BIN_EXE_worker");
-    let closed = free_port();
+    let reserved = closed_port();
+    let closed = reserved.port;
     check(&[
         TestCase {
             what: "wrong scheme",
@@ -133,7 +134,8 @@ fn worker_fails_fast_on_unusable_rabbitmq() {
 #[test]
 fn consumer_fails_fast_on_unusable_brokers_and_bad_flags() {
     let c = env!("CARGO_BIN_EXE_consumer");
-    let closed = free_port();
+    let reserved = closed_port();
+    let closed = reserved.port;
     check(&[
         TestCase {
             what: "Kafka port refused",

@@ -330,7 +330,8 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn ping_fails_fast_on_refused_and_unresolvable() {
-        let closed = crate::testkit::free_port();
+        let reserved = crate::testkit::closed_port();
+        let closed = reserved.port;
         for brokers in [
             format!("127.0.0.1:{closed}"),
             "no-such-host.invalid:9092".to_string(),

@@ -18,6 +18,32 @@ pub fn free_port() -> u16 {
         .expect("a free port on 127.0.0.1")
 }
 
+/// A port on 127.0.0.1 that refuses connections for as long as this guard
+/// lives. A socket is bound to it and never listens, so a connection gets
+/// a reset at once (refused), and nothing else can take the port meanwhile.
+/// A port from [`free_port`] is only free when it is returned: by the time
+/// a test connects to it, another process (an Erlang CLI or distribution
+/// listener of a RabbitMQ node, say) may be listening there, and a client
+/// expecting "refused" then waits for a handshake that never comes.
+pub struct ClosedPort {
+    _socket: tokio::net::TcpSocket,
+    /// The port number.
+    pub port: u16,
+}
+
+/// Reserves a [`ClosedPort`].
+pub fn closed_port() -> ClosedPort {
+    let socket = tokio::net::TcpSocket::new_v4().expect("a TCP socket");
+    socket
+        .bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
+        .expect("bind 127.0.0.1:0");
+    let port = socket.local_addr().expect("bound address").port();
+    ClosedPort {
+        _socket: socket,
+        port,
+    }
+}
+
 fn port_open(port: u16) -> bool {
     std::net::TcpStream::connect_timeout(
         &std::net::SocketAddr::from(([127, 0, 0, 1], port)),

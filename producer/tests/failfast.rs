@@ -8,7 +8,7 @@
 
 use std::process::Command;
 use std::time::Duration;
-use tickbridge_core::testkit::{self, amqp_url, free_port, run_bounded, BoundedRun};
+use tickbridge_core::testkit::{self, amqp_url, closed_port, run_bounded, BoundedRun};
 
 /// Generous for a loaded 2-core machine; a retry loop would run forever.
 const LIMIT: Duration = Duration::from_secs(15);
@@ -26,7 +26,8 @@ fn producer(args: &[&str]) -> BoundedRun {
 
 #[test]
 fn bad_flags_and_unusable_brokers_fail_fast_with_one_line() {
-    let closed = free_port().to_string();
+    let reserved = closed_port();
+    let closed = reserved.port.to_string();
     let feed = "ws://127.0.0.1:1".to_string();
     let refused_amqp = format!("amqp://guest:hunter2@127.0.0.1:{closed}/%2f");
     let wrong_creds = testkit::with_password(&amqp_url(), "guest", "hunter2");
@@ -170,7 +171,8 @@ fn bad_flags_and_unusable_brokers_fail_fast_with_one_line() {
 #[test]
 fn refused_feed_is_retried_with_logged_attempts() {
     let dir = tempfile::tempdir().unwrap();
-    let closed = free_port();
+    let reserved = closed_port();
+    let closed = reserved.port;
     let r = producer(&[
         "--url",
         &format!("ws://127.0.0.1:{closed}"),
