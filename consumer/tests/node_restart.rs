@@ -55,6 +55,21 @@ fn spawn_worker(cfg: &AmqpConfig, dir: &Path, name: &str) -> Child {
         .expect("worker binary")
 }
 
+/// The worker processes, killed if the test ends before they exit (a
+/// failed assertion must not leave them reconnecting forever).
+struct Workers(Vec<Child>);
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        for w in &mut self.0 {
+            if let Ok(None) = w.try_wait() {
+                let _ = w.kill();
+                let _ = w.wait();
+            }
+        }
+    }
+}
+
 fn jsonl_paths(dir: &Path) -> Vec<PathBuf> {
     (0..WORKERS)
         .map(|i| dir.join(format!("w{i}.jsonl")))
@@ -126,9 +141,11 @@ async fn workers_survive_node_restarts_and_exit_on_sigterm() {
         let _ = conn.close(200, "declared".into()).await;
     }
     let dir = tempfile::tempdir().unwrap();
-    let mut workers: Vec<Child> = (0..WORKERS)
-        .map(|i| spawn_worker(&cfg, dir.path(), &format!("w{i}")))
-        .collect();
+    let mut workers = Workers(
+        (0..WORKERS)
+            .map(|i| spawn_worker(&cfg, dir.path(), &format!("w{i}")))
+            .collect(),
+    );
 
     let all = messages("p-restart", (ROUNDS + 1) * PER_ROUND);
     let mut sent: HashSet<String> = HashSet::new();
@@ -184,14 +201,14 @@ async fn workers_survive_node_restarts_and_exit_on_sigterm() {
     }
 
     // SIGTERM: each worker drains and exits cleanly, within the deadline.
-    for w in &workers {
+    for w in &workers.0 {
         let _ = Command::new("kill")
             .args(["-TERM", &w.id().to_string()])
             .status();
     }
     let limit = EXIT_DEADLINE + Duration::from_secs(5);
     let t = Instant::now();
-    for (i, w) in workers.iter_mut().enumerate() {
+    for (i, w) in workers.0.iter_mut().enumerate() {
         let status = loop {
             if let Some(st) = w.try_wait().unwrap() {
                 break st;
