@@ -18,11 +18,11 @@ use crate::handler::{FailConfig, HandleError, Handler};
 use crate::output::Meta;
 use crate::replay::StartAt;
 use crate::stats::Summary;
-use crate::worker::{queue_depth, Idle, CLOSE_TIMEOUT};
+use crate::worker::{open_consumer, queue_depth, refresh_depth, Idle, CLOSE_TIMEOUT};
 use crate::{Error, Result};
 use chrono::Utc;
 use futures::StreamExt;
-use lapin::options::{BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicQosOptions};
+use lapin::options::{BasicAckOptions, BasicCancelOptions};
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 use tickbridge_core::amqp::{bounded, STEP_TIMEOUT};
 use tickbridge_core::telemetry::InternalEvent;
@@ -42,29 +42,10 @@ pub async fn run(cfg: &ConsumerConfig, shutdown: Shutdown) -> Result<Summary> {
     let offset_arg = start.stream_offset().map_err(Error::Config)?;
     let conn = cfg.amqp.connect(&name).await?;
     // Each step that waits for the broker is bounded, like the worker's.
-    let depth = bounded(
-        "reading the queue depth",
-        STEP_TIMEOUT,
-        queue_depth(&conn, &queue, &cfg.amqp),
-    )
-    .await?;
+    let depth = queue_depth(&conn, &queue, &cfg.amqp).await?;
     let mut args = FieldTable::default();
     args.insert(ShortString::from("x-stream-offset"), offset_arg.clone());
-    let (ch, mut consumer) = bounded("opening the consumer", STEP_TIMEOUT, async {
-        let ch = conn.create_channel().await?;
-        ch.basic_qos(cfg.prefetch.max(1), BasicQosOptions::default())
-            .await?;
-        let consumer = ch
-            .basic_consume(
-                queue.as_str().into(),
-                name.as_str().into(),
-                BasicConsumeOptions::default(),
-                args,
-            )
-            .await?;
-        Ok::<_, Error>((ch, consumer))
-    })
-    .await?;
+    let (ch, mut consumer) = open_consumer(&conn, &queue, &name, cfg.prefetch.max(1), args).await?;
     tracing::info!(%name, %queue, depth, x_stream_offset = ?offset_arg, url = %cfg.amqp.masked_url(), "consumer reading RabbitMQ stream");
 
     let mut handler = Handler::new(
@@ -120,10 +101,8 @@ pub async fn run(cfg: &ConsumerConfig, shutdown: Shutdown) -> Result<Summary> {
                 }
             },
             _ = stats_tick.tick() => {
-                match bounded("reading the queue depth", STEP_TIMEOUT, queue_depth(&conn, &queue, &cfg.amqp)).await {
-                    Ok(d) => handler.stats.set_queue_depth(d as u64),
-                    Err(e @ Error::Core(tickbridge_core::Error::Timeout { .. })) => break Err(e),
-                    Err(_) => {}
+                if let Err(e) = refresh_depth(&conn, &queue, &cfg.amqp, &mut handler.stats).await {
+                    break Err(e);
                 }
                 handler.stats.log_report();
             }

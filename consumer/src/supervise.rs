@@ -38,21 +38,13 @@ where
     let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
     loop {
         let started = Instant::now();
-        let attempt = run();
-        tokio::pin!(attempt);
-        let outcome = tokio::select! {
-            r = &mut attempt => r,
-            _ = shutdown.cancelled() => match tokio::time::timeout(EXIT_DEADLINE, &mut attempt).await {
-                Ok(r) => r,
-                Err(_) => {
-                    let e = Error::Core(tickbridge_core::Error::Timeout {
-                        what: "the shutdown (closing the broker connections)".into(),
-                        secs: EXIT_DEADLINE.as_secs(),
-                    });
-                    tracing::error!(error = %e, "giving up on a clean shutdown; unacked messages return to their queue");
-                    return Err(e);
-                }
-            },
+        let Some(outcome) = shutdown.finish_within(EXIT_DEADLINE, run()).await else {
+            let e = Error::Core(tickbridge_core::Error::Timeout {
+                what: "the shutdown (closing the broker connections)".into(),
+                secs: EXIT_DEADLINE.as_secs(),
+            });
+            tracing::error!(error = %e, "giving up on a clean shutdown; unacked messages return to their queue");
+            return Err(e);
         };
         match outcome {
             Ok(s) => return Ok(s),

@@ -27,7 +27,7 @@ use crate::config::CommonArgs;
 use crate::events::{AckFailed, DeadLettered, DecodeFailed, InFlightReturned, MessageRetried};
 use crate::handler::{FailConfig, HandleError, Handler};
 use crate::output::Meta;
-use crate::stats::Summary;
+use crate::stats::{Stats, Summary};
 use crate::{Error, Result};
 use futures::StreamExt;
 use lapin::message::Delivery;
@@ -133,29 +133,15 @@ pub async fn run(config: WorkerConfig, shutdown: Shutdown) -> Result<Summary> {
         })
         .await?;
     }
-    let depth = bounded(
-        "reading the queue depth",
-        STEP_TIMEOUT,
-        queue_depth(&conn, &queue, &config.amqp),
-    )
-    .await?;
-    let (ch, mut consumer, publisher) = bounded("opening the consumer", STEP_TIMEOUT, async {
-        let ch = conn.create_channel().await?;
-        ch.basic_qos(config.prefetch, BasicQosOptions::default())
-            .await?;
-        let consumer = ch
-            .basic_consume(
-                queue.as_str().into(),
-                name.as_str().into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await?;
+    let depth = queue_depth(&conn, &queue, &config.amqp).await?;
+    let (ch, mut consumer) =
+        open_consumer(&conn, &queue, &name, config.prefetch, FieldTable::default()).await?;
+    let publisher = bounded("opening the confirm channel", STEP_TIMEOUT, async {
         let publisher = conn.create_channel().await?;
         publisher
             .confirm_select(ConfirmSelectOptions::default())
             .await?;
-        Ok::<_, Error>((ch, consumer, publisher))
+        Ok::<_, Error>(publisher)
     })
     .await?;
     tracing::info!(%name, %queue, depth, prefetch = config.prefetch, max_retries = config.max_retries, url = %config.amqp.masked_url(), "worker consuming");
@@ -195,27 +181,19 @@ pub async fn run(config: WorkerConfig, shutdown: Shutdown) -> Result<Summary> {
                     // that does not is left unacked, and the broker hands
                     // it out again once this connection closes.
                     let step = bounded("handling a delivery", STEP_TIMEOUT, w.process(delivery));
-                    tokio::pin!(step);
-                    let done = tokio::select! {
-                        r = &mut step => r,
-                        _ = shutdown.cancelled() => match tokio::time::timeout(SHUTDOWN_GRACE, &mut step).await {
-                            Ok(r) => r,
-                            Err(_) => {
-                                tracing::warn!(%name, grace = ?SHUTDOWN_GRACE, "a delivery was still being handled at shutdown; it stays unacked and is redelivered");
-                                break Ok(());
-                            }
-                        },
-                    };
-                    if let Err(e) = done {
-                        break Err(e);
+                    match shutdown.finish_within(SHUTDOWN_GRACE, step).await {
+                        Some(Ok(())) => {}
+                        Some(Err(e)) => break Err(e),
+                        None => {
+                            tracing::warn!(%name, grace = ?SHUTDOWN_GRACE, "a delivery was still being handled at shutdown; it stays unacked and is redelivered");
+                            break Ok(());
+                        }
                     }
                 }
             },
             _ = stats_tick.tick() => {
-                match bounded("reading the queue depth", STEP_TIMEOUT, queue_depth(&conn, &queue, &config.amqp)).await {
-                    Ok(d) => w.handler.stats.set_queue_depth(d as u64),
-                    Err(e @ Error::Core(tickbridge_core::Error::Timeout { .. })) => break Err(e),
-                    Err(_) => {}
+                if let Err(e) = refresh_depth(&conn, &queue, &config.amqp, &mut w.handler.stats).await {
+                    break Err(e);
                 }
                 w.handler.stats.log_report();
             }
@@ -506,32 +484,78 @@ pub fn header_str(props: &BasicProperties, key: &str) -> Option<String> {
     }
 }
 
+/// Opens a channel with `basic.qos` prefetch and starts consuming `queue`
+/// on it, under [`STEP_TIMEOUT`].
+pub(crate) async fn open_consumer(
+    conn: &Connection,
+    queue: &str,
+    name: &str,
+    prefetch: u16,
+    args: FieldTable,
+) -> Result<(Channel, lapin::Consumer)> {
+    bounded("opening the consumer", STEP_TIMEOUT, async {
+        let ch = conn.create_channel().await?;
+        ch.basic_qos(prefetch, BasicQosOptions::default()).await?;
+        let consumer = ch
+            .basic_consume(
+                queue.into(),
+                name.into(),
+                BasicConsumeOptions::default(),
+                args,
+            )
+            .await?;
+        Ok((ch, consumer))
+    })
+    .await
+}
+
 /// Messages ready in `queue`, by a passive declare on a throwaway channel
-/// (a missing queue closes the channel it was asked on). A missing queue is
-/// [`Error::UnknownQueue`].
+/// (a missing queue closes the channel it was asked on), under
+/// [`STEP_TIMEOUT`]. A missing queue is [`Error::UnknownQueue`].
 pub(crate) async fn queue_depth(conn: &Connection, queue: &str, amqp: &AmqpConfig) -> Result<u32> {
-    let ch = conn.create_channel().await?;
-    let r = ch
-        .queue_declare(
-            queue.into(),
-            QueueDeclareOptions {
-                passive: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await;
-    match r {
-        Ok(q) => {
-            let _ = ch.close(200, "depth".into()).await;
-            Ok(q.message_count())
+    bounded("reading the queue depth", STEP_TIMEOUT, async {
+        let ch = conn.create_channel().await?;
+        let r = ch
+            .queue_declare(
+                queue.into(),
+                QueueDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await;
+        match r {
+            Ok(q) => {
+                let _ = ch.close(200, "depth".into()).await;
+                Ok(q.message_count())
+            }
+            Err(e) if e.to_string().contains("NOT_FOUND") => Err(Error::UnknownQueue {
+                queue: queue.to_string(),
+                url: amqp.masked_url(),
+            }),
+            Err(e) => Err(e.into()),
         }
-        Err(e) if e.to_string().contains("NOT_FOUND") => Err(Error::UnknownQueue {
-            queue: queue.to_string(),
-            url: amqp.masked_url(),
-        }),
-        Err(e) => Err(e.into()),
+    })
+    .await
+}
+
+/// The stats tick's depth probe: sets the gauge when the broker answers.
+/// A probe that times out means the connection is stuck, and its error
+/// ends the session; any other failure is left for the consumer stream to
+/// report.
+pub(crate) async fn refresh_depth(
+    conn: &Connection,
+    queue: &str,
+    amqp: &AmqpConfig,
+    stats: &mut Stats,
+) -> Result<()> {
+    match queue_depth(conn, queue, amqp).await {
+        Ok(d) => stats.set_queue_depth(d as u64),
+        Err(e @ Error::Core(tickbridge_core::Error::Timeout { .. })) => return Err(e),
+        Err(_) => {}
     }
+    Ok(())
 }
 
 async fn queue_depth_quiet(amqp: &AmqpConfig, queue: &str) -> Result<u32> {

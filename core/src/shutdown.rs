@@ -53,6 +53,22 @@ impl Shutdown {
             token: self.token.child_token(),
         }
     }
+
+    /// Runs `work` to completion, unless the signal fires first: then `work`
+    /// has `grace` more to finish, and `None` means it did not (the caller
+    /// abandons it). For work that must not be cut short by the signal
+    /// alone, but must not outlive it by more than `grace` either.
+    pub async fn finish_within<F: std::future::Future>(
+        &self,
+        grace: std::time::Duration,
+        work: F,
+    ) -> Option<F::Output> {
+        tokio::pin!(work);
+        tokio::select! {
+            r = &mut work => Some(r),
+            _ = self.cancelled() => tokio::time::timeout(grace, &mut work).await.ok(),
+        }
+    }
 }
 
 async fn wait_for_signal() {
