@@ -1,14 +1,20 @@
 #!/usr/bin/env bash
 # Local broker stack without Docker: RabbitMQ (Debian's rabbitmq-server, with
-# the management UI) and a Kafka-protocol broker (tansu on durable sqlite
-# storage). Idempotent: running `up` twice is fine.
+# the management UI and the stream plugin) and Apache Kafka (the version
+# pinned in stack/kafka/pom.xml, fetched from Maven Central by
+# scripts/kafka.sh; a single KRaft node with durable data under
+# $STACK_DIR/kafka). Idempotent: running `up` twice is fine.
 #
 #   scripts/stack.sh up      install what is missing, start what is down, wait, print where things are
 #   scripts/stack.sh down    stop only what this script started
 #   scripts/stack.sh status  say what answers
 #
 # Environment: STACK_DIR (default .stack), AMQP_PORT (5672), KAFKA_PORT (9092),
+# KAFKA_CONTROLLER_PORT (9093), KAFKA_HEAP_OPTS (-Xms256m -Xmx1g),
 # STACK_TIMEOUT (seconds to wait for each broker, default 90).
+#
+# Progress goes to stderr: nothing this script prints is meant to be
+# captured.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -17,10 +23,11 @@ AMQP_PORT="${AMQP_PORT:-5672}"
 KAFKA_PORT="${KAFKA_PORT:-9092}"
 MGMT_PORT="${MGMT_PORT:-15672}"
 STACK_TIMEOUT="${STACK_TIMEOUT:-90}"
-TANSU_VERSION="0.6.0"
+KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-9093}"
+KAFKA_HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xms256m -Xmx1g}"
 export PATH="$HOME/.cargo/bin:$PATH"
 
-say()  { printf '\033[1m[stack]\033[0m %s\n' "$*"; }
+say()  { printf '\033[1m[stack]\033[0m %s\n' "$*" >&2; }
 fail() { printf '\033[31m[stack] FAILED:\033[0m %s\n' "$1" >&2; [ -n "${2:-}" ] && printf '[stack] fix: %s\n' "$2" >&2; exit 1; }
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && exec 3>&- 3<&- ; }
@@ -45,7 +52,7 @@ ensure_build_deps() {
   dpkg -s libssl-dev >/dev/null 2>&1 || missing+=(libssl-dev)
   dpkg -s zlib1g-dev >/dev/null 2>&1 || missing+=(zlib1g-dev)
   command -v curl >/dev/null || missing+=(curl)
-  command -v sqlite3 >/dev/null || missing+=(sqlite3)
+  command -v openssl >/dev/null || missing+=(openssl)
   [ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"
 }
 
@@ -82,11 +89,14 @@ rabbitmq_up() {
     done
   fi
   as_root rabbitmqctl await_startup >/dev/null 2>&1 || true
-  if ! as_root rabbitmq-plugins list -e -m 2>/dev/null | grep -qx rabbitmq_management; then
-    say "enabling rabbitmq_management"
-    as_root rabbitmq-plugins enable rabbitmq_management >/dev/null \
-      || fail "could not enable rabbitmq_management" "run 'rabbitmq-plugins enable rabbitmq_management' by hand"
-  fi
+  local enabled; enabled="$(as_root rabbitmq-plugins list -e -m 2>/dev/null || true)"
+  for plugin in rabbitmq_management rabbitmq_stream; do
+    if ! grep -qx "$plugin" <<<"$enabled"; then
+      say "enabling $plugin"
+      as_root rabbitmq-plugins enable "$plugin" >/dev/null \
+        || fail "could not enable $plugin" "run 'rabbitmq-plugins enable $plugin' by hand"
+    fi
+  done
   say "loading topology from stack/definitions.json"
   as_root rabbitmqctl import_definitions "$ROOT/stack/definitions.json" >/dev/null \
     || fail "rabbitmqctl import_definitions failed" "check stack/definitions.json against the broker version"
@@ -97,24 +107,22 @@ rabbitmq_up() {
   done
 }
 
-tansu_bin() {
-  if command -v tansu >/dev/null; then command -v tansu; return; fi
-  say "tansu $TANSU_VERSION is not installed: building it from crates.io (10-15 minutes, once; cached in ~/.cargo/bin)"
-  cargo install tansu --version "$TANSU_VERSION" --locked --features dynostore,libsql >"$STACK_DIR/tansu-build.log" 2>&1 \
-    || { tail -20 "$STACK_DIR/tansu-build.log" >&2; fail "cargo install tansu failed" "see $STACK_DIR/tansu-build.log"; }
-  command -v tansu
-}
+kafka_pid() { cat "$STACK_DIR/kafka/node/kafka.pid" 2>/dev/null || true; }
 
-stop_tansu() {
-  local pid; pid="$(cat "$STACK_DIR/kafka/tansu.pid" 2>/dev/null || true)"
+stop_kafka() {
+  local pid; pid="$(kafka_pid)"
   if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
-    kill "$pid"; for _ in $(seq 1 20); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+    # SIGTERM is a controlled shutdown: the broker flushes and closes its
+    # logs, so the next start needs no recovery.
+    kill "$pid"
+    for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
     kill -9 "$pid" 2>/dev/null || true
   fi
-  rm -f "$STACK_DIR/kafka/tansu.pid"
+  rm -f "$STACK_DIR/kafka/node/kafka.pid"
 }
 
 kafka_up() {
+  local node="$STACK_DIR/kafka/node"
   if port_open "$KAFKA_PORT"; then
     if STACK_TIMEOUT=15 stack_check --kafka-only >/dev/null 2>&1; then
       say "Kafka port $KAFKA_PORT already answers"
@@ -122,47 +130,31 @@ kafka_up() {
     fi
     # A broker that holds the port but answers no metadata request is worse
     # than none: restart it if it is ours, otherwise say who is in the way.
-    if [ -f "$STACK_DIR/kafka/tansu.pid" ] && kill -0 "$(cat "$STACK_DIR/kafka/tansu.pid")" 2>/dev/null; then
-      say "tansu holds port $KAFKA_PORT but does not answer metadata requests; restarting it"
-      stop_tansu
+    if [ -n "$(kafka_pid)" ] && kill -0 "$(kafka_pid)" 2>/dev/null; then
+      say "our Kafka holds port $KAFKA_PORT but does not answer metadata requests; restarting it"
+      stop_kafka
     else
       fail "port $KAFKA_PORT is taken by a process that does not answer Kafka metadata requests" \
         "stop it (ss -ltnp | grep $KAFKA_PORT) or set KAFKA_PORT"
     fi
   fi
-  local bin; bin="$(tansu_bin)"
-  mkdir -p "$STACK_DIR/kafka"
-  say "starting tansu on 127.0.0.1:$KAFKA_PORT (storage sqlite://$STACK_DIR/kafka/tansu.db)"
+  port_open "$KAFKA_CONTROLLER_PORT" && fail "the KRaft controller port $KAFKA_CONTROLLER_PORT is taken" \
+    "stop the process on it (ss -ltnp | grep $KAFKA_CONTROLLER_PORT) or set KAFKA_CONTROLLER_PORT"
+  STACK_DIR="$STACK_DIR" "$ROOT/scripts/kafka.sh" install
+  STACK_DIR="$STACK_DIR" "$ROOT/scripts/kafka.sh" init "$node" "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT"
+  say "starting Apache Kafka $("$ROOT/scripts/kafka.sh" version) on 127.0.0.1:$KAFKA_PORT (KRaft, data in $node/data, heap ${KAFKA_HEAP_OPTS})"
   (
-    cd "$STACK_DIR/kafka"
-    nohup "$bin" broker \
-      --storage-engine "sqlite://tansu.db" \
-      --listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
-      --advertised-listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
-      >>"$STACK_DIR/kafka/tansu.log" 2>&1 &
-    echo $! >"$STACK_DIR/kafka/tansu.pid"
+    STACK_DIR="$STACK_DIR" KAFKA_HEAP_OPTS="$KAFKA_HEAP_OPTS" \
+      nohup "$ROOT/scripts/kafka.sh" exec "$node" >>"$node/kafka.log" 2>&1 </dev/null &
+    echo $! >"$node/kafka.pid"
   )
   local i=0
   until port_open "$KAFKA_PORT"; do
     i=$((i+1))
-    kill -0 "$(cat "$STACK_DIR/kafka/tansu.pid")" 2>/dev/null \
-      || { tail -20 "$STACK_DIR/kafka/tansu.log" >&2; fail "tansu exited during startup" "see $STACK_DIR/kafka/tansu.log; is port $KAFKA_PORT taken?"; }
-    [ $i -gt "$STACK_TIMEOUT" ] && fail "tansu did not open port $KAFKA_PORT within ${STACK_TIMEOUT}s" "see $STACK_DIR/kafka/tansu.log"
+    kill -0 "$(kafka_pid)" 2>/dev/null \
+      || { tail -20 "$node/kafka.log" >&2; fail "Kafka exited during startup" "see $node/kafka.log; is port $KAFKA_PORT or $KAFKA_CONTROLLER_PORT taken?"; }
+    [ $i -gt "$STACK_TIMEOUT" ] && fail "Kafka did not open port $KAFKA_PORT within ${STACK_TIMEOUT}s" "see $node/kafka.log"
     sleep 1
-  done
-  tansu_index "$STACK_DIR/kafka/tansu.db"
-}
-
-# tansu 0.6.0's sqlite schema has no index on header(topition, offset_id), so
-# every fetched record scans the whole header table: with headers on every
-# message (tickbridge sets seven), fetching a few thousand records takes
-# minutes and stalls the broker. The index is pure operations on the local
-# broker's own file; no tickbridge code depends on it.
-tansu_index() {
-  local db="$1" i=0
-  until sqlite3 "$db" "create index if not exists tb_header_record on header (topition, offset_id);" 2>/dev/null; do
-    i=$((i+1)); [ $i -gt 20 ] && fail "could not add the header index to $db" "run: sqlite3 $db 'create index if not exists tb_header_record on header (topition, offset_id);'"
-    sleep 0.5
   done
 }
 
@@ -173,18 +165,19 @@ cmd_up() {
   kafka_up
   say "waiting for both brokers to answer protocol requests"
   stack_check || fail "a broker is not answering" "run 'scripts/stack.sh status' and see the logs under $STACK_DIR"
-  cat <<MSG
+  cat >&2 <<MSG
 [stack] ready:
   RabbitMQ   amqp://guest:guest@127.0.0.1:$AMQP_PORT/%2f
   Mgmt UI    http://127.0.0.1:$MGMT_PORT/  (login guest / guest)
-  Kafka      127.0.0.1:$KAFKA_PORT (tansu, data in $STACK_DIR/kafka)
+  Kafka      127.0.0.1:$KAFKA_PORT (Apache Kafka $("$ROOT/scripts/kafka.sh" version), KRaft, data in $STACK_DIR/kafka/node/data)
+  Logs       $STACK_DIR/kafka/node/kafka.log, /var/log/rabbitmq/
 MSG
 }
 
 cmd_down() {
-  if [ -f "$STACK_DIR/kafka/tansu.pid" ]; then
-    say "stopping tansu (pid $(cat "$STACK_DIR/kafka/tansu.pid"))"
-    stop_tansu
+  if [ -n "$(kafka_pid)" ]; then
+    say "stopping Kafka (pid $(kafka_pid))"
+    stop_kafka
   fi
   if [ -f "$STACK_DIR/rabbitmq.started-by-stack" ]; then
     say "stopping RabbitMQ (started by this script)"
@@ -195,9 +188,15 @@ cmd_down() {
 }
 
 cmd_status() {
-  port_open "$AMQP_PORT" && say "RabbitMQ: port $AMQP_PORT open" || say "RabbitMQ: down"
-  port_open "$MGMT_PORT" && say "Mgmt UI: http://127.0.0.1:$MGMT_PORT/" || say "Mgmt UI: down"
-  port_open "$KAFKA_PORT" && say "Kafka: port $KAFKA_PORT open" || say "Kafka: down"
+  local KAFKA_PID; KAFKA_PID="$(kafka_pid)"
+  [ -n "$KAFKA_PID" ] && kill -0 "$KAFKA_PID" 2>/dev/null || KAFKA_PID=""
+  port_open "$AMQP_PORT" && echo "RabbitMQ: port $AMQP_PORT open" || echo "RabbitMQ: down"
+  port_open "$MGMT_PORT" && echo "Mgmt UI: http://127.0.0.1:$MGMT_PORT/" || echo "Mgmt UI: down"
+  if port_open "$KAFKA_PORT"; then
+    echo "Kafka: port $KAFKA_PORT open${KAFKA_PID:+ (pid $KAFKA_PID, ours)}"
+  else
+    echo "Kafka: down"
+  fi
 }
 
 case "${1:-up}" in

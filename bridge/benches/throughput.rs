@@ -47,7 +47,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 use tickbridge_bridge::{BridgeConfig, K2rArgs, R2kArgs, Stats};
 use tickbridge_core::kafka::KafkaConfig;
-use tickbridge_core::testkit::TansuBroker;
+use tickbridge_core::testkit::KafkaNode;
 use tickbridge_core::Shutdown;
 
 const PREFETCH: u16 = 2000;
@@ -256,7 +256,7 @@ async fn main() {
         .unwrap_or(1.0);
     let mut rows = Vec::new();
     for storage in ["memory", "sqlite"] {
-        let tansu = TansuBroker::start(storage).expect("private tansu");
+        let tansu = KafkaNode::start().expect("private tansu");
         let brokers = tansu.brokers();
         let n = ((if storage == "memory" {
             40_000.0

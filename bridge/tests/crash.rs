@@ -8,7 +8,7 @@ use common::*;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use tickbridge_core::testkit::TansuBroker;
+use tickbridge_core::testkit::KafkaNode;
 
 fn spawn(args: &[String], log: &Path) -> Child {
     let f = std::fs::File::create(log).unwrap();
@@ -125,7 +125,7 @@ async fn rabbitmq_to_kafka_survives_sigkill() {
     let t0 = Instant::now();
     let dir = std::env::temp_dir().join(rand_name("bridge-crash"));
     std::fs::create_dir_all(&dir).unwrap();
-    let tansu = TansuBroker::start("memory").expect("private tansu");
+    let tansu = KafkaNode::start().expect("private tansu");
     let rabbit = Rabbit::new(&amqp_url()).await;
     let kafka = kafka_topic(&tansu.brokers(), 3).await;
     let n = 30_000;
@@ -211,7 +211,7 @@ async fn kafka_to_rabbitmq_survives_sigkill() {
     // offsets there skipped a range of records now and then (README, tansu
     // vs Apache Kafka; `core/tests/kafka_resume.rs` checks the contract).
     // `sqlite://` keeps it.
-    let tansu = TansuBroker::start("sqlite").expect("private tansu");
+    let tansu = KafkaNode::start().expect("private tansu");
     let rabbit = Rabbit::new(&amqp_url()).await;
     let kafka = kafka_topic(&tansu.brokers(), 3).await;
     let n = 30_000;

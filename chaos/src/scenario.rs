@@ -28,7 +28,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tickbridge_core::amqp::AmqpConfig;
 use tickbridge_core::kafka::KafkaConfig;
-use tickbridge_core::testkit::{RabbitNode, TansuBroker};
+use tickbridge_core::testkit::{KafkaNode, RabbitNode};
 use tickbridge_feed_sim::{SimConfig, SimHandle};
 
 /// Worker `--prefetch`.
@@ -52,7 +52,7 @@ const KAFKA_RECONNECT: &str = "reconnect.backoff.max.ms=1000";
 /// The scenario's own brokers.
 pub struct Brokers {
     rabbit: Arc<RabbitNode>,
-    tansu: Arc<Mutex<TansuBroker>>,
+    tansu: Arc<Mutex<KafkaNode>>,
     kafka: String,
 }
 
@@ -62,7 +62,7 @@ impl Brokers {
     pub async fn start() -> Result<Self, ChaosError> {
         let (rabbit, tansu) = tokio::task::spawn_blocking(|| {
             let rabbit = RabbitNode::start().map_err(ChaosError::Setup)?;
-            let tansu = TansuBroker::start("sqlite").map_err(ChaosError::Setup)?;
+            let tansu = KafkaNode::start().map_err(ChaosError::Setup)?;
             Ok::<_, ChaosError>((rabbit, tansu))
         })
         .await

@@ -1,6 +1,7 @@
-//! Private brokers for tests that must break them: a RabbitMQ node and a
-//! tansu broker on spare ports, with their own data directories, so that
-//! restarting or killing them never disturbs the shared stack on 5672/9092.
+//! Private brokers for tests that must break them: a RabbitMQ node and an
+//! Apache Kafka node on spare ports, with their own data directories, so
+//! that restarting or killing them never disturbs the shared stack on
+//! 5672/9092.
 //!
 //! Used by integration tests and the chaos runner; nothing here is needed at
 //! run time.
@@ -331,32 +332,63 @@ impl Drop for RabbitNode {
     }
 }
 
-/// A tansu broker of the test's own, on a spare port.
-pub struct TansuBroker {
-    /// Kafka port.
+/// An Apache Kafka broker of the test's own: a single KRaft node (broker and
+/// controller in one JVM) on spare ports, with its log directory in a
+/// directory of its own. It is started by `scripts/kafka.sh`, from the jars
+/// that `scripts/stack.sh up` (or `scripts/kafka.sh install`) fetched.
+///
+/// [`KafkaNode::kill`] is a SIGKILL of the JVM and [`KafkaNode::restart`]
+/// starts it again on the same ports and the same log: the broker-restart
+/// fault of the tests and the chaos suite. The shared broker on 9092 is
+/// never touched.
+pub struct KafkaNode {
+    /// Kafka (client) port.
     pub port: u16,
-    storage: String,
+    controller_port: u16,
     dir: PathBuf,
     child: Option<Child>,
 }
 
-impl TansuBroker {
-    /// Starts tansu with `storage` (`"sqlite"` for a durable file in its own
-    /// directory, or `"memory"`).
-    pub fn start(storage: &str) -> Result<Self, String> {
+/// `scripts/kafka.sh` of this workspace (`TICKBRIDGE_KAFKA_SH` overrides).
+pub fn kafka_script() -> PathBuf {
+    std::env::var_os("TICKBRIDGE_KAFKA_SH")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/kafka.sh"))
+}
+
+impl KafkaNode {
+    /// Formats a fresh log directory and starts the broker, waiting until it
+    /// answers a metadata request (its port opens before it serves).
+    pub fn start() -> Result<Self, String> {
         let port = free_port();
+        let controller_port = free_port();
         let dir = std::env::temp_dir().join(format!(
-            "tickbridge-tansu-{port}-{:08x}",
+            "tickbridge-kafka-{port}-{:08x}",
             rand::random::<u32>()
         ));
         std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-        let storage = match storage {
-            "memory" => "memory://tansu/".to_string(),
-            _ => "sqlite://tansu.db".to_string(),
-        };
-        let mut b = TansuBroker {
+        let out = Command::new(kafka_script())
+            .arg("init")
+            .arg(&dir)
+            .arg(port.to_string())
+            .arg(controller_port.to_string())
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| {
+                format!(
+                    "cannot run {} (a fresh clone needs scripts/stack.sh up first): {e}",
+                    kafka_script().display()
+                )
+            })?;
+        if !out.status.success() {
+            return Err(format!(
+                "scripts/kafka.sh init failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        let mut b = KafkaNode {
             port,
-            storage,
+            controller_port,
             dir,
             child: None,
         };
@@ -369,114 +401,110 @@ impl TansuBroker {
         format!("127.0.0.1:{}", self.port)
     }
 
-    /// The broker process's id, while it runs (benchmarks read its CPU time
-    /// from `/proc`).
+    /// The broker JVM's process id, while it runs (benchmarks read its CPU
+    /// time from `/proc`).
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
     }
 
+    /// The broker's log file.
+    pub fn log_file(&self) -> PathBuf {
+        self.dir.join("kafka.log")
+    }
+
     fn boot(&mut self) -> Result<(), String> {
-        let bin = tansu_path();
-        let log = std::fs::File::create(self.dir.join("tansu.log")).map_err(|e| e.to_string())?;
-        let url = format!("tcp://127.0.0.1:{}", self.port);
-        let child = Command::new(&bin)
-            .current_dir(&self.dir)
-            .args([
-                "broker",
-                "--storage-engine",
-                &self.storage,
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &url,
-            ])
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_file())
+            .map_err(|e| e.to_string())?;
+        // `kafka.sh exec` replaces itself with the JVM, so this child is the
+        // broker and a kill reaches it.
+        let child = Command::new(kafka_script())
+            .arg("exec")
+            .arg(&self.dir)
+            .env(
+                "KAFKA_HEAP_OPTS",
+                std::env::var("TEST_KAFKA_HEAP_OPTS")
+                    .unwrap_or_else(|_| "-Xms128m -Xmx512m".into()),
+            )
+            .stdin(Stdio::null())
             .stdout(log.try_clone().map_err(|e| e.to_string())?)
             .stderr(log)
             .spawn()
-            .map_err(|e| {
-                format!(
-                    "cannot start {} (build it: scripts/stack.sh up): {e}",
-                    bin.display()
-                )
-            })?;
+            .map_err(|e| format!("cannot run {}: {e}", kafka_script().display()))?;
         self.child = Some(child);
-        if !wait_port(self.port, true, Duration::from_secs(30)) {
-            return Err(format!(
-                "tansu did not open port {} (log in {})",
-                self.port,
-                self.dir.display()
-            ));
+        let deadline = Instant::now() + Duration::from_secs(90);
+        while Instant::now() < deadline {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                self.child = None;
+                return Err(format!(
+                    "test Kafka on port {} exited during startup with {status}: {}",
+                    self.port,
+                    log_tail(&self.log_file(), 15)
+                ));
+            }
+            if port_open(self.port) && metadata_answers(&self.brokers()) {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(200));
         }
-        if self.storage.starts_with("sqlite") {
-            add_header_index(&self.dir.join("tansu.db"))?;
-        }
-        Ok(())
+        Err(format!(
+            "test Kafka did not answer a metadata request on port {} within 90s (log {}): {}",
+            self.port,
+            self.log_file().display(),
+            log_tail(&self.log_file(), 15)
+        ))
     }
 
-    /// Kills the broker process (SIGKILL) and waits for it.
+    /// Kills the broker JVM (SIGKILL) and waits for it and its ports.
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
         }
         wait_port(self.port, false, Duration::from_secs(10));
+        wait_port(self.controller_port, false, Duration::from_secs(10));
     }
 
-    /// Kills and starts again on the same port and storage.
+    /// Kills and starts again on the same ports and log directory.
     pub fn restart(&mut self) -> Result<(), String> {
         self.kill();
         self.boot()
     }
 }
 
-impl Drop for TansuBroker {
+impl Drop for KafkaNode {
     fn drop(&mut self) {
         self.kill();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
-/// tansu 0.6.0's sqlite schema lacks an index on `header(topition,
-/// offset_id)`, which makes every fetched record scan the whole header table
-/// (minutes for a few thousand records with headers). `scripts/stack.sh` adds
-/// the same index to the local broker; see the README.
-pub fn add_header_index(db: &Path) -> Result<(), String> {
-    let sql = "create index if not exists tb_header_record on header (topition, offset_id);";
-    for _ in 0..40 {
-        let ok = Command::new("sqlite3")
-            .arg(db)
-            .arg(sql)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .map(|s| s.success())
-            .map_err(|e| {
-                format!(
-                    "sqlite3 is needed for the tansu header index (apt-get install sqlite3): {e}"
-                )
-            })?;
-        if ok {
-            return Ok(());
-        }
-        std::thread::sleep(Duration::from_millis(250));
-    }
-    Err(format!(
-        "could not add the header index to {}",
-        db.display()
-    ))
+/// True when a broker at `brokers` answers a metadata request with at least
+/// one broker in it.
+fn metadata_answers(brokers: &str) -> bool {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let consumer: Result<BaseConsumer, _> = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("socket.connection.setup.timeout.ms", "1000")
+        .set("log_level", "0")
+        .create();
+    consumer
+        .and_then(|c| c.fetch_metadata(None, Duration::from_secs(2)))
+        .map(|m| !m.brokers().is_empty())
+        .unwrap_or(false)
 }
 
-fn tansu_path() -> PathBuf {
-    if let Ok(p) = std::env::var("TANSU_BIN") {
-        return PathBuf::from(p);
-    }
-    let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
-    let cargo = Path::new(&home).join(".cargo/bin/tansu");
-    if cargo.exists() {
-        cargo
-    } else {
-        PathBuf::from("tansu")
-    }
+/// The last `n` lines of a log file, for failure messages.
+pub fn log_tail(path: &Path, n: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
 fn is_root() -> bool {

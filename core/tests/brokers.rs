@@ -142,7 +142,7 @@ async fn kafka_produce_and_consume_from_zero_with_a_group() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn private_brokers_survive_restarts_with_their_data() {
-    use tickbridge_core::testkit::{RabbitNode, TansuBroker};
+    use tickbridge_core::testkit::{KafkaNode, RabbitNode};
     // RabbitMQ: a durable queue with a persistent message survives a restart.
     let node = tokio::task::spawn_blocking(RabbitNode::start)
         .await
@@ -193,7 +193,7 @@ async fn private_brokers_survive_restarts_with_their_data() {
     );
 
     // tansu on sqlite: records survive a kill and restart, readable from 0.
-    let mut broker = tokio::task::spawn_blocking(|| TansuBroker::start("sqlite"))
+    let mut broker = tokio::task::spawn_blocking(|| KafkaNode::start())
         .await
         .unwrap()
         .expect("own tansu");

@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use tickbridge_core::amqp::{AmqpConfig, Topology};
 use tickbridge_core::headers;
 use tickbridge_core::kafka::KafkaConfig;
-use tickbridge_core::testkit::TansuBroker;
+use tickbridge_core::testkit::KafkaNode;
 use tickbridge_core::tick::{MessageRef, Source, Tick, Via};
 use tickbridge_feed_sim::market::Market;
 use tickbridge_feed_sim::SimConfig;
@@ -344,11 +344,11 @@ enum KafkaTarget<'a> {
 
 impl KafkaTarget<'_> {
     /// The broker list for one sample, and the broker to drop after it.
-    async fn sample(&self) -> (String, Option<TansuBroker>) {
+    async fn sample(&self) -> (String, Option<KafkaNode>) {
         match self {
             KafkaTarget::Shared(b) => (b.to_string(), None),
             KafkaTarget::FreshMemory => {
-                let t = tokio::task::spawn_blocking(|| TansuBroker::start("memory"))
+                let t = tokio::task::spawn_blocking(|| KafkaNode::start())
                     .await
                     .unwrap()
                     .expect("tansu memory");
@@ -373,7 +373,7 @@ async fn kafka_only(
     for round in 0..rounds {
         for producer_turn in order(round) {
             let (brokers, broker) = target.sample().await;
-            let broker_pid = broker.as_ref().and_then(TansuBroker::pid);
+            let broker_pid = broker.as_ref().and_then(KafkaNode::pid);
             let broker_before = broker_pid.and_then(cpu_secs);
             let own_before = cpu_secs(std::process::id());
             let host_before = host_cpu();
@@ -558,11 +558,11 @@ async fn main() {
         .unwrap_or(1.0);
     let sz = |n: f64| ((n * scale) as usize / 3 * 3).max(3000);
     let amqp = std::env::var("AMQP_URL").unwrap_or_else(|_| "amqp://127.0.0.1:5672/%2f".into());
-    let mem = tokio::task::spawn_blocking(|| TansuBroker::start("memory"))
+    let mem = tokio::task::spawn_blocking(|| KafkaNode::start())
         .await
         .unwrap()
         .expect("tansu memory");
-    let lite = tokio::task::spawn_blocking(|| TansuBroker::start("sqlite"))
+    let lite = tokio::task::spawn_blocking(|| KafkaNode::start())
         .await
         .unwrap()
         .expect("tansu sqlite");
