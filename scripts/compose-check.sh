@@ -6,7 +6,8 @@
 #   2. every environment variable set on an app service is a flag of its
 #      binary (scripts/compose_env_check.py), and the check does fail on a
 #      variable no binary knows;
-#   3. the RabbitMQ entrypoint renders a valid user file from the
+#   3. the compose Kafka image is the version stack/kafka/pom.xml pins;
+#   4. the RabbitMQ entrypoint renders a valid user file from the
 #      environment and refuses guest, short or URL-unsafe passwords.
 # Installs Debian's docker-compose when no docker-compose is on PATH.
 set -euo pipefail
@@ -52,6 +53,12 @@ fi
 "${DC[@]}" "${REAL[@]}" config >"$TMP/real.yml"
 grep -q "stack/definitions.json:/etc/rabbitmq/tickbridge-definitions.d/10-topology.json:ro" "$TMP/base.yml" \
   || fail "the compose RabbitMQ does not import stack/definitions.json itself"
+
+say "the compose Kafka image is the version the local stack pins"
+pinned="$(scripts/kafka.sh version)"
+image="$(sed -n 's/^ *image: apache\/kafka:\(.*\)$/\1/p' docker-compose.yml | head -1)"
+[ -n "$pinned" ] && [ "$image" = "$pinned" ] \
+  || fail "docker-compose.yml runs apache/kafka:${image:-?} but stack/kafka/pom.xml pins Kafka ${pinned:-?}: make them equal"
 
 say "building the binaries whose --help the env check reads"
 cargo build -q -p tickbridge-feed-sim -p tickbridge-producer -p tickbridge-consumer \

@@ -26,7 +26,7 @@ scripts/compose-check.sh
 
 step "unit and integration tests (real RabbitMQ and Kafka; the chaos suite on its own brokers)"
 export AMQP_URL="${AMQP_URL:-amqp://127.0.0.1:5672/%2f}"
-export KAFKA_BROKERS="${KAFKA_BROKERS:-127.0.0.1:9092}"
+export KAFKA_BROKERS="${KAFKA_BROKERS:-127.0.0.1:${KAFKA_PORT:-9092}}"
 TEST_LOG="$ROOT/target/test-output.log"
 mkdir -p "$ROOT/target"
 set +e
