@@ -57,17 +57,19 @@ ensure_build_deps() {
 }
 
 stack_check() {
-  [ -x "$ROOT/target/debug/stack-check" ] || say "building the stack-check tool (first run only)"
-  cargo build -q -p tickbridge-core --bin stack-check \
+  local bin="${CARGO_TARGET_DIR:-$ROOT/target}/debug/stack-check"
+  [ -x "$bin" ] || say "building the stack-check tool (first run only)"
+  cargo build -q -p tickbridge-core --bin stack-check >&2 \
     || fail "could not build the stack-check tool" "run 'cargo build -p tickbridge-core' and read the error"
-  "$ROOT/target/debug/stack-check" --amqp-url "amqp://127.0.0.1:$AMQP_PORT/%2f" \
+  "$bin" --amqp-url "amqp://127.0.0.1:$AMQP_PORT/%2f" \
     --kafka-brokers "127.0.0.1:$KAFKA_PORT" --timeout "$STACK_TIMEOUT" "$@"
 }
 
 rabbitmq_up() {
   if port_open "$AMQP_PORT"; then
-    STACK_TIMEOUT=20 stack_check --amqp-only >/dev/null 2>&1 \
-      || fail "port $AMQP_PORT is open but does not answer an AMQP open as guest/guest" \
+    local out
+    out="$(STACK_TIMEOUT=20 stack_check --amqp-only 2>&1)" \
+      || fail "port $AMQP_PORT is open but does not answer an AMQP open as guest/guest: $(tail -2 <<<"$out")" \
               "check the process on it (ss -ltnp | grep $AMQP_PORT) and /var/log/rabbitmq/"
     say "RabbitMQ port $AMQP_PORT already answers"
   else
@@ -124,7 +126,7 @@ stop_kafka() {
 kafka_up() {
   local node="$STACK_DIR/kafka/node"
   if port_open "$KAFKA_PORT"; then
-    if STACK_TIMEOUT=15 stack_check --kafka-only >/dev/null 2>&1; then
+    if STACK_TIMEOUT=15 stack_check --kafka-only >&2; then
       say "Kafka port $KAFKA_PORT already answers"
       return
     fi
@@ -164,7 +166,7 @@ cmd_up() {
   rabbitmq_up
   kafka_up
   say "waiting for both brokers to answer protocol requests"
-  stack_check || fail "a broker is not answering" "run 'scripts/stack.sh status' and see the logs under $STACK_DIR"
+  stack_check >&2 || fail "a broker is not answering" "run 'scripts/stack.sh status' and see the logs under $STACK_DIR"
   cat >&2 <<MSG
 [stack] ready:
   RabbitMQ   amqp://guest:guest@127.0.0.1:$AMQP_PORT/%2f
