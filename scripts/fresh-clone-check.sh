@@ -33,7 +33,7 @@ took=$(( $(date +%s) - started ))
 libs="$STACK_DIR/kafka/libs"
 [ -f "$libs/.installed" ] || fail "no Kafka jars were fetched into $libs"
 v="$(scripts/kafka.sh version)"
-[ "$(cat "$libs/.installed")" = "$v" ] || fail "$libs holds Kafka $(cat "$libs/.installed"), the pom pins $v"
+[ "$(cut -d' ' -f1 "$libs/.installed")" = "$v" ] || fail "$libs holds Kafka $(cat "$libs/.installed"), the pom pins $v"
 ls "$libs/kafka_2.13-$v.jar" >/dev/null || fail "$libs lacks kafka_2.13-$v.jar"
 [ -s "$STACK_DIR/kafka/m2/org/apache/kafka/kafka_2.13/$v/kafka_2.13-$v.pom" ] \
   || fail "the Maven repository of this clone ($STACK_DIR/kafka/m2) did not receive kafka_2.13 $v"

@@ -11,6 +11,11 @@
 #                                                (a formatted directory is kept as it is)
 #   scripts/kafka.sh exec DIR                    replace this shell with the broker JVM; its
 #                                                log goes to this process's stdout
+#   scripts/kafka.sh tool NAME ARGS...           run one of Kafka's command-line tools against
+#                                                a broker: topics, consumer-groups,
+#                                                console-consumer, get-offsets
+#                                                (e.g. tool consumer-groups --bootstrap-server
+#                                                127.0.0.1:9092 --describe --all-groups)
 #   scripts/kafka.sh version                     print the pinned Kafka version
 #
 # Progress goes to stderr, never stdout: `version` is the only command that
@@ -61,7 +66,10 @@ ensure_tools() {
 cmd_install() {
   local v; v="$(version)"
   [ -n "$v" ] || fail "no <kafka.version> in $POM"
-  if [ -f "$LIBS/.installed" ] && [ "$(cat "$LIBS/.installed")" = "$v" ]; then
+  # The stamp is the version and the pom's hash: editing the pom (a new
+  # dependency, a new pin) fetches again.
+  local stamp; stamp="$v $(sha256sum "$POM" | cut -c1-16)"
+  if [ -f "$LIBS/.installed" ] && [ "$(cat "$LIBS/.installed")" = "$stamp" ]; then
     return
   fi
   ensure_tools
@@ -81,7 +89,7 @@ cmd_install() {
     || fail "the fetched jars lack kafka_2.13-$v.jar" "see $KDIR/maven.log"
   rm -rf "$LIBS"
   mv "$LIBS.tmp" "$LIBS"
-  printf '%s\n' "$v" >"$LIBS/.installed"
+  printf '%s\n' "$stamp" >"$LIBS/.installed"
   say "Kafka $v: $(ls "$LIBS"/*.jar | wc -l) jars in $LIBS"
 }
 
@@ -145,10 +153,26 @@ cmd_exec() {
     -cp "$LIBS/*" kafka.Kafka "$dir/server.properties"
 }
 
+cmd_tool() {
+  local name="${1:-}" class
+  case "$name" in
+    topics) class=org.apache.kafka.tools.TopicCommand ;;
+    consumer-groups) class=org.apache.kafka.tools.consumer.group.ConsumerGroupCommand ;;
+    console-consumer) class=org.apache.kafka.tools.consumer.ConsoleConsumer ;;
+    get-offsets) class=org.apache.kafka.tools.GetOffsetShell ;;
+    *) fail "unknown tool '$name'" "use one of: topics, consumer-groups, console-consumer, get-offsets" ;;
+  esac
+  shift
+  cmd_install
+  exec "$(java_bin)" -Xmx256m -Dlog4j2.configurationFile="$ROOT/stack/kafka/log4j2-tools.yaml" \
+    -cp "$LIBS/*" "$class" "$@"
+}
+
 case "${1:-}" in
   install) cmd_install ;;
   init) shift; cmd_init "$@" ;;
   exec) shift; cmd_exec "$@" ;;
+  tool) shift; cmd_tool "$@" ;;
   version) version ;;
-  *) fail "unknown command '${1:-}'" "use: scripts/kafka.sh install|init DIR PORT CONTROLLER_PORT|exec DIR|version" ;;
+  *) fail "unknown command '${1:-}'" "use: scripts/kafka.sh install|init DIR PORT CONTROLLER_PORT|exec DIR|tool NAME ARGS|version" ;;
 esac
