@@ -7,19 +7,27 @@
 #   ./scripts/demo.sh            the demo
 #   ./scripts/demo.sh --chart    the demo, then an SVG comparing WebSocket and
 #                                polling (also DEMO_CHART=1)
+#   ./scripts/demo.sh --keep     keep the queues, stream and topics of earlier
+#                                runs (also DEMO_KEEP=1); by default each run
+#                                first removes them (scripts/demo-cleanup.sh),
+#                                so the brokers hold only the last run's
 set -euo pipefail
 for arg in "$@"; do
   case "$arg" in
     --chart) export DEMO_CHART=1 ;;
-    *) echo "demo.sh: unknown argument $arg (use --chart)" >&2; exit 2 ;;
+    --keep) export DEMO_KEEP=1 ;;
+    *) echo "demo.sh: unknown argument $arg (use --chart or --keep)" >&2; exit 2 ;;
   esac
 done
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 export PATH="$HOME/.cargo/bin:$PATH"
 
-echo "== 1/3 local broker stack (RabbitMQ + tansu)"
+echo "== 1/3 local broker stack (RabbitMQ + Apache Kafka)"
 scripts/stack.sh up
+if [ "${DEMO_KEEP:-0}" != 1 ]; then
+  scripts/demo-cleanup.sh || echo "(could not remove earlier demo runs' resources; continuing)" >&2
+fi
 
 echo "== 2/3 release build"
 cargo build --release --workspace
