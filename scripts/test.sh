@@ -24,6 +24,10 @@ cargo build --workspace --bins
 step "compose stack: docker-compose config, env vars vs flags, RabbitMQ user rendering"
 scripts/compose-check.sh
 
+step "docs: the commands README.md and docs/ mark runnable run, and their relative links resolve"
+scripts/doc-commands.sh --self-test
+scripts/doc-commands.sh
+
 step "unit and integration tests (real RabbitMQ and Kafka; the chaos suite on its own brokers)"
 export AMQP_URL="${AMQP_URL:-amqp://127.0.0.1:5672/%2f}"
 export KAFKA_BROKERS="${KAFKA_BROKERS:-127.0.0.1:${KAFKA_PORT:-9092}}"
