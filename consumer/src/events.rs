@@ -315,3 +315,51 @@ impl InternalEvent for KafkaReceiveError<'_> {
         counter!("tickbridge_consumer_kafka_receive_errors_total").increment(1);
     }
 }
+
+/// The group's lag was measured from the brokers (see [`crate::lag`]):
+/// sets the group gauges. Logged at `debug`; the stats line shows it.
+pub struct GroupLagSampled<'a> {
+    /// The measurement.
+    pub lag: &'a tickbridge_core::kafka::groups::GroupLag,
+    /// State at the previous sample, whose gauge drops to 0.
+    pub previous_state: &'a str,
+}
+impl InternalEvent for GroupLagSampled<'_> {
+    fn emit(self) {
+        let l = self.lag;
+        let (group, topic) = (l.group.clone(), l.topic.clone());
+        tracing::debug!(group = %group, topic = %topic, total = l.total, state = l.state(), members = l.member_count(), "group lag sampled");
+        for p in &l.partitions {
+            metrics::gauge!("tickbridge_consumer_group_lag", "group" => group.clone(), "topic" => topic.clone(), "partition" => p.partition.to_string())
+                .set(p.lag as f64);
+        }
+        metrics::gauge!("tickbridge_consumer_group_lag_total", "group" => group.clone(), "topic" => topic.clone())
+            .set(l.total as f64);
+        metrics::gauge!("tickbridge_consumer_group_members", "group" => group.clone())
+            .set(l.member_count() as f64);
+        if self.previous_state != l.state() {
+            metrics::gauge!("tickbridge_consumer_group_state", "group" => group.clone(), "state" => self.previous_state.to_string())
+                .set(0.0);
+        }
+        metrics::gauge!("tickbridge_consumer_group_state", "group" => group.clone(), "state" => l.state().to_string())
+            .set(1.0);
+        counter!("tickbridge_consumer_group_lag_samples_total", "group" => group, "result" => "ok")
+            .increment(1);
+    }
+}
+
+/// Measuring the group's lag failed (a broker silent past the sample's
+/// timeout, the topic gone); the next interval tries again.
+pub struct GroupLagSampleFailed<'a> {
+    /// Group id.
+    pub group: &'a str,
+    /// Why.
+    pub error: &'a tickbridge_core::Error,
+}
+impl InternalEvent for GroupLagSampleFailed<'_> {
+    fn emit(self) {
+        tracing::warn!(group = self.group, error = %self.error, "cannot measure the group's lag");
+        counter!("tickbridge_consumer_group_lag_samples_total", "group" => self.group.to_string(), "result" => "error")
+            .increment(1);
+    }
+}

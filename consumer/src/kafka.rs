@@ -13,10 +13,15 @@
 //! another rebalance) resume from the committed offset, which by then is
 //! this process's own progress. `--no-commit` skips the group protocol
 //! entirely and assigns every partition directly.
+//!
+//! Beside the reader, a [`LagSampler`] measures the group's committed lag
+//! from the brokers on the stats interval, and once more after the final
+//! commit.
 
 use crate::consumer::{Assignment, ConsumerConfig, OffsetReset};
 use crate::events::{CommitFailed, DecodeFailed, KafkaReceiveError};
 use crate::handler::{FailConfig, HandleError, Handler};
+use crate::lag::LagSampler;
 use crate::output::Meta;
 use crate::replay::StartAt;
 use crate::stats::Summary;
@@ -218,6 +223,18 @@ pub async fn run(cfg: &ConsumerConfig, shutdown: Shutdown) -> Result<Summary> {
     tracing::info!(%name, topic = %k.topic, group = %cfg.group, partitions, replay_from = ?cfg.replay_from.as_ref().map(|r| r.to_string()), commit = commit_enabled, brokers = %k.brokers, "consumer reading Kafka");
 
     let mut handler = Handler::new(ROLE, "kafka", &name, &cfg.common, FailConfig::default())?;
+    // The group's lag from the brokers, off the message path; a read-only
+    // reader is not in the group, so its lag is not this reader's.
+    let group_lag = if commit_enabled {
+        Some(LagSampler::start(
+            k,
+            &cfg.group,
+            cfg.common.stats_interval,
+            &shutdown,
+        )?)
+    } else {
+        None
+    };
     let mut max_offset: HashMap<i32, i64> = HashMap::new();
     let mut stats_tick = tokio::time::interval(cfg.common.stats_interval);
     stats_tick.tick().await;
@@ -250,6 +267,9 @@ pub async fn run(cfg: &ConsumerConfig, shutdown: Shutdown) -> Result<Summary> {
             _ = commit_tick.tick(), if commit_enabled => commit(&consumer, CommitMode::Async, "interval"),
             _ = stats_tick.tick() => {
                 handler.stats.set_lag(lag.lock().unwrap_or_else(|e| e.into_inner()).clone());
+                if let Some(g) = &group_lag {
+                    handler.stats.set_group_lag(g.current());
+                }
                 handler.stats.log_report();
             }
             _ = idle_tick.tick() => if idle.expired() {
@@ -260,6 +280,10 @@ pub async fn run(cfg: &ConsumerConfig, shutdown: Shutdown) -> Result<Summary> {
     };
     if commit_enabled {
         commit(&consumer, CommitMode::Sync, "shutdown");
+    }
+    // After the final commit, so a drained group ends at lag 0.
+    if let Some(g) = group_lag {
+        handler.stats.set_group_lag(g.finish().await);
     }
     handler
         .stats

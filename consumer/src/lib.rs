@@ -7,7 +7,7 @@
 //! * [`consumer`]: **broadcast with replay**, from a Kafka topic through
 //!   consumer groups ([`kafka`]) or from the RabbitMQ stream queue
 //!   ([`stream`]). Every group sees every tick; [`replay`] moves where a
-//!   reader starts.
+//!   reader starts. [`lag`] samples the group's lag from the brokers.
 //!
 //! Both share the [`handler`] (decode, fail on purpose, write, measure), the
 //! [`output`] formats, the [`stats`] and [`analytics`] they print, and the
@@ -28,6 +28,7 @@ pub mod error;
 pub mod events;
 pub mod handler;
 pub mod kafka;
+pub mod lag;
 pub mod loadgen;
 pub mod output;
 pub mod replay;

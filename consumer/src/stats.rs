@@ -11,7 +11,9 @@
 //!   handled them, which is why the union across workers is what tests check;
 //! * **trade-id gaps** per exchange and symbol;
 //! * gap notices, redeliveries, retries and dead letters;
-//! * Kafka lag per partition, or the RabbitMQ queue depth.
+//! * Kafka lag per partition, or the RabbitMQ queue depth;
+//! * the Kafka group's committed lag, members and state, as the brokers
+//!   report them ([`crate::lag`]).
 
 use crate::events::{DuplicateSeen, GapNoticeReceived, Redelivered, SeqGap, TradeIdGap};
 use chrono::{DateTime, Utc};
@@ -111,6 +113,11 @@ pub struct Summary {
     pub lag: BTreeMap<i32, i64>,
     /// Last known queue depth (messages ready in the work queue or stream).
     pub queue_depth: Option<u64>,
+    /// The Kafka group's lag as the brokers report it (committed offsets
+    /// against the high watermarks), sampled on the stats interval and once
+    /// more after the final commit. `None` for readers outside a group
+    /// (`--no-commit`, the stream).
+    pub group_lag: Option<crate::lag::GroupLagSummary>,
 }
 
 /// Ids seen recently, bounded: the oldest id is forgotten once `cap` are held.
@@ -317,6 +324,10 @@ impl Stats {
         }
         self.s.lag = lag;
     }
+    /// Replaces what is known about the group's lag.
+    pub fn set_group_lag(&mut self, lag: crate::lag::GroupLagSummary) {
+        self.s.group_lag = Some(lag);
+    }
     /// Replaces the last known queue depth.
     pub fn set_queue_depth(&mut self, depth: u64) {
         metrics::gauge!("tickbridge_consumer_queue_depth", "role" => self.role).set(depth as f64);
@@ -369,6 +380,10 @@ impl Stats {
                 .map(|(p, l)| format!("p{p}={l}"))
                 .collect();
             line.push_str(&format!(" lag[{}]", lag.join(" ")));
+        }
+        if let Some(g) = &self.s.group_lag {
+            line.push(' ');
+            line.push_str(&g.line());
         }
         line
     }

@@ -20,6 +20,14 @@ pub enum Error {
     /// The configuration cannot work; the message says how to fix it.
     #[error("configuration: {0}")]
     Config(String),
+    /// No broker lists this Kafka consumer group.
+    #[error("Kafka consumer group {group:?} is not known to {brokers} (no member has joined it and it holds no committed offsets)")]
+    UnknownGroup {
+        /// Group id.
+        group: String,
+        /// Bootstrap servers asked.
+        brokers: String,
+    },
     /// A broker did not answer in time.
     #[error("{what} did not answer within {secs}s")]
     Timeout {
@@ -43,7 +51,9 @@ impl Error {
     /// reconnecting forever.
     pub fn is_terminal(&self) -> bool {
         match self {
-            Error::Config(_) | Error::Shutdown | Error::Decode(_) => true,
+            Error::Config(_) | Error::Shutdown | Error::Decode(_) | Error::UnknownGroup { .. } => {
+                true
+            }
             Error::Amqp(e) => amqp_error_is_terminal(e),
             Error::Kafka(e) => matches!(
                 e.rdkafka_error_code(),

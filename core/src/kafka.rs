@@ -5,6 +5,8 @@
 //! local broker is tansu and the compose stack runs Apache Kafka; nothing in
 //! this module knows which one it talks to.
 
+pub mod groups;
+
 use crate::error::{Error, Result};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;

@@ -4,7 +4,8 @@
 //!   [`GapNotice`](tick::GapNotice) types, mirrors of `schemas/*.json`;
 //! * [`schema`]: validation and bounded decoding against those files;
 //! * [`headers`]: how ids and schema names travel in AMQP and Kafka metadata;
-//! * [`amqp`] and [`kafka`]: connection settings and topology setup;
+//! * [`amqp`] and [`kafka`]: connection settings and topology setup, and
+//!   Kafka consumer groups and their lag ([`kafka::groups`]);
 //! * [`shutdown`], [`backoff`], [`telemetry`]: lifecycle and observability;
 //! * [`error`]: the crate's one error enum.
 #![forbid(unsafe_code)]

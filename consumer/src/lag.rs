@@ -1,0 +1,207 @@
+//! The Kafka reader's own group, as the brokers see it: lag per partition
+//! and in total, member count and coordinator state, sampled on the stats
+//! interval by a task of its own (never on the message path) and published
+//! as Prometheus gauges, in the stats line and in the summary.
+//!
+//! Lag is the group's committed lag ([`tickbridge_core::kafka::groups`]):
+//! what a restart of the whole group would still have to read. The last
+//! sample is taken after the final commit, so a reader that drained its
+//! partitions reports `lag_at_end = 0`.
+
+use crate::events::{GroupLagSampleFailed, GroupLagSampled};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tickbridge_core::kafka::groups::{GroupLag, LagProbe};
+use tickbridge_core::kafka::KafkaConfig;
+use tickbridge_core::telemetry::InternalEvent;
+use tickbridge_core::Shutdown;
+
+/// Longest one sample may take (DescribeGroups, metadata, OffsetFetch and
+/// the watermarks together).
+pub const SAMPLE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What the summary and the stats line carry about the group's lag.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct GroupLagSummary {
+    /// Group id.
+    pub group: String,
+    /// Topic.
+    pub topic: String,
+    /// Samples that succeeded.
+    pub samples: u64,
+    /// Samples that failed (broker silent, topic gone); each logged.
+    pub failed_samples: u64,
+    /// Coordinator state at the last sample (`Stable`, `Empty`, ...;
+    /// `Unknown` before the group exists on the broker).
+    pub state: String,
+    /// Group members at the last sample, this reader included.
+    pub members: usize,
+    /// Total lag at the last sample, the one taken after the final commit;
+    /// `None` if no sample succeeded.
+    pub lag_at_end: Option<i64>,
+    /// Per-partition lag at the last sample.
+    pub partitions_at_end: BTreeMap<i32, i64>,
+    /// Largest total lag of any sample in the run (sampled on the stats
+    /// interval, so a shorter peak between samples is not seen).
+    pub max_lag: i64,
+    /// Largest lag of each partition in any sample.
+    pub max_partition_lag: BTreeMap<i32, i64>,
+    /// Why the last failed sample failed, if any did.
+    pub last_error: Option<String>,
+}
+
+impl GroupLagSummary {
+    fn record(&mut self, lag: &GroupLag) {
+        self.samples += 1;
+        self.state = lag.state().to_string();
+        self.members = lag.member_count();
+        self.lag_at_end = Some(lag.total);
+        self.partitions_at_end = lag.by_partition();
+        self.max_lag = self.max_lag.max(lag.total);
+        for (p, l) in &self.partitions_at_end {
+            let m = self.max_partition_lag.entry(*p).or_default();
+            *m = (*m).max(*l);
+        }
+    }
+
+    /// The part of the stats line about the group:
+    /// `group_lag=42 [p0=40 p1=2 p2=0] members=2 state=Stable`.
+    pub fn line(&self) -> String {
+        let Some(total) = self.lag_at_end else {
+            return format!(
+                "group_lag=? (no sample yet, {} failed)",
+                self.failed_samples
+            );
+        };
+        let parts: Vec<String> = self
+            .partitions_at_end
+            .iter()
+            .map(|(p, l)| format!("p{p}={l}"))
+            .collect();
+        format!(
+            "group_lag={total} [{}] max={} members={} state={}",
+            parts.join(" "),
+            self.max_lag,
+            self.members,
+            self.state
+        )
+    }
+}
+
+/// The sampling task and what it found so far.
+pub struct LagSampler {
+    probe: LagProbe,
+    state: Arc<Mutex<GroupLagSummary>>,
+    stop: Shutdown,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl LagSampler {
+    /// Starts sampling `group` on the configured topic every `every`, until
+    /// `shutdown` fires or [`LagSampler::finish`] is called. The first
+    /// sample is taken at once.
+    pub fn start(
+        kafka: &KafkaConfig,
+        group: &str,
+        every: Duration,
+        shutdown: &Shutdown,
+    ) -> crate::Result<Self> {
+        let probe = LagProbe::new(kafka, group, &kafka.topic, SAMPLE_TIMEOUT)?;
+        let state = Arc::new(Mutex::new(GroupLagSummary {
+            group: group.to_string(),
+            topic: kafka.topic.clone(),
+            state: "Unknown".to_string(),
+            ..Default::default()
+        }));
+        let stop = shutdown.child();
+        let task = tokio::spawn(sample_loop(
+            probe.clone(),
+            state.clone(),
+            every,
+            stop.clone(),
+        ));
+        Ok(Self {
+            probe,
+            state,
+            stop,
+            task,
+        })
+    }
+
+    /// What the samples so far found.
+    pub fn current(&self) -> GroupLagSummary {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Stops the task and takes one last sample (call it after the final
+    /// commit), bounded by [`SAMPLE_TIMEOUT`] like every other.
+    pub async fn finish(self) -> GroupLagSummary {
+        let Self {
+            probe,
+            state,
+            stop,
+            task,
+        } = self;
+        stop.trigger();
+        let _ = task.await;
+        let r = tokio::time::timeout(SAMPLE_TIMEOUT * 2, probe.sample())
+            .await
+            .unwrap_or_else(|_| {
+                Err(tickbridge_core::Error::Timeout {
+                    what: format!("the last lag sample of group {:?}", probe.group()),
+                    secs: (SAMPLE_TIMEOUT * 2).as_secs(),
+                })
+            });
+        record(&probe, &state, r);
+        let s = state.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        s
+    }
+}
+
+async fn sample_loop(
+    probe: LagProbe,
+    state: Arc<Mutex<GroupLagSummary>>,
+    every: Duration,
+    stop: Shutdown,
+) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        // The blocking call itself is bounded by SAMPLE_TIMEOUT; the signal
+        // only stops waiting for it.
+        let r = tokio::select! {
+            _ = stop.cancelled() => return,
+            r = probe.sample() => r,
+        };
+        record(&probe, &state, r);
+    }
+}
+
+fn record(probe: &LagProbe, state: &Mutex<GroupLagSummary>, r: tickbridge_core::Result<GroupLag>) {
+    let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
+    match r {
+        Ok(lag) => {
+            GroupLagSampled {
+                lag: &lag,
+                previous_state: &s.state,
+            }
+            .emit();
+            s.record(&lag);
+        }
+        Err(e) => {
+            GroupLagSampleFailed {
+                group: probe.group(),
+                error: &e,
+            }
+            .emit();
+            s.failed_samples += 1;
+            s.last_error = Some(e.to_string());
+        }
+    }
+}
