@@ -121,10 +121,25 @@ if sim_report:
 
 print("\n\033[1mEnd-to-end latency (tick received by producer → handled by reader)\033[0m")
 for label, name in (("RabbitMQ (worker-2)", "worker-2.json"), ("Kafka (group-analytics)", "group-analytics.json"),
-                    ("RabbitMQ stream", "stream-reader.json")):
+                    ("Kafka (group-archive)", "group-archive.json"), ("RabbitMQ stream", "stream-reader.json")):
     s = load(name) or {}
     lat = s.get("latency_from_received") or {}
-    print(f"  {label:<24} p50 {lat.get('p50_ms', 0):7.2f} ms   p99 {lat.get('p99_ms', 0):7.2f} ms   (n={lat.get('count', 0)})")
+    print(f"  {label:<24} p50 {lat.get('p50_ms', 0):7.2f} ms   p99 {lat.get('p99_ms', 0):7.2f} ms"
+          f"   max {lat.get('max_ms', 0):8.2f} ms   (n={lat.get('count', 0)})")
+
+print("\n\033[1mKafka consumer-group lag (from the broker: high watermark − committed offset)\033[0m")
+ended_at_zero = []
+for name in ("group-analytics", "group-archive"):
+    gl = (load(f"{name}.json") or {}).get("group_lag") or {}
+    end = gl.get("lag_at_end")
+    parts = " ".join(f"p{p}={l}" for p, l in sorted((gl.get("partitions_at_end") or {}).items(), key=lambda x: int(x[0])))
+    print(f"  {name:<16} max {gl.get('max_lag', '?'):>6} during the run, {end if end is not None else '?':>4} at the end [{parts}]"
+          f"   {gl.get('samples', 0)} samples ({gl.get('failed_samples', 0)} failed), members {gl.get('members', '?')},"
+          f" state {gl.get('state', '?')}")
+    ended_at_zero.append(gl.get("samples", 0) > 0 and end == 0)
+print("  (sampled every stats interval and once more after each group's final commit; between commits a group"
+      " that keeps up still shows the last second's messages)")
+check(all(ended_at_zero), "every group finished with lag 0")
 
 print("\n\033[1mStreaming vs polling (same simulated market, same 3 symbols)\033[0m")
 for label, pattern, rep in (("WebSocket", "stream_ws_*.jsonl", ws), ("REST poll 1s", "poll_*.jsonl", poll)):
