@@ -125,6 +125,8 @@ pub struct TargetView {
     pub gaps: BTreeMap<String, f64>,
     /// Bridged messages (bridge).
     pub bridged: f64,
+    /// Messages a reader saw more than once (at-least-once redeliveries).
+    pub duplicates: f64,
 }
 
 /// Folds one target's samples into what the page shows.
@@ -171,6 +173,7 @@ pub fn view(name: &str, samples: &[Sample]) -> TargetView {
                 let r = s.label("reason").unwrap_or("unknown").to_string();
                 *v.dead_letters.entry(r).or_default() += s.value;
             }
+            "tickbridge_consumer_duplicates_total" => v.duplicates += s.value,
             "tickbridge_consumer_kafka_lag" => {
                 *lag.get_or_insert(0.0) += s.value.max(0.0);
             }
@@ -223,12 +226,30 @@ pub async fn run(
     };
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The last answer of each target: a process that has exited (a reader
+    // done with its run) keeps its final numbers on the page, marked down.
+    let mut last: Vec<Option<TargetView>> = vec![None; targets.len()];
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tick.tick() => {}
         }
-        let views = futures::future::join_all(targets.iter().map(|t| scrape_one(&client, t))).await;
+        let mut views =
+            futures::future::join_all(targets.iter().map(|t| scrape_one(&client, t))).await;
+        for (v, prev) in views.iter_mut().zip(last.iter_mut()) {
+            match (v.up, prev.as_ref()) {
+                (true, _) => *prev = Some(v.clone()),
+                (false, Some(p)) => {
+                    let error = v.error.take();
+                    *v = TargetView {
+                        up: false,
+                        error,
+                        ..p.clone()
+                    };
+                }
+                (false, None) => {}
+            }
+        }
         if out.send(views).await.is_err() {
             return;
         }
