@@ -23,6 +23,12 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 export PATH="$HOME/.cargo/bin:$PATH"
 
+# The dashboard's address, printed first so it can be opened while the
+# build runs (demo-pipeline.sh takes a free port if this one is taken and
+# says so).
+export DASHBOARD_PORT="${DASHBOARD_PORT:-8088}"
+echo "== live dashboard: http://127.0.0.1:$DASHBOARD_PORT/ (from step 3/3 on)"
+
 echo "== 1/3 local broker stack (RabbitMQ + Apache Kafka)"
 scripts/stack.sh up
 if [ "${DEMO_KEEP:-0}" != 1 ]; then

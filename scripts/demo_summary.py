@@ -148,6 +148,15 @@ for label, pattern, rep in (("WebSocket", "stream_ws_*.jsonl", ws), ("REST poll 
     print(f"  {label:<13} ticks {len(rows):6}  exchange→received p50 {pct(lat, 50):8.1f} ms  p99 {pct(lat, 99):8.1f} ms"
           f"  gap notices {rep.get('gaps', 0):3}  dups dropped {rep.get('duplicates', 0) + rep.get('poll_overlap', 0)}")
 
+dash = load("dashboard.json")
+if dash is not None:
+    print("\n\033[1mDashboard: its own Kafka group, pushed to the page over SSE\033[0m")
+    print(f"  read {dash.get('messages', 0)} messages ({dash.get('ticks', 0)} ticks, {dash.get('gap_notices', 0)} gap notices),"
+          f" Kafka → dashboard p50 {dash.get('latency_p50_ms', 0):.2f} ms p99 {dash.get('latency_p99_ms', 0):.2f} ms,"
+          f" clients cut off {dash.get('cut_off', 0)}")
+    check(dash.get("messages") == messages, f"the dashboard's count equals the total ({dash.get('messages')} = {messages})")
+    check(dash.get("ticks") == produced, f"the dashboard's ticks equal the ticks produced ({dash.get('ticks')} = {produced})")
+
 print("\n\033[1mLook around\033[0m")
 print("  Management UI: http://127.0.0.1:15672/  (login guest / guest)")
 print(f"  Queues: {prefix}.work (work queue), {prefix}.dlq (dead letters with tb-error), {prefix}.stream (stream)")
