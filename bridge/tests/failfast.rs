@@ -2,10 +2,14 @@
 //! scheme, a host that does not resolve, a refused port, wrong credentials
 //! (RabbitMQ's ACCESS_REFUSED) or a broker list that is not `host:port`.
 //! Each exits non-zero within a bound with one `bridge: error:` line naming
-//! the broker, and never the password.
+//! the broker, and never the password. So does a queue or exchange that does
+//! not exist. None of lapin's own log lines (`ERROR io_loop: lapin::...`)
+//! comes with that line.
 //!
 //! Needs the shared RabbitMQ (wrong credentials are checked against it, and
 //! the Kafka cases get past the RabbitMQ check with it).
+
+mod common;
 
 use std::process::Command;
 use std::time::Duration;
@@ -13,6 +17,15 @@ use tickbridge_core::testkit::{self, amqp_url, closed_port, run_bounded};
 
 /// Generous for a loaded 2-core machine; a retry loop would run forever.
 const LIMIT: Duration = Duration::from_secs(15);
+
+/// Lines lapin logs itself (`ERROR io_loop: lapin::channels: Connection
+/// error ...`), in text or JSON format.
+fn lapin_lines(stderr: &str) -> Vec<&str> {
+    stderr
+        .lines()
+        .filter(|l| l.contains("lapin::") || l.contains("io_loop") || l.contains("\"lapin"))
+        .collect()
+}
 
 #[test]
 fn unusable_brokers_fail_fast_with_one_line() {
@@ -80,9 +93,55 @@ fn unusable_brokers_fail_fast_with_one_line() {
             assert!(!r.stderr.contains("hunter2"), "password leaked: {ctx}");
             let lines = r.error_lines("bridge:");
             assert_eq!(lines.len(), 1, "{ctx}");
+            assert_eq!(lapin_lines(&r.stderr), Vec::<&str>::new(), "{ctx}");
             for word in c.expect {
                 assert!(lines[0].contains(word), "{word:?} missing: {ctx}");
             }
         }
     }
+}
+
+/// A queue (rabbitmq-to-kafka) or exchange (kafka-to-rabbitmq) that does not
+/// exist, on a pipeline and topic that do: one `bridge: error:` line naming
+/// it, and none of lapin's `Channel closed ... NOT_FOUND` lines.
+#[tokio::test(flavor = "multi_thread")]
+async fn missing_queue_or_exchange_is_one_clean_line() {
+    let rabbit = common::Rabbit::new(&amqp_url()).await;
+    let kafka = common::kafka_topic(&common::kafka_brokers(), 1).await;
+    let prefix = rabbit.cfg.prefix.clone();
+    let missing = format!("{prefix}.no-such");
+    for (direction, flag, what) in [
+        ("rabbitmq-to-kafka", "--queue", "queue"),
+        ("kafka-to-rabbitmq", "--exchange", "exchange"),
+    ] {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_bridge"));
+        cmd.args([
+            direction,
+            "--amqp-url",
+            &amqp_url(),
+            "--amqp-prefix",
+            &prefix,
+            "--kafka-brokers",
+            &kafka.brokers,
+            "--kafka-topic",
+            &kafka.topic,
+            flag,
+            &missing,
+        ])
+        .env_remove("RUST_LOG");
+        let r = tokio::task::spawn_blocking(move || {
+            run_bounded(&mut cmd, LIMIT + Duration::from_secs(15))
+        })
+        .await
+        .unwrap();
+        let ctx = format!("{direction} {flag} {missing}: {r:?}");
+        assert!(r.failed_fast() && r.elapsed < LIMIT, "{ctx}");
+        let lines = r.error_lines("bridge:");
+        assert_eq!(lines.len(), 1, "{ctx}");
+        for word in [what, missing.as_str(), "does not exist"] {
+            assert!(lines[0].contains(word), "{word:?} missing: {ctx}");
+        }
+        assert_eq!(lapin_lines(&r.stderr), Vec::<&str>::new(), "{ctx}");
+    }
+    rabbit.cleanup().await;
 }

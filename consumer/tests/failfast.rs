@@ -1,7 +1,9 @@
 //! `worker` and `consumer` with bad flags and unusable brokers: each case
 //! exits non-zero within a bound, instead of entering the reconnect loop
 //! that a broker lost *after* startup deserves, with one `<binary>: error:`
-//! line naming the problem and never the password.
+//! line naming the problem and never the password. None of lapin's own
+//! log lines (`ERROR io_loop: lapin::channel: Channel closed ...`) comes
+//! with it: a wrong password or a missing queue reads as one clean line.
 //!
 //! Needs the shared RabbitMQ (wrong credentials are checked against it).
 
@@ -24,14 +26,14 @@ fn run(bin: &str, args: &[String], env: &[(&str, &str)]) -> BoundedRun {
     run_bounded(&mut cmd, LIMIT + Duration::from_secs(15))
 }
 
-struct TestCase {
+struct TestCase<'a> {
     what: &'static str,
     bin: &'static str,
     args: Vec<String>,
-    expect: &'static [&'static str],
+    expect: &'a [&'a str],
 }
 
-fn check(cases: &[TestCase]) {
+fn check(cases: &[TestCase<'_>]) {
     for (i, c) in cases.iter().enumerate() {
         let r = run(c.bin, &c.args, &[]);
         let ctx = format!("TC{i} ({}): {r:?}", c.what);
@@ -50,10 +52,20 @@ fn check(cases: &[TestCase]) {
             .filter(|l| l.starts_with(&format!("{name}:")) || l.starts_with("error:"))
             .collect();
         assert_eq!(lines.len(), 1, "one error line expected: {ctx}");
+        assert_eq!(lapin_lines(&r.stderr), Vec::<&str>::new(), "{ctx}");
         for word in c.expect {
             assert!(lines[0].contains(word), "{word:?} missing: {ctx}");
         }
     }
+}
+
+/// Lines lapin logs itself (`ERROR io_loop: lapin::channels: Connection
+/// error ...`), in text or JSON format.
+fn lapin_lines(stderr: &str) -> Vec<&str> {
+    stderr
+        .lines()
+        .filter(|l| l.contains("lapin::") || l.contains("io_loop") || l.contains("\"lapin"))
+        .collect()
 }
 
 fn s(v: &[&str]) -> Vec<String> {
@@ -65,6 +77,8 @@ fn worker_fails_fast_on_unusable_rabbitmq() {
     let w = env!("CARGO_BIN_EXE_worker");
     let reserved = closed_port();
     let closed = reserved.port;
+    let missing_prefix = testkit::rand_name("tb-missing");
+    let missing_work = format!("{missing_prefix}.work");
     check(&[
         TestCase {
             what: "wrong scheme",
@@ -98,6 +112,17 @@ fn worker_fails_fast_on_unusable_rabbitmq() {
                 testkit::with_password(&amqp_url(), "guest", "hunter2"),
             ],
             expect: &["ACCESS_REFUSED", "user and password"],
+        },
+        TestCase {
+            what: "a work queue that does not exist",
+            bin: w,
+            args: vec!["--amqp-prefix".into(), missing_prefix.clone()],
+            expect: &[
+                "queue",
+                &missing_work,
+                "does not exist",
+                "--declare-topology",
+            ],
         },
         TestCase {
             what: "a vhost that does not exist",
@@ -136,6 +161,8 @@ fn consumer_fails_fast_on_unusable_brokers_and_bad_flags() {
     let c = env!("CARGO_BIN_EXE_consumer");
     let reserved = closed_port();
     let closed = reserved.port;
+    let missing_prefix = testkit::rand_name("tb-missing");
+    let missing_stream = format!("{missing_prefix}.stream");
     check(&[
         TestCase {
             what: "Kafka port refused",
@@ -176,6 +203,17 @@ fn consumer_fails_fast_on_unusable_brokers_and_bad_flags() {
                 testkit::with_password(&amqp_url(), "guest", "hunter2"),
             ],
             expect: &["ACCESS_REFUSED"],
+        },
+        TestCase {
+            what: "a stream queue that does not exist",
+            bin: c,
+            args: vec![
+                "--from".into(),
+                "rabbitmq-stream".into(),
+                "--amqp-prefix".into(),
+                missing_prefix.clone(),
+            ],
+            expect: &["queue", &missing_stream, "does not exist"],
         },
         TestCase {
             what: "bad --replay-from",

@@ -1,6 +1,8 @@
 //! Logs, metrics and the small statistics helpers every binary prints.
 //!
-//! * [`init_tracing`] sets up `tracing` with text or JSON output.
+//! * [`init_tracing`] sets up `tracing` with text or JSON output, without
+//!   lapin's own log lines for conditions tickbridge reports itself
+//!   ([`LapinDuplicates`]).
 //! * [`install_metrics`] installs the Prometheus recorder and, when given an
 //!   address, serves `/metrics` on it.
 //! * [`InternalEvent`] is the pattern for anything worth both a log line and a
@@ -26,9 +28,17 @@ pub enum LogFormat {
 /// Installs the global `tracing` subscriber. `RUST_LOG` overrides the default
 /// `info` filter. Safe to call more than once (later calls are no-ops), so
 /// tests can call it freely.
+///
+/// lapin's duplicates of errors tickbridge reports itself are dropped
+/// ([`LapinDuplicates`]) unless `RUST_LOG` names lapin (`RUST_LOG=info,lapin=info`
+/// shows every line lapin logs).
 pub fn init_tracing(format: LogFormat) {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     use tracing_subscriber::EnvFilter;
+    let rust_log = std::env::var("RUST_LOG").ok();
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let quiet_lapin = (!rust_log.is_some_and(|v| v.contains("lapin"))).then_some(LapinDuplicates);
     // Colours only on a terminal: escape codes in a log file or a pipe
     // break every grep for `field=value`.
     use std::io::IsTerminal;
@@ -37,9 +47,103 @@ pub fn init_tracing(format: LogFormat) {
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     let _ = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Text => builder.finish().with(quiet_lapin).try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .finish()
+            .with(quiet_lapin)
+            .try_init(),
     };
+}
+
+/// Drops lapin's own ERROR and WARN lines about conditions that tickbridge
+/// reports itself, once and with context, through the error lapin returns
+/// to the call that hit them:
+///
+/// * a channel or connection closed by the broker with `NOT_FOUND` (a queue
+///   or exchange that does not exist), `ACCESS_REFUSED` (wrong user or
+///   password), `NOT_ALLOWED` (a vhost that does not exist) or
+///   `CONNECTION_FORCED` (the broker shutting down or restarting), and the
+///   "Connection error" line repeating one of them;
+/// * "Exponential backoff attempts exhausted", the end of lapin's recovery
+///   after such an error;
+/// * "Server returned us a message": every publisher in tickbridge sets
+///   `mandatory` and handles the return.
+///
+/// Without it, `worker --amqp-url amqp://guest:wrong@...` printed three
+/// `ERROR io_loop: lapin::...` lines before its own one-line error. Any
+/// other lapin warning or error (an I/O error, a `PRECONDITION_FAILED`, a
+/// frame it could not parse) is kept, at its own level.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LapinDuplicates;
+
+/// Reply texts of the broker (`NOT_FOUND - no queue 'x' in vhost '/'`)
+/// that mean a condition tickbridge reports itself.
+const LAPIN_EXPECTED_REPLIES: [&str; 4] = [
+    "NOT_FOUND - ",
+    "ACCESS_REFUSED - ",
+    "NOT_ALLOWED - ",
+    "CONNECTION_FORCED - ",
+];
+
+impl LapinDuplicates {
+    /// Whether `event` is one of lapin's duplicates (see the type's docs).
+    pub fn is_duplicate(event: &tracing::Event<'_>) -> bool {
+        let meta = event.metadata();
+        let target = meta.target();
+        if !(target == "lapin" || target.starts_with("lapin::"))
+            || *meta.level() > tracing::Level::WARN
+        {
+            return false;
+        }
+        let mut fields = EventText::default();
+        event.record(&mut fields);
+        match fields.message.as_str() {
+            "Server returned us a message"
+            | "Exponential backoff attempts exhausted, aborting recovery" => true,
+            "Channel closed" | "Connection closed" | "Connection error" => LAPIN_EXPECTED_REPLIES
+                .iter()
+                .any(|reply| fields.rest.contains(reply)),
+            _ => false,
+        }
+    }
+}
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for LapinDuplicates {
+    fn event_enabled(
+        &self,
+        event: &tracing::Event<'_>,
+        _ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) -> bool {
+        !Self::is_duplicate(event)
+    }
+}
+
+/// An event's message and the text of its other fields.
+#[derive(Default)]
+struct EventText {
+    message: String,
+    rest: String,
+}
+
+impl tracing::field::Visit for EventText {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        use std::fmt::Write;
+        if field.name() == "message" {
+            let _ = write!(self.message, "{value:?}");
+        } else {
+            let _ = write!(self.rest, " {}={value:?}", field.name());
+        }
+    }
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        if field.name() == "message" {
+            self.message.push_str(value);
+        } else {
+            self.rest.push(' ');
+            self.rest.push_str(value);
+        }
+    }
 }
 
 /// The subscriber for tests: like [`init_tracing`] with text output, but
@@ -223,6 +327,64 @@ mod tests {
         for t in threads {
             t.join().expect("no panic").expect("installed or shared");
         }
+    }
+
+    /// Captures the messages of the events that reach it.
+    struct Capture(std::sync::Arc<Mutex<Vec<String>>>);
+
+    impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Capture {
+        fn on_event(
+            &self,
+            event: &tracing::Event<'_>,
+            _ctx: tracing_subscriber::layer::Context<'_, S>,
+        ) {
+            let mut text = EventText::default();
+            event.record(&mut text);
+            self.0.lock().unwrap().push(text.message);
+        }
+    }
+
+    /// lapin's duplicates of expected conditions are dropped; its other
+    /// warnings and errors, and anything from other targets, are kept.
+    #[test]
+    fn lapin_duplicates_are_dropped_and_real_errors_kept() {
+        use tracing_subscriber::layer::SubscriberExt;
+        let seen = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let subscriber = tracing_subscriber::registry()
+            .with(LapinDuplicates)
+            .with(Capture(seen.clone()));
+        let not_found = "Close { reply_code: 404, reply_text: ShortString(\"NOT_FOUND - no queue 'x.work' in vhost '/'\"), class_id: 50, method_id: 10 }";
+        let refused = "protocol error: AMQP soft error: ACCESS-REFUSED: ACCESS_REFUSED - Login was refused using authentication mechanism PLAIN.";
+        let precondition = "Close { reply_code: 406, reply_text: ShortString(\"PRECONDITION_FAILED - unknown delivery tag 7\"), class_id: 60, method_id: 80 }";
+        tracing::subscriber::with_default(subscriber, || {
+            // TC0: a passive declare of a missing queue (dropped).
+            tracing::error!(target: "lapin::channel", channel = 1, method = ?not_found, "Channel closed");
+            // TC1: wrong password, as lapin repeats it (dropped).
+            tracing::error!(target: "lapin::channels", error = %refused, "Connection error");
+            // TC2: the end of recovery after it (dropped).
+            tracing::error!(target: "lapin::io_loop", "Exponential backoff attempts exhausted, aborting recovery");
+            // TC3: a returned message (dropped: every publisher handles returns).
+            tracing::warn!(target: "lapin::returned_messages", message_ = "m", "Server returned us a message");
+            // TC4: a real protocol error (kept).
+            tracing::error!(target: "lapin::channel", channel = 1, method = ?precondition, "Channel closed");
+            // TC5: an I/O error (kept).
+            tracing::error!(target: "lapin::io_loop", error = "Connection reset by peer", "error doing IO");
+            // TC6: the same text from tickbridge itself (kept).
+            tracing::error!(target: "tickbridge_consumer::worker", method = ?not_found, "Channel closed");
+            // TC7: lapin at info (kept: only warnings and errors are judged).
+            tracing::info!(target: "lapin::channel", method = ?not_found, "Channel closed");
+        });
+        let seen = seen.lock().unwrap().clone();
+        assert_eq!(
+            seen,
+            [
+                "Channel closed",
+                "error doing IO",
+                "Channel closed",
+                "Channel closed"
+            ],
+            "kept: TC4, TC5, TC6, TC7"
+        );
     }
 
     #[test]

@@ -1,6 +1,9 @@
 //! The `producer` binary with bad flags and unusable brokers: each case
 //! exits non-zero within a bound (no hang, no retry loop), with one
-//! `producer: ...` line on stderr naming the problem and never a password.
+//! `producer: ...` line on stderr naming the problem and never a password,
+//! and none of lapin's own log lines with it (the producer declares its
+//! topology, so RabbitMQ's refusals here are credentials and vhosts, not a
+//! missing queue).
 //! The exchange feed is the exception, by design: a feed host that resolves
 //! but refuses is retried with backoff, every attempt logged.
 //!
@@ -24,6 +27,15 @@ fn producer(args: &[&str]) -> BoundedRun {
     run_bounded(&mut cmd, LIMIT + Duration::from_secs(15))
 }
 
+/// Lines lapin logs itself (`ERROR io_loop: lapin::channels: Connection
+/// error ...`), in text or JSON format.
+fn lapin_lines(stderr: &str) -> Vec<&str> {
+    stderr
+        .lines()
+        .filter(|l| l.contains("lapin::") || l.contains("io_loop") || l.contains("\"lapin"))
+        .collect()
+}
+
 #[test]
 fn bad_flags_and_unusable_brokers_fail_fast_with_one_line() {
     let reserved = closed_port();
@@ -32,6 +44,11 @@ fn bad_flags_and_unusable_brokers_fail_fast_with_one_line() {
     let refused_amqp = format!("amqp://guest:hunter2@127.0.0.1:{closed}/%2f");
     let wrong_creds = testkit::with_password(&amqp_url(), "guest", "hunter2");
     let refused_kafka = format!("127.0.0.1:{closed}");
+    let missing_vhost = format!(
+        "{}/{}",
+        amqp_url().trim_end_matches("/%2f").trim_end_matches('/'),
+        testkit::rand_name("tb-no-vhost")
+    );
     struct TestCase {
         what: &'static str,
         args: Vec<String>,
@@ -103,6 +120,18 @@ fn bad_flags_and_unusable_brokers_fail_fast_with_one_line() {
             expect: &["RabbitMQ at", "ACCESS_REFUSED"],
         },
         TestCase {
+            what: "AMQP vhost that does not exist",
+            args: vec![
+                "--url".into(),
+                feed.clone(),
+                "--sink".into(),
+                "rabbitmq".into(),
+                "--amqp-url".into(),
+                missing_vhost.clone(),
+            ],
+            expect: &["RabbitMQ at", "vhost"],
+        },
+        TestCase {
             what: "Kafka port refused",
             args: vec![
                 "--url".into(),
@@ -159,6 +188,7 @@ fn bad_flags_and_unusable_brokers_fail_fast_with_one_line() {
             .filter(|l| l.starts_with("producer:") || l.starts_with("error:"))
             .collect();
         assert_eq!(lines.len(), 1, "one error line expected: {ctx}");
+        assert_eq!(lapin_lines(&r.stderr), Vec::<&str>::new(), "{ctx}");
         for word in c.expect {
             assert!(lines[0].contains(word), "{word:?} missing: {ctx}");
         }

@@ -19,16 +19,9 @@ struct Cli {
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let config = BridgeConfig::from(cli.direction);
-    if std::env::var_os("RUST_LOG").is_none() {
-        // lapin logs every server-closed channel at ERROR (a passive declare
-        // of a missing queue, a NOT_FOUND during a node restart) and every
-        // returned message at WARN; the bridge reports both itself, once,
-        // with context. `RUST_LOG` brings them back.
-        std::env::set_var(
-            "RUST_LOG",
-            "info,lapin::channel=off,lapin::returned_messages=off",
-        );
-    }
+    // lapin's duplicates of errors the bridge reports itself (a missing
+    // queue, refused credentials, returned messages) are dropped there;
+    // `RUST_LOG=...,lapin=info` brings them back.
     tickbridge_core::telemetry::init_tracing(config.shared.log_format);
     let shutdown = Shutdown::on_signals();
     match tickbridge_bridge::run(config, shutdown).await {
