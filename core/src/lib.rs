@@ -7,12 +7,14 @@
 //! * [`amqp`] and [`kafka`]: connection settings and topology setup, and
 //!   Kafka consumer groups and their lag ([`kafka::groups`]);
 //! * [`shutdown`], [`backoff`], [`telemetry`]: lifecycle and observability;
+//! * [`cli`]: the about line and example every binary's `--help` starts with;
 //! * [`error`]: the crate's one error enum.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod amqp;
 pub mod backoff;
+pub mod cli;
 pub mod error;
 pub mod headers;
 pub mod kafka;

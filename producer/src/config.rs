@@ -65,7 +65,11 @@ pub enum OverflowPolicy {
 #[command(
     name = "producer",
     version,
-    about = "Exchange trade feeds → RabbitMQ, Kafka and JSON Lines, with nothing lost silently"
+    about = "Exchange trade feeds → RabbitMQ, Kafka and JSON Lines, with nothing lost silently",
+    help_template = tickbridge_core::cli::help_template(
+        "with feed-sim on 127.0.0.1:9000: 10 s of ticks to the local RabbitMQ and Kafka, and to out/example",
+        "producer --url ws://127.0.0.1:9000 --symbols BTC-USDT,ETH-USDT --sink rabbitmq,kafka,jsonl --out-dir out/example --max-seconds 10",
+    )
 )]
 pub struct ProducerConfig {
     /// Exchange to read.

@@ -4,13 +4,21 @@
 
 use clap::Parser;
 use tickbridge_bridge::{BridgeConfig, Direction};
+use tickbridge_core::cli::help_template;
 use tickbridge_core::Shutdown;
 
 /// Bridges ticks between RabbitMQ and Kafka, at least once, with ids and
 /// headers intact. SIGTERM or Ctrl-C drains in-flight messages and exits.
 #[derive(Parser)]
-#[command(name = "bridge", version)]
-struct Cli {
+#[command(
+    name = "bridge",
+    version,
+    help_template = help_template(
+        "copies the RabbitMQ queue `ticks.work` into the Kafka topic `ticks-bridged` until Ctrl-C",
+        "bridge rabbitmq-to-kafka --declare-topology --kafka-topic ticks-bridged",
+    )
+)]
+pub(crate) struct Cli {
     #[command(subcommand)]
     direction: Direction,
 }

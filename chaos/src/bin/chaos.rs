@@ -3,12 +3,21 @@
 
 use clap::Parser;
 use tickbridge_chaos::{run, ChaosConfig};
+use tickbridge_core::cli::help_template;
 use tickbridge_core::telemetry::{init_tracing, LogFormat};
 
 /// The whole tickbridge pipeline under seeded faults, reconciled by tick id.
 #[derive(Parser)]
-#[command(name = "chaos", version, about)]
-struct Cli {
+#[command(
+    name = "chaos",
+    version,
+    about,
+    help_template = help_template(
+        "a seeded run on private brokers: a worker killed, RabbitMQ restarted, every tick reconciled",
+        "chaos --seed 7 --faults worker-kill,rabbit-restart",
+    )
+)]
+pub(crate) struct Cli {
     #[command(flatten)]
     config: ChaosConfig,
     /// Log format on stderr.

@@ -4,13 +4,21 @@
 use clap::Parser;
 use tickbridge_consumer::consumer::{self, ConsumerConfig};
 use tickbridge_consumer::supervise::supervise;
+use tickbridge_core::cli::help_template;
 use tickbridge_core::Shutdown;
 
 /// Broadcast delivery with replay: every Kafka consumer group (or RabbitMQ
 /// stream reader) receives every tick, and `--replay-from` re-reads history.
 #[derive(Parser)]
-#[command(name = "consumer", version)]
-struct Cli {
+#[command(
+    name = "consumer",
+    version,
+    help_template = help_template(
+        "re-reads the Kafka topic `ticks` from the start, moving no group; exits after 5 s of quiet",
+        "consumer --replay-from earliest --no-commit --exit-when-idle 5s",
+    )
+)]
+pub(crate) struct Cli {
     #[command(flatten)]
     config: ConsumerConfig,
 }

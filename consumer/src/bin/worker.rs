@@ -4,14 +4,22 @@
 use clap::Parser;
 use tickbridge_consumer::supervise::supervise;
 use tickbridge_consumer::worker::{self, WorkerConfig};
+use tickbridge_core::cli::help_template;
 use tickbridge_core::Shutdown;
 
 /// One-to-one delivery from the RabbitMQ work queue: every tick is handled
 /// by exactly one worker, acked after it was handled, retried, and
 /// dead-lettered with its reason when it cannot be.
 #[derive(Parser)]
-#[command(name = "worker", version)]
-struct Cli {
+#[command(
+    name = "worker",
+    version,
+    help_template = help_template(
+        "handles what the producer queued in `ticks.work`; exits after 5 s without a tick",
+        "worker --exit-when-idle 5s",
+    )
+)]
+pub(crate) struct Cli {
     #[command(flatten)]
     config: WorkerConfig,
 }

@@ -5,11 +5,20 @@
 use clap::Parser;
 use std::time::{Duration, Instant};
 use tickbridge_core::amqp::AmqpConfig;
+use tickbridge_core::cli::help_template;
 use tickbridge_core::kafka::KafkaConfig;
 
 /// Checks that the local brokers answer real protocol requests.
 #[derive(Parser, Debug)]
-struct Args {
+#[command(
+    name = "stack-check",
+    version,
+    help_template = help_template(
+        "exits 0 once RabbitMQ on 127.0.0.1:5672 and Kafka on 127.0.0.1:9092 answer",
+        "stack-check --timeout 10",
+    )
+)]
+pub(crate) struct Args {
     /// The RabbitMQ to check.
     #[command(flatten)]
     amqp: AmqpConfig,

@@ -3,14 +3,23 @@
 //! last is the JSON report of what was sent.
 
 use clap::Parser;
+use tickbridge_core::cli::help_template;
 use tickbridge_core::telemetry::{init_tracing, LogFormat};
 use tickbridge_core::Shutdown;
 use tickbridge_feed_sim::{run, SimConfig};
 
 /// Offline exchange feed simulator (Binance, Coinbase, Kraken).
 #[derive(Parser)]
-#[command(version, about)]
-struct Cli {
+#[command(
+    name = "feed-sim",
+    version,
+    about,
+    help_template = help_template(
+        "Binance, Coinbase and Kraken trades on 127.0.0.1:9000 for two minutes",
+        "feed-sim --listen 127.0.0.1:9000 --rate 20 --duration 120s",
+    )
+)]
+pub(crate) struct Cli {
     #[command(flatten)]
     sim: SimConfig,
     /// Log format on stderr.

@@ -2,14 +2,22 @@
 //! `tickbridge_report`.
 
 use clap::Parser;
+use tickbridge_core::cli::help_template;
 use tickbridge_report::ReportConfig;
 
 /// Reads the producer's JSON Lines (`stream_ws_*.jsonl`, `poll_*.jsonl`) and
 /// writes one SVG comparing WebSocket and polling: latency distribution and
 /// ticks received over time.
 #[derive(Parser)]
-#[command(name = "report", version)]
-struct Cli {
+#[command(
+    name = "report",
+    version,
+    help_template = help_template(
+        "after producer `--via ws` and `--via poll` runs with `--sink jsonl --out-dir out/example`",
+        "report --dir out/example",
+    )
+)]
+pub(crate) struct Cli {
     #[command(flatten)]
     config: ReportConfig,
 }
