@@ -47,6 +47,15 @@ pub enum Error {
         /// Bootstrap servers.
         brokers: String,
     },
+    /// The topic existed when the session started and was deleted while the
+    /// bridge read it. Terminal: the log it was reading no longer exists.
+    #[error("Kafka topic {topic:?} was deleted on {brokers} while the bridge read it; stopping")]
+    TopicDeleted {
+        /// Topic name.
+        topic: String,
+        /// Bootstrap servers.
+        brokers: String,
+    },
     /// A broker could not be reached at startup. After the first successful
     /// session the same condition is retried instead.
     #[error("{broker} at {address} is unreachable: {reason}")]
@@ -94,6 +103,7 @@ impl Error {
             | Error::UnknownQueue { .. }
             | Error::UnknownExchange { .. }
             | Error::UnknownTopic { .. }
+            | Error::TopicDeleted { .. }
             | Error::Unreachable { .. }
             | Error::DeadLetter { .. } => true,
             Error::Core(e) => e.is_terminal(),

@@ -199,6 +199,22 @@ impl InternalEvent for CommitFailed<'_> {
     }
 }
 
+/// Kafka's consumer reported an error instead of a record (librdkafka
+/// retries connection errors itself; a deleted topic ends the session).
+pub struct KafkaReceiveError<'a> {
+    /// Direction label.
+    pub direction: &'static str,
+    /// The error.
+    pub error: &'a rdkafka::error::KafkaError,
+}
+impl InternalEvent for KafkaReceiveError<'_> {
+    fn emit(self) {
+        tracing::warn!(direction = self.direction, error = %self.error, "Kafka receive error");
+        counter!("tickbridge_bridge_kafka_receive_errors_total", "direction" => self.direction)
+            .increment(1);
+    }
+}
+
 /// Sets the in-flight and lag gauges from the atomics.
 pub fn publish_gauges(direction: &'static str, s: &DirStats) {
     gauge!("tickbridge_bridge_in_flight", "direction" => direction)
@@ -247,6 +263,10 @@ pub fn register(direction: &'static str) {
         "tickbridge_bridge_commit_failures_total",
         "Failed Kafka offset commits."
     );
+    describe_counter!(
+        "tickbridge_bridge_kafka_receive_errors_total",
+        "Errors Kafka's consumer reported instead of a record."
+    );
     describe_gauge!(
         "tickbridge_bridge_in_flight",
         "Messages handed to the destination, not yet confirmed."
@@ -263,6 +283,7 @@ pub fn register(direction: &'static str) {
         "tickbridge_bridge_redelivered_total",
         "tickbridge_bridge_retries_total",
         "tickbridge_bridge_reconnects_total",
+        "tickbridge_bridge_kafka_receive_errors_total",
     ] {
         counter!(name, "direction" => direction).increment(0);
     }

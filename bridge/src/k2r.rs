@@ -18,10 +18,14 @@
 //!   session re-reads from there (duplicates, never loss).
 //! * Records carrying our own `tb-origin` (they came from RabbitMQ through a
 //!   bridge) are skipped, their offsets stored: no ping-pong.
+//! * Every receive error is counted; a topic deleted while it is read (gone
+//!   from the metadata after an `UNKNOWN_TOPIC_OR_PART`) ends the run with
+//!   [`Error::TopicDeleted`].
 
 use crate::config::{K2rArgs, KeyFrom, OffsetReset, Shared};
 use crate::events::{
-    self, Bridged, CommitFailed, Consumed, DeadLettered, Duplicate, Retried, SkippedOwn, K2R,
+    self, Bridged, CommitFailed, Consumed, DeadLettered, Duplicate, KafkaReceiveError, Retried,
+    SkippedOwn, K2R,
 };
 use crate::mapping::{
     amqp_properties_from_kafka, dead_letter_properties, kafka_header, raw_properties_from_kafka,
@@ -49,6 +53,10 @@ use std::time::Duration;
 use tickbridge_core::amqp::Topology;
 use tickbridge_core::telemetry::InternalEvent;
 use tickbridge_core::{headers, schema, Shutdown};
+
+/// How long the bridge looks for its topic in the metadata, after an
+/// `UNKNOWN_TOPIC_OR_PART`, before it calls the topic deleted.
+const TOPIC_RECHECK: Duration = Duration::from_secs(5);
 
 /// Client context: keeps the lag from librdkafka's statistics and commits
 /// stored offsets before partitions are revoked.
@@ -237,14 +245,19 @@ impl K2r<'_> {
                         }
                     }
                     Err(e) => {
+                        KafkaReceiveError { direction: K2R, error: &e }.emit();
                         let code = e.rdkafka_error_code();
-                        if matches!(code, Some(RDKafkaErrorCode::UnknownTopicOrPartition | RDKafkaErrorCode::UnknownTopic)) {
-                            break Err(Error::UnknownTopic { topic: topic.clone(), brokers: self.shared.kafka.brokers.clone() });
+                        // The topic was there when the run started: gone
+                        // from the metadata now means deleted; still listed
+                        // means the answer was transient.
+                        if matches!(code, Some(RDKafkaErrorCode::UnknownTopicOrPartition | RDKafkaErrorCode::UnknownTopic))
+                            && self.shared.kafka.wait_for_topic(&topic, TOPIC_RECHECK).await.is_err()
+                        {
+                            break Err(Error::TopicDeleted { topic: topic.clone(), brokers: self.shared.kafka.brokers.clone() });
                         }
                         if matches!(code, Some(RDKafkaErrorCode::TopicAuthorizationFailed | RDKafkaErrorCode::GroupAuthorizationFailed)) {
                             break Err(Error::Config(format!("Kafka refuses topic {topic:?} or group {:?}: {e}", self.args.group)));
                         }
-                        tracing::warn!(direction = K2R, error = %e, "Kafka receive error (librdkafka reconnects by itself)");
                         tokio::time::sleep(Duration::from_millis(100)).await;
                     }
                 },

@@ -47,6 +47,19 @@ pub enum Error {
         /// Bootstrap servers.
         brokers: String,
     },
+    /// The topic existed when the reader started and was deleted while it
+    /// read (the broker answers `UNKNOWN_TOPIC_OR_PART` for it). Terminal:
+    /// a reader cannot resume a log that no longer exists, and waiting for
+    /// a topic of the same name to come back would read a different log.
+    #[error("Kafka topic {topic:?} was deleted on {brokers} while this reader read it; stopping ({handled} records handled)")]
+    TopicDeleted {
+        /// Topic name.
+        topic: String,
+        /// Bootstrap servers.
+        brokers: String,
+        /// Records this reader handled before the deletion.
+        handled: u64,
+    },
     /// The handler failed on a log (Kafka, stream), where there is no retry
     /// queue: stopping keeps the offset from being committed past it.
     #[error("handler failed at {position}: {reason}")]
@@ -67,7 +80,10 @@ impl Error {
     /// of reconnecting forever.
     pub fn is_terminal(&self) -> bool {
         match self {
-            Error::Config(_) | Error::UnknownQueue { .. } | Error::UnknownTopic { .. } => true,
+            Error::Config(_)
+            | Error::UnknownQueue { .. }
+            | Error::UnknownTopic { .. }
+            | Error::TopicDeleted { .. } => true,
             Error::Output { .. } | Error::Handler { .. } => true,
             Error::Core(e) => e.is_terminal(),
             // A cancelled consumer is retried: if the queue is really gone,

@@ -14,6 +14,10 @@
 //! this process's own progress. `--no-commit` skips the group protocol
 //! entirely and assigns every partition directly.
 //!
+//! A topic deleted while it is read stops the reader with
+//! [`Error::TopicDeleted`] once the brokers' metadata confirms it is gone
+//! (the receive error is counted first).
+//!
 //! Beside the reader, a [`LagSampler`] measures the group's committed lag
 //! from the brokers on the stats interval, and once more after the final
 //! commit.
@@ -43,6 +47,9 @@ use tickbridge_core::telemetry::InternalEvent;
 use tickbridge_core::{schema, Shutdown};
 
 const ROLE: &str = "kafka";
+/// How long a reader that got `UNKNOWN_TOPIC_OR_PART` for its topic looks
+/// for the topic in the metadata before it calls the topic deleted.
+const TOPIC_RECHECK: Duration = Duration::from_secs(5);
 
 /// Client context: applies replay offsets on assignment, commits on revoke,
 /// and keeps the per-partition lag librdkafka reports in its statistics.
@@ -255,10 +262,16 @@ pub async fn run(cfg: &ConsumerConfig, shutdown: Shutdown) -> Result<Summary> {
                 }
                 Err(e) => {
                     KafkaReceiveError { error: &e }.emit();
-                    if matches!(
-                        e.rdkafka_error_code(),
-                        Some(RDKafkaErrorCode::UnknownTopicOrPartition | RDKafkaErrorCode::UnknownTopic | RDKafkaErrorCode::TopicAuthorizationFailed | RDKafkaErrorCode::GroupAuthorizationFailed)
-                    ) {
+                    let code = e.rdkafka_error_code();
+                    // The topic existed at startup: if the brokers no longer
+                    // list it, it was deleted under us; if they still do,
+                    // the answer was transient.
+                    if matches!(code, Some(RDKafkaErrorCode::UnknownTopicOrPartition | RDKafkaErrorCode::UnknownTopic))
+                        && k.wait_for_topic(&k.topic, TOPIC_RECHECK).await.is_err()
+                    {
+                        break Err(Error::TopicDeleted { topic: k.topic.clone(), brokers: k.brokers.clone(), handled: handler.stats.handled() });
+                    }
+                    if matches!(code, Some(RDKafkaErrorCode::TopicAuthorizationFailed | RDKafkaErrorCode::GroupAuthorizationFailed)) {
                         break Err(Error::UnknownTopic { topic: k.topic.clone(), brokers: k.brokers.clone() });
                     }
                     tokio::time::sleep(Duration::from_millis(100)).await;

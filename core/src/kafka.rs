@@ -1,9 +1,9 @@
 //! Kafka client configuration and topic administration, shared by producer,
 //! consumer and bridge.
 //!
-//! Everything here speaks the plain Kafka protocol through librdkafka. The
-//! local broker is tansu and the compose stack runs Apache Kafka; nothing in
-//! this module knows which one it talks to.
+//! Everything here speaks the plain Kafka protocol through librdkafka, so it
+//! works against any Kafka cluster (the local stack and the compose stack
+//! both run Apache Kafka).
 
 pub mod groups;
 
@@ -97,8 +97,7 @@ impl KafkaConfig {
 
     /// Creates the topic with `partitions` if it does not exist, then waits
     /// until its metadata is visible. Topic auto-creation is never relied
-    /// on: real clusters often disable it and tansu's durable storage does
-    /// not do it.
+    /// on: real clusters often disable it.
     pub async fn ensure_topic(&self, topic: &str, partitions: i32) -> Result<i32> {
         let admin: AdminClient<DefaultClientContext> =
             self.finish(self.client_config()).create()?;
@@ -188,11 +187,24 @@ impl KafkaConfig {
             })
     }
 
-    // There is deliberately no topic deletion helper: tests use random topic
-    // names and never delete them. With tansu 0.6.0 on sqlite, a fetch or
-    // list-offsets request that races a topic deletion panics the storage
-    // task and leaves the broker answering nothing (see README, "tansu vs
-    // Apache Kafka").
+    /// Deletes `topic` (admin API). A topic that does not exist is not an
+    /// error. A reader of a deleted topic stops with a clear error
+    /// (`consumer/tests/topic_deleted.rs`).
+    pub async fn delete_topic(&self, topic: &str) -> Result<()> {
+        let admin: AdminClient<DefaultClientContext> =
+            self.finish(self.client_config()).create()?;
+        let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+        for r in admin.delete_topics(&[topic], &opts).await? {
+            match r {
+                Ok(_) => tracing::info!(topic, "deleted Kafka topic"),
+                Err((_, RDKafkaErrorCode::UnknownTopicOrPartition)) => {}
+                Err((t, code)) => {
+                    return Err(Error::Config(format!("cannot delete topic {t}: {code}")))
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Splits a bootstrap list into `(host, port)` pairs. Accepts librdkafka's
