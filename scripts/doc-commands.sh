@@ -11,8 +11,9 @@
 #   ```
 #
 # * Each block runs on its own, as `bash -euo pipefail`, from the repository
-#   root, with target/debug first on PATH (so `producer --help` is the
-#   binary cargo just built; DOC_COMMANDS_BIN_DIR picks another directory).
+#   root, with target/debug ($CARGO_TARGET_DIR/debug when set) first on
+#   PATH, so `producer --help` is the binary cargo just built
+#   (DOC_COMMANDS_BIN_DIR picks another directory).
 #   Blocks share nothing but the brokers and the files they write: a block
 #   that needs a feed simulator starts one itself (`feed-sim ... &`).
 # * It must exit 0 within its time limit: 300 s by default

@@ -333,7 +333,10 @@ def check(root: Path, files: list[Path], run: bool, list_only: bool) -> int:
             print("".join("    " + l + "\n" for l in b.code.rstrip("\n").splitlines()), end="")
     elif run:
         env = dict(os.environ)
-        bin_dir = os.environ.get("DOC_COMMANDS_BIN_DIR", str(root / "target" / "debug"))
+        target = Path(os.environ.get("CARGO_TARGET_DIR") or root / "target")
+        bin_dir = os.environ.get("DOC_COMMANDS_BIN_DIR") or str(
+            (target if target.is_absolute() else root / target) / "debug"
+        )
         env["PATH"] = bin_dir + os.pathsep + env.get("PATH", "")
         for b in blocks:
             p = run_block(b, root, env)
