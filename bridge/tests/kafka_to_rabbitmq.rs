@@ -10,7 +10,6 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use std::time::{Duration, Instant};
 use tickbridge_core::headers;
-use tickbridge_core::testkit::KafkaNode;
 
 /// The group's committed offsets, summed over partitions.
 fn committed_total(brokers: &str, topic: &str, group: &str, partitions: i32) -> i64 {
@@ -42,9 +41,8 @@ fn committed_total(brokers: &str, topic: &str, group: &str, partitions: i32) -> 
 async fn bridges_50k_ticks_in_order_with_ids_and_headers() {
     init_logs();
     let t0 = Instant::now();
-    let tansu = KafkaNode::start().expect("private tansu (memory://)");
     let rabbit = Rabbit::new(&amqp_url()).await;
-    let kafka = kafka_topic(&tansu.brokers(), 3).await;
+    let kafka = kafka_topic(&kafka_brokers(), 3).await;
     let n = 50_000;
     let msgs = ticks("k2r50k", n);
     kafka_publish(&kafka, &msgs).await;

@@ -9,7 +9,7 @@ use std::collections::HashSet;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 use tickbridge_bridge::{BridgeConfig, K2rArgs, R2kArgs};
-use tickbridge_core::testkit::{KafkaNode, RabbitNode};
+use tickbridge_core::testkit::RabbitNode;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rabbitmq_node_restart_mid_run_loses_nothing() {
@@ -24,8 +24,7 @@ async fn rabbitmq_node_restart_mid_run_loses_nothing() {
     let rabbit = Rabbit::new(&url).await;
     let prefix = rabbit.cfg.prefix.clone();
     let observer = rabbit.observer().await;
-    let tansu = KafkaNode::start().expect("private tansu (sqlite)");
-    let kafka = kafka_topic(&tansu.brokers(), 3).await;
+    let kafka = kafka_topic(&kafka_brokers(), 3).await;
     let n = 8_000;
     let from_rabbit = ticks("restartrabbit", n);
     let from_kafka = ticks("restartkafka", n);

@@ -7,7 +7,6 @@ mod common;
 use common::*;
 use std::time::{Duration, Instant};
 use tickbridge_bridge::Error;
-use tickbridge_core::testkit::KafkaNode;
 use tickbridge_core::{headers, Message};
 
 /// 50,000 ticks published to the exchange arrive in the topic exactly once
@@ -18,9 +17,8 @@ use tickbridge_core::{headers, Message};
 async fn bridges_50k_ticks_in_order_with_ids_and_headers() {
     init_logs();
     let t0 = Instant::now();
-    let tansu = KafkaNode::start().expect("private tansu (memory://)");
     let rabbit = Rabbit::new(&amqp_url()).await;
-    let kafka = kafka_topic(&tansu.brokers(), 3).await;
+    let kafka = kafka_topic(&kafka_brokers(), 3).await;
     let n = 50_000;
     let msgs = ticks("r2k50k", n);
 

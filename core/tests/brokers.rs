@@ -192,29 +192,48 @@ async fn private_brokers_survive_restarts_with_their_data() {
         "persistent message survived the restart"
     );
 
-    // tansu on sqlite: records survive a kill and restart, readable from 0.
-    let mut broker = tokio::task::spawn_blocking(|| KafkaNode::start())
+    // Kafka: acknowledged records (acks=all) survive a SIGKILL of the broker
+    // and a restart on the same log directory, at the same offsets; the
+    // restarted broker appends after them.
+    let mut broker = tokio::task::spawn_blocking(KafkaNode::start)
         .await
         .unwrap()
-        .expect("own tansu");
+        .expect("own Kafka node (scripts/kafka.sh install)");
     let topic = rand_name("tb-durable");
     let k = KafkaConfig::local(&broker.brokers(), &topic, 1);
     k.ensure_topic(&topic, 1).await.unwrap();
-    let producer: FutureProducer = k.finish(k.client_config()).create().unwrap();
-    producer
-        .send(
-            FutureRecord::to(&topic).key("k").payload("durable"),
-            Duration::from_secs(10),
-        )
-        .await
-        .unwrap();
-    drop(producer);
+    let send = |payload: &'static str| {
+        let producer: FutureProducer = {
+            let mut c = k.client_config();
+            c.set("acks", "all");
+            k.finish(c).create().unwrap()
+        };
+        let topic = topic.clone();
+        async move {
+            let d = producer
+                .send(
+                    FutureRecord::to(&topic).key("k").payload(payload),
+                    Duration::from_secs(30),
+                )
+                .await
+                .map_err(|(e, _)| e)
+                .expect("delivered");
+            (d.partition, d.offset)
+        }
+    };
+    assert_eq!(send("durable-0").await, (0, 0));
+    assert_eq!(send("durable-1").await, (0, 1));
     let broker = tokio::task::spawn_blocking(move || {
         broker.restart().unwrap();
         broker
     })
     .await
     .unwrap();
+    assert_eq!(
+        send("after-restart").await,
+        (0, 2),
+        "the restarted broker appends after the records it acknowledged"
+    );
     let consumer: StreamConsumer = {
         let mut c = k.client_config();
         c.set("group.id", rand_name("g"))
@@ -222,10 +241,25 @@ async fn private_brokers_survive_restarts_with_their_data() {
         k.finish(c).create().unwrap()
     };
     consumer.subscribe(&[&topic]).unwrap();
-    let m = tokio::time::timeout(Duration::from_secs(30), consumer.recv())
-        .await
-        .expect("record after restart")
-        .unwrap();
-    assert_eq!(m.payload(), Some(&b"durable"[..]));
+    let mut got = Vec::new();
+    while got.len() < 3 {
+        let m = tokio::time::timeout(Duration::from_secs(30), consumer.recv())
+            .await
+            .expect("records after restart")
+            .unwrap();
+        got.push((
+            m.offset(),
+            String::from_utf8_lossy(m.payload().unwrap()).into_owned(),
+        ));
+    }
+    assert_eq!(
+        got,
+        vec![
+            (0, "durable-0".to_string()),
+            (1, "durable-1".to_string()),
+            (2, "after-restart".to_string())
+        ]
+    );
+    drop(consumer);
     drop(broker);
 }

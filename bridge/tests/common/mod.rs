@@ -404,7 +404,7 @@ pub async fn committed_sum(kafka: &KafkaConfig, group: &str, partitions: i32) ->
     .unwrap()
 }
 
-/// A Kafka topic with a random name (never deleted: see core/src/kafka.rs).
+/// A Kafka topic with a random name.
 pub async fn kafka_topic(brokers: &str, partitions: i32) -> KafkaConfig {
     let topic = rand_name("tb-bridge-test");
     let cfg = KafkaConfig::local(brokers, &topic, partitions);
@@ -421,7 +421,7 @@ pub async fn kafka_topic(brokers: &str, partitions: i32) -> KafkaConfig {
 /// waiting for every delivery report.
 pub async fn kafka_publish(cfg: &KafkaConfig, msgs: &[Message]) {
     let mut c = cfg.client_config();
-    c.set("enable.idempotence", "false")
+    c.set("enable.idempotence", "true")
         .set("acks", "all")
         .set("linger.ms", "20")
         .set("batch.num.messages", "10000")
