@@ -17,8 +17,8 @@ pub struct ChaosConfig {
     pub seed: Option<u64>,
 
     /// Trades per second per symbol sent by the simulator. A few hundred in
-    /// total keeps tansu's sqlite storage (about 8k messages/s with
-    /// headers) far from saturation, so backlogs come from faults only.
+    /// total keeps every process and broker far from saturation on a shared
+    /// 2-core machine, so backlogs come from faults only.
     #[arg(long, env = "CHAOS_RATE", default_value_t = 100.0)]
     pub rate: f64,
 

@@ -19,8 +19,8 @@ pub enum FaultKind {
     /// Stop the scenario's RabbitMQ node gracefully and start it again
     /// (durable queues, persistent messages).
     RabbitRestart,
-    /// SIGKILL the scenario's tansu broker and start it again on the same
-    /// sqlite file.
+    /// SIGKILL the scenario's Kafka broker and start it again on the same
+    /// log directory (an unclean shutdown: the broker recovers its logs).
     KafkaRestart,
     /// Close the producer's WebSocket abruptly (no close frame).
     WsDrop,

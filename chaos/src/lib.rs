@@ -3,8 +3,8 @@
 //!
 //! One scenario runs `feed-sim` (in process, behind a fault proxy), the real
 //! `producer`, two `worker`s, a two-member Kafka consumer group and the
-//! `bridge` as child processes, on a RabbitMQ node and a tansu broker of its
-//! own ([`Brokers`]), injects every fault of [`faults::FaultKind`] once at a
+//! `bridge` as child processes, on a RabbitMQ node and an Apache Kafka broker of
+//! its own ([`Brokers`]), injects every fault of [`faults::FaultKind`] once at a
 //! seeded random point, then reconciles what the simulator sent, what the
 //! producer emitted and confirmed, and what each destination received
 //! ([`reconcile`]).

@@ -1,5 +1,5 @@
 //! The chaos suite: the whole pipeline on a private RabbitMQ node and a
-//! private tansu (sqlite), every fault injected once per seed at seeded
+//! private Apache Kafka node, every fault injected once per seed at seeded
 //! random points, and an exact reconciliation by tick id after each seed.
 //!
 //! `CHAOS_RUNS` seeds run (default 3), each random and printed, on brokers
@@ -95,7 +95,7 @@ async fn pipeline_survives_seeded_faults_and_reconciles_exactly() {
         .ok()
         .and_then(|v| v.parse().ok());
     let brokers = Brokers::start().await.unwrap_or_else(|e| {
-        panic!("the chaos suite needs rabbitmq-server, sqlite3 and tansu: {e}")
+        panic!("the chaos suite needs rabbitmq-server and Apache Kafka (scripts/kafka.sh install): {e}")
     });
     let mut failed = Vec::new();
     for i in 0..runs {
