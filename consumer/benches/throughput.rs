@@ -127,7 +127,7 @@ async fn publish(reader: Reader, s: &Setup, n: usize, rate: Option<u64>) -> f64 
     let due = |i: usize| rate.map(|r| started + Duration::from_secs_f64(i as f64 / r as f64));
     if reader == Reader::Kafka {
         // Send at once at 1,000/s; batch for 20 ms at higher rates, as the
-        // producer would, because tansu pays one sqlite transaction per batch.
+        // producer would: fewer, larger produce requests per partition.
         let default_linger = if rate.is_some_and(|r| r < 5_000) {
             0
         } else {

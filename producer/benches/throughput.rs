@@ -8,14 +8,13 @@
 //! cargo bench -p tickbridge-producer --bench throughput
 //! ```
 //!
-//! It starts its own tansu brokers (memory:// and sqlite://) on spare ports
-//! (a new memory:// one for every Kafka-only sample, so no sample runs on a
-//! broker already filled by the ones before it)
-//! and uses the stack's RabbitMQ. Results are printed as a Markdown table and
-//! written to `producer/BENCHMARKS.md`. Sizes can be scaled with
-//! `BENCH_SCALE` (default 1.0), repetitions with `BENCH_ROUNDS` (default 5;
-//! medians are reported). `BENCH_ONLY=kafka-memory,kafka-sqlite,rabbitmq,both`
-//! runs a subset (for working on one configuration); `BENCHMARKS.md` is only
+//! It starts its own Apache Kafka node on spare ports (its own log directory,
+//! serving nothing but this benchmark, so its CPU time per sample is the
+//! broker's cost of that sample) and uses the stack's RabbitMQ. Results are
+//! printed as a Markdown table and written to `producer/BENCHMARKS.md`.
+//! Sizes can be scaled with `BENCH_SCALE` (default 1.0), repetitions with
+//! `BENCH_ROUNDS` (default 5; medians are reported).
+//! `BENCH_ONLY=kafka,rabbitmq,both` runs a subset (for working on one configuration); `BENCHMARKS.md` is only
 //! rewritten by a full run.
 
 use futures::stream::FuturesOrdered;
@@ -331,40 +330,13 @@ fn producer_run(sim_ws: &str, sinks: &str, extra: &[&str], n: usize) -> Run {
     }
 }
 
-/// Where the samples of a Kafka-only row run.
-enum KafkaTarget<'a> {
-    /// One broker for every sample (sqlite: durable, and its data is small).
-    Shared(&'a str),
-    /// A new tansu `memory://` for every sample. Its storage only grows,
-    /// and a broker already holding a few million records of earlier
-    /// samples is markedly slower (standalone: ~400k vs ~290k ticks/s), so
-    /// a shared one favoured whichever side ran first in each round.
-    FreshMemory,
-}
-
-impl KafkaTarget<'_> {
-    /// The broker list for one sample, and the broker to drop after it.
-    async fn sample(&self) -> (String, Option<KafkaNode>) {
-        match self {
-            KafkaTarget::Shared(b) => (b.to_string(), None),
-            KafkaTarget::FreshMemory => {
-                let t = tokio::task::spawn_blocking(|| KafkaNode::start())
-                    .await
-                    .unwrap()
-                    .expect("tansu memory");
-                (t.brokers(), Some(t))
-            }
-        }
-    }
-}
-
 /// Kafka alone: `rounds` pairs of the raw baseline and the producer on a
 /// fresh topic, the baseline first in even rounds and the producer first in
 /// odd ones, so neither side always gets the machine's first (or later)
 /// moment of a round.
 async fn kafka_only(
     name: &'static str,
-    target: KafkaTarget<'_>,
+    node: &KafkaNode,
     ws: &str,
     n: usize,
     rounds: usize,
@@ -372,8 +344,8 @@ async fn kafka_only(
     let mut row = Row::new(name, n);
     for round in 0..rounds {
         for producer_turn in order(round) {
-            let (brokers, broker) = target.sample().await;
-            let broker_pid = broker.as_ref().and_then(KafkaNode::pid);
+            let brokers = node.brokers();
+            let broker_pid = node.pid();
             let broker_before = broker_pid.and_then(cpu_secs);
             let own_before = cpu_secs(std::process::id());
             let host_before = host_cpu();
@@ -435,7 +407,6 @@ async fn kafka_only(
                     }
                 }
             }
-            drop(broker);
         }
     }
     row
@@ -558,14 +529,10 @@ async fn main() {
         .unwrap_or(1.0);
     let sz = |n: f64| ((n * scale) as usize / 3 * 3).max(3000);
     let amqp = std::env::var("AMQP_URL").unwrap_or_else(|_| "amqp://127.0.0.1:5672/%2f".into());
-    let mem = tokio::task::spawn_blocking(|| KafkaNode::start())
+    let kafka = tokio::task::spawn_blocking(KafkaNode::start)
         .await
         .unwrap()
-        .expect("tansu memory");
-    let lite = tokio::task::spawn_blocking(|| KafkaNode::start())
-        .await
-        .unwrap()
-        .expect("tansu sqlite");
+        .expect("private Kafka node (scripts/kafka.sh install)");
     let (_, sim) = tickbridge_feed_sim::spawn(SimConfig {
         rate: 0.0,
         ..SimConfig::default()
@@ -590,32 +557,12 @@ async fn main() {
     // 2-core machine moves one sample rather than the result; the table
     // reports medians.
 
-    // Kafka alone, tansu memory://. A million ticks (5-7 s): long enough
-    // that connecting and the idempotent producer's id handshake, which
-    // count in the producer's active time, do not dominate.
-    if wanted("kafka-memory") {
-        let row = kafka_only(
-            "Kafka only (tansu memory://)",
-            KafkaTarget::FreshMemory,
-            &ws,
-            sz(1_000_000.0),
-            rounds,
-        )
-        .await;
-        rows.push(row.print());
-    }
-
-    // Kafka alone, tansu sqlite://
-    if wanted("kafka-sqlite") {
-        let brokers = lite.brokers();
-        let row = kafka_only(
-            "Kafka only (tansu sqlite://)",
-            KafkaTarget::Shared(&brokers),
-            &ws,
-            sz(60_000.0),
-            rounds,
-        )
-        .await;
+    // Kafka alone (durable: the broker's log on disk). A million ticks:
+    // long enough that connecting and the idempotent producer's id
+    // handshake, which count in the producer's active time, do not
+    // dominate.
+    if wanted("kafka") {
+        let row = kafka_only("Kafka only", &kafka, &ws, sz(1_000_000.0), rounds).await;
         rows.push(row.print());
     }
 
@@ -646,18 +593,18 @@ async fn main() {
     // Both at once, vs the slower sink's baseline.
     if wanted("both") {
         let n = sz(90_000.0);
-        let mut row = Row::new("Both (RabbitMQ + Kafka memory://)", n);
+        let mut row = Row::new("Both (RabbitMQ + Kafka)", n);
         for round in 0..rounds {
             for producer_turn in order(round) {
                 if !producer_turn {
-                    let kbase = raw_kafka(&mem.brokers(), n).await;
+                    let kbase = raw_kafka(&kafka.brokers(), n).await;
                     let rbase = raw_rabbit(&amqp, n).await;
                     row.base.push(kbase.min(rbase));
                     continue;
                 }
                 let prefix = format!("bench-{:x}", rand::random::<u32>());
                 let topic = format!("bench-{:x}", rand::random::<u32>());
-                let (a, p, b, ws) = (amqp.clone(), prefix.clone(), mem.brokers(), ws.clone());
+                let (a, p, b, ws) = (amqp.clone(), prefix.clone(), kafka.brokers(), ws.clone());
                 let run = tokio::task::spawn_blocking(move || {
                     producer_run(
                         &ws,
@@ -685,10 +632,9 @@ async fn main() {
     }
 
     sim.stop().await.ok();
-    drop(mem);
-    drop(lite);
+    drop(kafka);
 
-    let mut md = format!("# Producer throughput\n\nGenerated by `cargo bench -p tickbridge-producer --bench throughput` on this project's 2-core machine. The producer is the release binary reading the feed simulator at full speed (Binance combined stream, 3 symbols); the baseline is a raw publisher in the same run (same broker, same client library, same bodies and headers, no WebSocket, no parsing; its ticks are the ones the producer publishes for the simulator's trades, built with the simulator's generator and seed, Binance's eight decimals, millisecond trade times and a producer id of the producer's default form, so both send messages of the same size). RabbitMQ: Debian's 3.10, persistent messages, publisher confirms, 1,000 in flight, routed to the work queue and the stream queue. Kafka: idempotent, `acks=all`, lz4, at most 5,000 messages inside librdkafka for both (the producer's default `--kafka-in-flight`; the raw publisher's `queue.buffering.max.messages`), and both fetch the topic's metadata through their own client before the first message (the producer's sink does it at startup; without it the first messages waited 0.4-0.9 s for partition leaders), and neither side's clock runs while the idempotent producer waits for its producer id (the producer's sink waits for it at startup; the raw publisher builds its ticks after creating its client, which takes longer than librdkafka's 500 ms retry); on `memory://` every sample, baseline or producer, gets a newly started tansu, since one holding earlier samples' records is slower. Each configuration ran {rounds} rounds of one baseline and one producer sample, the baseline first in even rounds and the producer first in odd ones; rates are medians, the ratio is median over median, the mean ratio is the mean of the producer's samples over the mean of the baseline's (single samples swing by ±20% on this machine, so one run's median moves a lot), and every sample is listed under the table.\n\n| configuration | ticks | producer ticks/s | baseline msgs/s | ratio | mean ratio | producer peak RSS |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+    let mut md = format!("# Producer throughput\n\nGenerated by `cargo bench -p tickbridge-producer --bench throughput` on this project's 2-core machine. The producer is the release binary reading the feed simulator at full speed (Binance combined stream, 3 symbols); the baseline is a raw publisher in the same run (same broker, same client library, same bodies and headers, no WebSocket, no parsing; its ticks are the ones the producer publishes for the simulator's trades, built with the simulator's generator and seed, Binance's eight decimals, millisecond trade times and a producer id of the producer's default form, so both send messages of the same size). RabbitMQ: Debian's 3.10, persistent messages, publisher confirms, 1,000 in flight, routed to the work queue and the stream queue. Kafka: idempotent, `acks=all`, lz4, at most 5,000 messages inside librdkafka for both (the producer's default `--kafka-in-flight`; the raw publisher's `queue.buffering.max.messages`), and both fetch the topic's metadata through their own client before the first message (the producer's sink does it at startup; without it the first messages waited 0.4-0.9 s for partition leaders), and neither side's clock runs while the idempotent producer waits for its producer id (the producer's sink waits for it at startup; the raw publisher builds its ticks after creating its client, which takes longer than librdkafka's 500 ms retry); Kafka is a private Apache Kafka 4.1.1 node (KRaft, single node, its own log directory) that serves only this benchmark. Each configuration ran {rounds} rounds of one baseline and one producer sample, the baseline first in even rounds and the producer first in odd ones; rates are medians, the ratio is median over median, the mean ratio is the mean of the producer's samples over the mean of the baseline's (single samples swing by ±20% on this machine, so one run's median moves a lot), and every sample is listed under the table.\n\n| configuration | ticks | producer ticks/s | baseline msgs/s | ratio | mean ratio | producer peak RSS |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n");
     for r in &rows {
         md.push_str(&format!(
             "| {} | {} | {:.0} | {:.0} | {:.0}% | {:.0}% | {:.1} MiB |\n",
@@ -711,7 +657,7 @@ async fn main() {
             .collect();
         md.push_str(&format!("* {}: {}\n", r.name, pairs.join(", ")));
     }
-    md.push_str("\nCPU time per message, in µs (medians; user + system from `/proc`), where it could be told apart: the producer process; the simulator (this process during a producer sample); the raw publisher (this process during a baseline sample); and, where every sample has a broker of its own, the broker in producer and in baseline samples. The two sides compete for the same 2 cores: a producer sample needs producer + simulator + broker per tick, a baseline sample raw publisher + broker. The last columns are the share of the whole machine (both cores) in use during each side's samples, and the largest share the hypervisor stole in any sample (from `/proc/stat`): a side near 100% was short of CPU, not waiting on the broker.\n\n| configuration | producer | simulator | raw publisher | broker (producer samples) | broker (baseline samples) | machine busy (producer / baseline samples) | most stolen |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+    md.push_str("\nCPU time per message, in µs (medians; user + system from `/proc`), where it could be told apart: the producer process; the simulator (this process during a producer sample); the raw publisher (this process during a baseline sample); and, for Kafka-only samples, the private Kafka broker in producer and in baseline samples. The two sides compete for the same 2 cores: a producer sample needs producer + simulator + broker per tick, a baseline sample raw publisher + broker. The last columns are the share of the whole machine (both cores) in use during each side's samples, and the largest share the hypervisor stole in any sample (from `/proc/stat`): a side near 100% was short of CPU, not waiting on the broker.\n\n| configuration | producer | simulator | raw publisher | broker (producer samples) | broker (baseline samples) | machine busy (producer / baseline samples) | most stolen |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
     for r in &rows {
         let cell = |v: &[f64]| {
             if v.is_empty() {
