@@ -22,7 +22,8 @@ for arg in "$@"; do
 done
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
-BIN="$ROOT/target/release"
+# DEMO_BIN: where the binaries are (the browser test uses the debug build).
+BIN="${DEMO_BIN:-$ROOT/target/release}"
 SECONDS_RUN="${DEMO_SECONDS:-20}"
 RATE="${DEMO_RATE:-150}"
 SYMBOLS="${DEMO_SYMBOLS:-BTC-USDT,ETH-USDT,SOL-USDT}"
@@ -113,11 +114,11 @@ say "producer (WebSocket → RabbitMQ + Kafka + JSON Lines) and poller (REST, ev
 "$BIN/producer" --exchange binance --symbols "$SYMBOLS" --url "ws://$SIM_ADDR" \
   --sink rabbitmq,kafka,jsonl --out-dir "$OUT" --amqp-url "$AMQP_URL" --amqp-prefix "$PREFIX" \
   --kafka-brokers "$KAFKA_BROKERS" --kafka-topic "$TOPIC" --max-seconds "$SECONDS_RUN" \
-  --stats-interval 5s $(maddr producer-ws) --report "$OUT/producer-ws.json" >/dev/null 2>"$OUT/producer-ws.log" &
+  --stats-interval 1s $(maddr producer-ws) --report "$OUT/producer-ws.json" >/dev/null 2>"$OUT/producer-ws.log" &
 PIDS+=($!); PW=$!
 "$BIN/producer" --exchange binance --symbols "$SYMBOLS" --via poll --rest-url "http://$SIM_ADDR" \
   --poll-interval 1s --poll-limit 100 --sink jsonl --out-dir "$OUT" --max-seconds "$SECONDS_RUN" \
-  $(maddr producer-poll) --report "$OUT/producer-poll.json" >/dev/null 2>"$OUT/producer-poll.log" &
+  --stats-interval 1s $(maddr producer-poll) --report "$OUT/producer-poll.json" >/dev/null 2>"$OUT/producer-poll.log" &
 PIDS+=($!); PP=$!
 
 count() { [ -f "$1" ] && wc -l <"$1" | tr -d ' ' || echo 0; }

@@ -48,5 +48,13 @@ if [ "$tests_rc" -ne 0 ]; then
     exit "$tests_rc"
 fi
 
+# ---- dashboard browser test (one step of its own) --------------------------
+# The whole pipeline against the feed simulator, the dashboard page in
+# Debian's headless chromium driven by playwright-core; installs chromium
+# (apt) and the lock file's npm packages (npm ci) when missing.
+step "dashboard in a real browser (chromium + playwright-core; pipeline on the feed simulator)"
+dashboard/e2e/run.sh
+# ---------------------------------------------------------------------------
+
 step "fuzzing (every target in fuzz/, ${FUZZ_SECONDS:-25}s each)"
 scripts/fuzz.sh

@@ -2,7 +2,8 @@
 // plain SVG. Nothing is loaded from anywhere but this server.
 'use strict';
 
-const WINDOW_S = 180;          // seconds of history on the time charts
+const MAX_WINDOW_S = 180;      // seconds of history on the time charts, at most
+let WINDOW_S = 30;             // grows with the history, up to MAX_WINDOW_S
 const PRICE_POINTS = 300;      // trades kept per symbol for its line
 const COLORS = ['#58a6ff', '#3fb950', '#d29922', '#bc8cff', '#ff7b72', '#39c5cf', '#f778ba', '#a5d6ff'];
 const SVGNS = 'http://www.w3.org/2000/svg';
@@ -56,6 +57,7 @@ function connect() {
   const es = new EventSource('/events' + streamQuery());
   tb.es = es;
   tb.connections += 1;
+  tb.isLive = false;
   setConn('connecting…', '');
   es.onopen = () => setConn('live', 'up');
   es.onerror = (e) => {
@@ -83,6 +85,7 @@ function connect() {
     }
     if (tb.connections > 1 || tb.reconnecting) tb.resumes += 1;
     tb.reconnecting = false;
+    tb.isLive = true;
     tb.lastId = e.lastEventId;
     onStatus(JSON.parse(e.data));
     setConn('live', 'up');
@@ -90,7 +93,7 @@ function connect() {
   es.addEventListener('batch', (e) => {
     const d = JSON.parse(e.data);
     tb.events += 1;
-    tb.delays.push(Date.now() - d.at);
+    if (tb.isLive) tb.delays.push(Date.now() - d.at); // not while catching up
     if (tb.delays.length > 2000) tb.delays.splice(0, tb.delays.length - 2000);
     for (const m of d.m) take(m);
     tb.lastId = e.lastEventId;
@@ -139,7 +142,8 @@ function setConn(text, cls) {
 function onStatus(st) {
   tb.status = st;
   tb.hist.push({ t: st.at / 1000, dash: st.dash, targets: st.targets });
-  while (tb.hist.length && tb.hist[0].t < st.at / 1000 - WINDOW_S - 5) tb.hist.shift();
+  while (tb.hist.length && tb.hist[0].t < st.at / 1000 - MAX_WINDOW_S - 5) tb.hist.shift();
+  WINDOW_S = Math.min(MAX_WINDOW_S, Math.max(30, Math.ceil((st.at / 1000 - tb.hist[0].t) / 10) * 10));
   $('topic').textContent = st.dash.topic;
   $('group').textContent = st.dash.group;
   render();
@@ -164,11 +168,13 @@ function rates(name, f) {
 
 const handled = (t) => t.ticks + t.gap_notices;
 function published(kind) {
-  // What producers put on a sink; falls back to what the dashboard read.
-  const ps = targets('producer');
-  let n = 0, any = false;
-  for (const p of ps) if (p.published[kind] !== undefined) { n += p.published[kind]; any = true; }
-  return any ? n : (tb.status ? tb.status.dash.messages : 0);
+  // What the producers report having put on a sink, or what the dashboard
+  // read from the topic, whichever is larger: a producer updates its
+  // counters once per stats interval and may exit before its last update
+  // is scraped, while every message on the topic reaches the dashboard.
+  let n = 0;
+  for (const p of targets('producer')) n += p.published[kind] || 0;
+  return Math.max(n, tb.status ? tb.status.dash.messages : 0);
 }
 
 function render() {
@@ -222,8 +228,9 @@ function timeChart(svg, series, opts = {}) {
     el('line', { x1: f.pad.l, x2: f.w - f.pad.r, y1: Y(v), y2: Y(v), class: 'grid' }, svg);
     el('text', { x: f.pad.l - 4, y: Y(v) + 4, 'text-anchor': 'end' }, svg).textContent = fmt(v);
   }
-  for (const s of [0, 60, 120, 180]) {
-    el('text', { x: X(now - s), y: f.h - 4, 'text-anchor': s === 0 ? 'end' : 'middle' }, svg).textContent = s === 0 ? 'now' : `-${s}s`;
+  for (let i = 0; i <= 3; i++) {
+    const s = Math.round((WINDOW_S / 3) * i);
+    el('text', { x: X(now - s), y: f.h - 4, 'text-anchor': s === 0 ? 'end' : i === 3 ? 'start' : 'middle' }, svg).textContent = s === 0 ? 'now' : `-${s}s`;
   }
   for (const s of stacked) {
     const pts = s.pts.filter(([t]) => t >= t0);
@@ -281,10 +288,9 @@ function renderPrices() {
 function renderSplit() {
   const workers = targets('worker');
   const series = workers.map((w) => ({ name: w.name, color: color(w.name), area: true, points: rates(w.name, handled) }));
-  const prod = targets('producer').filter((p) => p.published.rabbitmq !== undefined);
-  const pubPts = prod.length
-    ? mergeRates(prod.map((p) => rates(p.name, (t) => t.published.rabbitmq || 0)))
-    : rates(null, (d) => d.messages);
+  // Published per second, as it arrives on the topic (the producer's own
+  // counters move in steps of its stats interval).
+  const pubPts = rates(null, (d) => d.messages);
   series.push({ name: 'published', color: '#e6edf3', points: pubPts, dashed: true, width: 2 });
   timeChart($('split-chart'), series, { stack: true });
   const last = (pts) => (pts.length ? pts[pts.length - 1][1] : 0);
@@ -293,18 +299,12 @@ function renderSplit() {
   const total = workers.reduce((a, w) => a + handled(w), 0);
   const dlq = workers.reduce((a, w) => a + Object.values(w.dead_letters).reduce((x, y) => x + y, 0), 0);
   const pub = published('rabbitmq');
-  const parts = workers.map((w) => `${w.name} <b>${fmt(handled(w))}</b>`).join(' + ');
+  const parts = workers.map((w) => `${w.name} <b data-worker="${w.name}" data-count="${handled(w)}">${fmt(handled(w))}</b>`).join(' + ');
   const ok = workers.length > 0 && total + dlq === pub;
   $('split-sum').innerHTML = workers.length
-    ? `${parts} + dead letters <b>${fmt(dlq)}</b> = <b id="split-total">${fmt(total + dlq)}</b> of <b id="split-published">${fmt(pub)}</b> published `
+    ? `${parts} + dead letters <b id="split-dlq" data-count="${dlq}">${fmt(dlq)}</b> = <b id="split-total" data-count="${total + dlq}">${fmt(total + dlq)}</b> of <b id="split-published" data-count="${pub}">${fmt(pub)}</b> published `
       + `<span class="${ok ? 'ok' : 'dim'}">${ok ? '✔ each message went to exactly one worker' : '(in flight)'}</span>`
     : '<span class="dim">no worker scraped (--scrape worker-1=http://…/metrics)</span>';
-}
-
-function mergeRates(list) {
-  const m = new Map();
-  for (const pts of list) for (const [t, v] of pts) m.set(t, (m.get(t) || 0) + v);
-  return [...m.entries()].sort((a, b) => a[0] - b[0]);
 }
 
 function renderBroadcast() {
