@@ -54,8 +54,8 @@ use tickbridge_core::amqp::Topology;
 use tickbridge_core::telemetry::InternalEvent;
 use tickbridge_core::{headers, schema, Shutdown};
 
-/// How long the bridge looks for its topic in the metadata, after an
-/// `UNKNOWN_TOPIC_OR_PART`, before it calls the topic deleted.
+/// How long the bridge waits, after an `UNKNOWN_TOPIC_OR_PART`, for the
+/// metadata answer that tells whether its topic was deleted.
 const TOPIC_RECHECK: Duration = Duration::from_secs(5);
 
 /// Client context: keeps the lag from librdkafka's statistics and commits
@@ -247,11 +247,12 @@ impl K2r<'_> {
                     Err(e) => {
                         KafkaReceiveError { direction: K2R, error: &e }.emit();
                         let code = e.rdkafka_error_code();
-                        // The topic was there when the run started: gone
-                        // from the metadata now means deleted; still listed
-                        // means the answer was transient.
+                        // The topic was there when the run started: a
+                        // metadata answer without it means deleted; still
+                        // listed, or no answer (a broker restart), means the
+                        // error was transient.
                         if matches!(code, Some(RDKafkaErrorCode::UnknownTopicOrPartition | RDKafkaErrorCode::UnknownTopic))
-                            && self.shared.kafka.wait_for_topic(&topic, TOPIC_RECHECK).await.is_err()
+                            && matches!(self.shared.kafka.topic_partitions(&topic, TOPIC_RECHECK).await, Ok(None))
                         {
                             break Err(Error::TopicDeleted { topic: topic.clone(), brokers: self.shared.kafka.brokers.clone() });
                         }

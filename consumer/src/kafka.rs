@@ -47,8 +47,8 @@ use tickbridge_core::telemetry::InternalEvent;
 use tickbridge_core::{schema, Shutdown};
 
 const ROLE: &str = "kafka";
-/// How long a reader that got `UNKNOWN_TOPIC_OR_PART` for its topic looks
-/// for the topic in the metadata before it calls the topic deleted.
+/// How long a reader that got `UNKNOWN_TOPIC_OR_PART` for its topic waits
+/// for the metadata answer that tells whether the topic was deleted.
 const TOPIC_RECHECK: Duration = Duration::from_secs(5);
 
 /// Client context: applies replay offsets on assignment, commits on revoke,
@@ -263,11 +263,12 @@ pub async fn run(cfg: &ConsumerConfig, shutdown: Shutdown) -> Result<Summary> {
                 Err(e) => {
                     KafkaReceiveError { error: &e }.emit();
                     let code = e.rdkafka_error_code();
-                    // The topic existed at startup: if the brokers no longer
-                    // list it, it was deleted under us; if they still do,
-                    // the answer was transient.
+                    // The topic existed at startup: if a broker answers
+                    // without it, it was deleted under us; if it is still
+                    // listed, or no broker answers (a restart), the error
+                    // was transient and librdkafka carries on.
                     if matches!(code, Some(RDKafkaErrorCode::UnknownTopicOrPartition | RDKafkaErrorCode::UnknownTopic))
-                        && k.wait_for_topic(&k.topic, TOPIC_RECHECK).await.is_err()
+                        && matches!(k.topic_partitions(&k.topic, TOPIC_RECHECK).await, Ok(None))
                     {
                         break Err(Error::TopicDeleted { topic: k.topic.clone(), brokers: k.brokers.clone(), handled: handler.stats.handled() });
                     }

@@ -148,6 +148,20 @@ impl KafkaConfig {
         }
     }
 
+    /// One metadata request for `topic`: `Ok(Some(partitions))` when the
+    /// brokers list it, `Ok(None)` when a broker answered without it, `Err`
+    /// when none answered within `timeout`. Readers use it to tell a deleted
+    /// topic (`Ok(None)`) from a broker that is away for a moment.
+    pub async fn topic_partitions(&self, topic: &str, timeout: Duration) -> Result<Option<i32>> {
+        let consumer: BaseConsumer = self.finish(self.client_config()).create()?;
+        let md = tokio::task::block_in_place(|| consumer.fetch_metadata(Some(topic), timeout))?;
+        Ok(md
+            .topics()
+            .iter()
+            .find(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty())
+            .map(|t| t.partitions().len() as i32))
+    }
+
     /// Checks that the brokers answer a metadata request within `timeout`.
     ///
     /// librdkafka retries a refused or unresolvable bootstrap server forever
