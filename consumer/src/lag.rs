@@ -205,3 +205,70 @@ fn record(probe: &LagProbe, state: &Mutex<GroupLagSummary>, r: tickbridge_core::
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tickbridge_core::kafka::groups::{GroupDescription, PartitionLag};
+
+    fn sample(state: &str, members: usize, lags: &[i64]) -> GroupLag {
+        let partitions: Vec<PartitionLag> = lags
+            .iter()
+            .enumerate()
+            .map(|(p, l)| PartitionLag {
+                partition: p as i32,
+                log_start: 0,
+                high_watermark: 100,
+                committed: Some(100 - l),
+                lag: *l,
+            })
+            .collect();
+        GroupLag {
+            group: "g".into(),
+            topic: "t".into(),
+            description: Some(GroupDescription {
+                group: "g".into(),
+                state: state.into(),
+                protocol_type: "consumer".into(),
+                protocol: "range".into(),
+                members: (0..members)
+                    .map(|i| tickbridge_core::kafka::groups::GroupMember {
+                        member_id: format!("m{i}"),
+                        client_id: format!("c{i}"),
+                        client_host: "/127.0.0.1".into(),
+                        assignment: BTreeMap::new(),
+                    })
+                    .collect(),
+            }),
+            total: lags.iter().sum(),
+            partitions,
+        }
+    }
+
+    #[test]
+    fn keeps_the_last_sample_and_the_largest_seen() {
+        let mut s = GroupLagSummary::default();
+        assert!(s.line().starts_with("group_lag=?"), "{}", s.line());
+        // TC0: a backlog, TC1: a smaller one elsewhere, TC2: drained
+        for (state, members, lags) in [
+            ("Stable", 2, [40, 2, 0]),
+            ("PreparingRebalance", 1, [0, 9, 1]),
+            ("Stable", 1, [0, 0, 0]),
+        ] {
+            s.record(&sample(state, members, &lags));
+        }
+        assert_eq!(
+            (s.samples, s.lag_at_end, s.max_lag),
+            (3, Some(0), 42),
+            "{s:?}"
+        );
+        assert_eq!(
+            s.max_partition_lag,
+            BTreeMap::from([(0, 40), (1, 9), (2, 1)])
+        );
+        assert_eq!(
+            s.line(),
+            "group_lag=0 [p0=0 p1=0 p2=0] max=42 members=1 state=Stable"
+        );
+    }
+}
