@@ -38,15 +38,91 @@ use tokio_util::sync::CancellationToken;
 /// Gap and dead-letter marks kept for the page's timeline.
 const MARKS_KEPT: usize = 200;
 
-/// One SSE event, encoded once and shared by every client.
+/// What a client receives for the messages of one interval.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum View {
+    /// Every message (`batch` events): what the page draws from.
+    #[default]
+    Full,
+    /// One aggregate per interval (`summary` events): per symbol the last
+    /// price and the number of ticks, plus the counts. For many viewers
+    /// that need the picture, not each trade. Its ids are the same Kafka
+    /// positions, so it resumes the same way.
+    Summary,
+}
+
+/// One interval's messages, encoded once per view and shared by every
+/// client.
 #[derive(Debug, Clone)]
 pub struct Frame {
     /// Position before the event's messages.
     pub start: Cursor,
     /// Position after them (the event's id).
     pub end: Cursor,
-    /// The encoded event, `id:`/`event:`/`data:` lines.
+    /// The `batch` event, `id:`/`event:`/`data:` lines.
     pub bytes: Bytes,
+    /// The `summary` event of the same messages.
+    pub summary: Bytes,
+}
+
+impl Frame {
+    /// The encoding for `view`.
+    pub fn for_view(&self, view: View) -> &Bytes {
+        match view {
+            View::Full => &self.bytes,
+            View::Summary => &self.summary,
+        }
+    }
+}
+
+/// Aggregates an interval's messages for [`View::Summary`].
+#[derive(Debug, Default)]
+pub struct Aggregate {
+    messages: u64,
+    gaps: u64,
+    bad: u64,
+    /// Symbol → (last price, ticks).
+    symbols: BTreeMap<String, (String, u64)>,
+    /// Oldest producer `received_ts` in the interval, ms.
+    oldest: Option<i64>,
+}
+
+impl Aggregate {
+    /// Adds one decoded message.
+    pub fn add(&mut self, d: &Decoded) {
+        self.messages += 1;
+        match &d.message {
+            Some(Message::Tick(t)) => {
+                let e = self.symbols.entry(t.symbol.to_string()).or_default();
+                e.0 = t.price.to_string();
+                e.1 += 1;
+                let rt = t.received_ts.timestamp_millis();
+                self.oldest = Some(self.oldest.map_or(rt, |o| o.min(rt)));
+            }
+            Some(Message::Gap(_)) => self.gaps += 1,
+            None => self.bad += 1,
+        }
+    }
+
+    /// Whether nothing was added.
+    pub fn is_empty(&self) -> bool {
+        self.messages == 0
+    }
+
+    /// The `summary` event with `end` as its id; empties the aggregate.
+    pub fn take_event(&mut self, end: &Cursor) -> Bytes {
+        let syms: serde_json::Map<String, serde_json::Value> = self
+            .symbols
+            .iter()
+            .map(|(k, (px, n))| (k.clone(), serde_json::json!({"px": px, "n": n})))
+            .collect();
+        let data = serde_json::json!({
+            "at": now_ms(), "n": self.messages, "gaps": self.gaps, "bad": self.bad,
+            "rt": self.oldest, "sym": syms,
+        });
+        *self = Aggregate::default();
+        sse_event(Some(end), "summary", &data.to_string())
+    }
 }
 
 /// Encodes one SSE event. `data` must be one line (JSON without newlines).
@@ -217,6 +293,8 @@ pub enum Registered {
 pub struct ClientTx {
     /// Bounded queue of encoded events.
     pub tx: mpsc::Sender<Bytes>,
+    /// Which encoding of the messages it receives.
+    pub view: View,
     /// Cancelling it closes the client's TCP connection.
     pub ctl: CancellationToken,
 }
@@ -397,6 +475,7 @@ pub async fn start(
         cursor: cursor.clone(),
         batch_start: cursor,
         pending: Vec::new(),
+        aggregate: Aggregate::default(),
         ring: VecDeque::new(),
         clients: Vec::new(),
         state,
@@ -417,6 +496,7 @@ struct HubTask {
     cursor: Cursor,
     batch_start: Cursor,
     pending: Vec<String>,
+    aggregate: Aggregate,
     ring: VecDeque<Frame>,
     clients: Vec<ClientTx>,
     state: Arc<Mutex<State>>,
@@ -529,6 +609,7 @@ impl HubTask {
         drop(s);
         metrics::counter!("tickbridge_dashboard_messages_read_total").increment(1);
         self.cursor.advance(p, o);
+        self.aggregate.add(&d);
         self.pending.push(d.json);
     }
 
@@ -543,8 +624,9 @@ impl HubTask {
             start: std::mem::replace(&mut self.batch_start, self.cursor.clone()),
             end: self.cursor.clone(),
             bytes,
+            summary: self.aggregate.take_event(&self.cursor),
         };
-        self.offer(&frame.bytes);
+        self.offer(Some(&frame), None);
         self.ring.push_back(frame);
         while self.ring.len() > self.cfg.recent {
             self.ring.pop_front();
@@ -553,19 +635,27 @@ impl HubTask {
         self.state.lock().unwrap_or_else(|e| e.into_inner()).cursor = self.cursor.to_string();
     }
 
-    /// Offers one event to every client; a full queue cuts its client off.
-    fn offer(&mut self, bytes: &Bytes) {
+    /// Offers one event to every client (`frame` in each client's view, or
+    /// the same `bytes` to all); a full queue cuts its client off.
+    fn offer(&mut self, frame: Option<&Frame>, bytes: Option<&Bytes>) {
         let before = self.clients.len();
         let mut cut = 0u64;
-        self.clients.retain(|c| match c.tx.try_send(bytes.clone()) {
-            Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                ClientCutOff.emit();
-                c.ctl.cancel();
-                cut += 1;
-                false
+        self.clients.retain(|c| {
+            let b = match (frame, bytes) {
+                (Some(f), _) => f.for_view(c.view),
+                (None, Some(b)) => b,
+                (None, None) => return true,
+            };
+            match c.tx.try_send(b.clone()) {
+                Ok(()) => true,
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    ClientCutOff.emit();
+                    c.ctl.cancel();
+                    cut += 1;
+                    false
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => false,
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
         });
         if cut > 0 {
             self.state.lock().unwrap_or_else(|e| e.into_inner()).cut_off += cut;
@@ -592,9 +682,12 @@ impl HubTask {
             }
             Order::Equal => Vec::new(),
             Order::Behind => match self.ring.iter().position(|f| f.start == from) {
-                Some(i) if self.ring.len() - i < r.client.tx.capacity() => {
-                    self.ring.iter().skip(i).map(|f| f.bytes.clone()).collect()
-                }
+                Some(i) if self.ring.len() - i < r.client.tx.capacity() => self
+                    .ring
+                    .iter()
+                    .skip(i)
+                    .map(|f| f.for_view(r.client.view).clone())
+                    .collect(),
                 _ => {
                     let _ = r.reply.send(Registered::Behind(live));
                     return;
@@ -665,7 +758,7 @@ impl HubTask {
             }
         }
         let bytes = sse_event(None, "status", &self.status_json());
-        self.offer(&bytes);
+        self.offer(None, Some(&bytes));
     }
 }
 

@@ -11,7 +11,7 @@
 //! a `notice` event, instead of silently receiving less.
 
 use crate::cursor::Cursor;
-use crate::hub::{batch_event, decode_entry, sse_event};
+use crate::hub::{batch_event, decode_entry, sse_event, Aggregate, View};
 use crate::{Error, Result};
 use bytes::Bytes;
 use chrono::Utc;
@@ -31,13 +31,15 @@ const STALL: Duration = Duration::from_secs(15);
 const CLIENT_STALL: Duration = Duration::from_secs(10);
 
 /// Reads every message from `from` up to `to` and sends it to `tx` as
-/// `batch` events of at most `batch_max` messages, whose ids advance the
-/// client's cursor. Returns the cursor reached, equal to `to` on success.
+/// events of at most `batch_max` messages (`batch` or `summary`, by
+/// `view`), whose ids advance the client's cursor. Returns the cursor
+/// reached, equal to `to` on success.
 pub async fn read_range(
     kafka: &KafkaConfig,
     from: &Cursor,
     to: &Cursor,
     batch_max: usize,
+    view: View,
     tx: &mpsc::Sender<Bytes>,
 ) -> Result<Cursor> {
     let mut cur = from.clone();
@@ -64,6 +66,7 @@ pub async fn read_range(
     let consumer: StreamConsumer = kafka.finish(c).create()?;
     consumer.assign(&tpl)?;
     let mut pending: Vec<String> = Vec::new();
+    let mut aggregate = Aggregate::default();
     let mut first_seen: BTreeMap<i32, bool> = BTreeMap::new();
     let total: i64 = todo.iter().map(|(p, t)| t - cur.next[p]).sum();
     let mut done_count: i64 = 0;
@@ -104,14 +107,21 @@ pub async fn read_range(
         let d = decode_entry(p, o, m.payload().unwrap_or_default(), Utc::now());
         drop(m);
         cur.advance(p, o);
+        aggregate.add(&d);
         pending.push(d.json);
         done_count += 1;
         if o + 1 >= target {
             todo.remove(&p);
         }
         if pending.len() >= batch_max || todo.is_empty() {
-            let extra = format!(",\"replay\":{{\"done\":{done_count},\"total\":{total}}}");
-            send(tx, batch_event(&cur, &pending, &extra)).await?;
+            let event = match view {
+                View::Full => {
+                    let extra = format!(",\"replay\":{{\"done\":{done_count},\"total\":{total}}}");
+                    batch_event(&cur, &pending, &extra)
+                }
+                View::Summary => aggregate.take_event(&cur),
+            };
+            send(tx, event).await?;
             pending.clear();
         }
     }

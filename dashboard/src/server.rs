@@ -17,7 +17,7 @@
 
 use crate::config::DashboardConfig;
 use crate::cursor::{Cursor, Order};
-use crate::hub::{self, ClientTx, Hub, Registered, State};
+use crate::hub::{self, ClientTx, Hub, Registered, State, View};
 use crate::{replay, scrape, Error, Result};
 use axum::body::Body;
 use axum::extract::{RawQuery, State as AxState};
@@ -169,13 +169,21 @@ enum Begin {
     Replay(ReplayFrom),
 }
 
-/// Reads `/events`'s query: `from` and `last_event_id` (the `Last-Event-ID`
-/// header for clients that cannot set headers), each at most once.
-fn parse_query(
-    q: Option<&str>,
-) -> std::result::Result<(Option<ReplayFrom>, Option<String>), String> {
+/// `/events`'s query.
+#[derive(Debug, Default)]
+struct Query {
+    from: Option<ReplayFrom>,
+    last: Option<String>,
+    view: View,
+}
+
+/// Reads `/events`'s query: `from`, `last_event_id` (the `Last-Event-ID`
+/// header for clients that cannot set headers) and `view` (`full` or
+/// `summary`), each at most once.
+fn parse_query(q: Option<&str>) -> std::result::Result<Query, String> {
     let mut from = None;
     let mut last = None;
+    let mut view = None;
     for (k, v) in url::form_urlencoded::parse(q.unwrap_or("").as_bytes()) {
         match k.as_ref() {
             "from" => {
@@ -190,14 +198,28 @@ fn parse_query(
                 }
                 last = Some(v.into_owned());
             }
+            "view" => {
+                if view.is_some() {
+                    return Err("query parameter view given twice".into());
+                }
+                view = Some(match v.as_ref() {
+                    "full" => View::Full,
+                    "summary" => View::Summary,
+                    other => return Err(format!("view {other:?} is not full or summary")),
+                });
+            }
             other => {
                 return Err(format!(
-                    "unknown query parameter {other:?}: /events accepts from (an offset, earliest, latest, a time or a duration ago) and last_event_id"
+                    "unknown query parameter {other:?}: /events accepts from (an offset, earliest, latest, a time or a duration ago), last_event_id and view (full or summary)"
                 ))
             }
         }
     }
-    Ok((from, last))
+    Ok(Query {
+        from,
+        last,
+        view: view.unwrap_or_default(),
+    })
 }
 
 /// Releases a `--max-clients` slot when the stream ends.
@@ -215,7 +237,11 @@ async fn events(
     headers: HeaderMap,
     RawQuery(q): RawQuery,
 ) -> Response {
-    let (from, last_q) = match parse_query(q.as_deref()) {
+    let Query {
+        from,
+        last: last_q,
+        view,
+    } = match parse_query(q.as_deref()) {
         Ok(x) => x,
         Err(why) => return bad_request(why),
     };
@@ -275,6 +301,7 @@ async fn events(
     let ctl = ctl.map(|c| c.0 .0).unwrap_or_default();
     let client = ClientTx {
         tx,
+        view,
         ctl: ctl.clone(),
     };
     let _ = client.tx.try_send(Bytes::from_static(
@@ -342,6 +369,7 @@ async fn feed(app: App, begin: Begin, client: ClientTx) {
                     &from,
                     &live,
                     hub.cfg.batch_max,
+                    client.view,
                     &client.tx,
                 )
                 .await
@@ -403,6 +431,11 @@ mod tests {
                 input: Some("from=0&from=1"),
                 expected: Err("twice"),
             },
+            // TC7: an unknown view
+            TestCase {
+                input: Some("view=compact"),
+                expected: Err("not full or summary"),
+            },
             // TC6: resume by query
             TestCase {
                 input: Some("last_event_id=t%2F0%3A1"),
@@ -411,8 +444,8 @@ mod tests {
         ];
         for (i, tc) in cases.iter().enumerate() {
             match (parse_query(tc.input), &tc.expected) {
-                (Ok((f, l)), Ok((wf, wl))) => {
-                    assert_eq!((f.is_some(), l.is_some()), (*wf, *wl), "TC{i}")
+                (Ok(q), Ok((wf, wl))) => {
+                    assert_eq!((q.from.is_some(), q.last.is_some()), (*wf, *wl), "TC{i}")
                 }
                 (Err(e), Err(w)) => assert!(e.contains(w), "TC{i}: {e}"),
                 (got, _) => panic!("TC{i}: {got:?}"),
