@@ -9,6 +9,7 @@
 #   scripts/latency-bench.sh                                  one run, print only
 #   scripts/latency-bench.sh --runs 3 --write docs/benchmarks/latency.md --label "defaults"
 #   scripts/latency-bench.sh --group-arg '--fetch-wait 100ms' --producer-arg '--kafka-linger-ms 1'
+#   scripts/latency-bench.sh --kafka-only ...                 producer --sink kafka and the two groups only
 #   scripts/latency-bench.sh --build ...                      cargo build --release first
 #
 # Environment: AMQP_URL, MGMT_URL, KAFKA_BROKERS (the local stack's by

@@ -249,7 +249,7 @@ def run_once(a, n):
     say(f"run {n}: {run_id}: {a.rate:g} ticks/s ({len(symbols)} symbols at {per_symbol:g}/s) for {a.seconds}s; output in out/{run_id}/")
     try:
         # Topics first: a group must own its partitions before the first tick.
-        for t in (topic, bridged):
+        for t in (topic,) if a.kafka_only else (topic, bridged):
             kafka_tool("topics", "--bootstrap-server", a.kafka_brokers, "--create", "--topic", t,
                        "--partitions", str(a.partitions), "--replication-factor", "1")
 
@@ -274,7 +274,7 @@ def run_once(a, n):
             readers.append(p)
             return p
 
-        for i in (1, 2):
+        for i in () if a.kafka_only else (1, 2):
             reader(f"worker-{i}", "work queue", [
                 str(bin_dir / "worker"), "--amqp-url", a.amqp_url, "--amqp-prefix", run_id,
                 "--declare-topology", *a.worker_arg])
@@ -282,20 +282,22 @@ def run_once(a, n):
             reader(f"group-{g}", "kafka", [
                 str(bin_dir / "consumer"), "--kafka-brokers", a.kafka_brokers, "--kafka-topic", topic,
                 "--group", f"{run_id}-{g}", "--topic-wait", "60s", *a.group_arg])
-        reader("bridged-reader", "bridged", [
-            str(bin_dir / "consumer"), "--kafka-brokers", a.kafka_brokers, "--kafka-topic", bridged,
-            "--group", f"{run_id}-bridged", "--topic-wait", "60s", *a.group_arg])
-        wait_until("the workers to declare the topology",
-                   lambda: all(p.log_has("worker consuming") for p in readers[:2]), 60, procs)
-        reader("stream-reader", "stream", [
-            str(bin_dir / "consumer"), "--from", "rabbitmq-stream", "--amqp-url", a.amqp_url,
-            "--amqp-prefix", run_id, "--replay-from", "first", "--topic-wait", "30s", *a.stream_arg])
-        mgmt.call("PUT", f"/queues/%2f/{run_id}.bridge", {"durable": True})
-        mgmt.call("POST", f"/bindings/%2f/e/{run_id}/q/{run_id}.bridge", {"routing_key": "#"})
-        bridge = start("bridge", "bridge", [
-            str(bin_dir / "bridge"), "rabbitmq-to-kafka", "--amqp-url", a.amqp_url,
-            "--amqp-prefix", run_id, "--queue", f"{run_id}.bridge", "--kafka-brokers", a.kafka_brokers,
-            "--kafka-topic", bridged, "--declare-topology", "--name", "bridge", *a.bridge_arg])
+        bridge = None
+        if not a.kafka_only:
+            reader("bridged-reader", "bridged", [
+                str(bin_dir / "consumer"), "--kafka-brokers", a.kafka_brokers, "--kafka-topic", bridged,
+                "--group", f"{run_id}-bridged", "--topic-wait", "60s", *a.group_arg])
+            wait_until("the workers to declare the topology",
+                       lambda: all(p.log_has("worker consuming") for p in readers[:2]), 60, procs)
+            reader("stream-reader", "stream", [
+                str(bin_dir / "consumer"), "--from", "rabbitmq-stream", "--amqp-url", a.amqp_url,
+                "--amqp-prefix", run_id, "--replay-from", "first", "--topic-wait", "30s", *a.stream_arg])
+            mgmt.call("PUT", f"/queues/%2f/{run_id}.bridge", {"durable": True})
+            mgmt.call("POST", f"/bindings/%2f/e/{run_id}/q/{run_id}.bridge", {"routing_key": "#"})
+            bridge = start("bridge", "bridge", [
+                str(bin_dir / "bridge"), "rabbitmq-to-kafka", "--amqp-url", a.amqp_url,
+                "--amqp-prefix", run_id, "--queue", f"{run_id}.bridge", "--kafka-brokers", a.kafka_brokers,
+                "--kafka-topic", bridged, "--declare-topology", "--name", "bridge", *a.bridge_arg])
 
         # Ready: every group owns all partitions, the stream and bridge read.
         want = "partitionsassigned.*" + re.escape(str(list(range(a.partitions))).replace(" ", ""))
@@ -303,8 +305,9 @@ def run_once(a, n):
         wait_until("the Kafka groups' assignments",
                    lambda: all(re.search(want, p.log.read_text().replace(" ", "")) for p in groups),
                    90, procs)
-        wait_until("the stream reader", lambda: readers[-1].log_has("reading RabbitMQ stream"), 60, procs)
-        wait_until("the bridge", lambda: bridge.log_has("bridging RabbitMQ"), 60, procs)
+        if bridge:
+            wait_until("the stream reader", lambda: readers[-1].log_has("reading RabbitMQ stream"), 60, procs)
+            wait_until("the bridge", lambda: bridge.log_has("bridging RabbitMQ"), 60, procs)
 
         kafka_pid = listener_pid(port_of(a.kafka_brokers, 9092))
         rabbit_pid = listener_pid(port_of(a.amqp_url, 5672))
@@ -322,7 +325,8 @@ def run_once(a, n):
         t0 = time.monotonic()
         producer = start("producer", "producer", [
             str(bin_dir / "producer"), "--exchange", "binance", "--symbols", a.symbols,
-            "--url", f"ws://{sim_addr}", "--sink", "rabbitmq,kafka", "--amqp-url", a.amqp_url,
+            "--url", f"ws://{sim_addr}", "--sink", "kafka" if a.kafka_only else "rabbitmq,kafka",
+            "--amqp-url", a.amqp_url,
             "--amqp-prefix", run_id, "--kafka-brokers", a.kafka_brokers, "--kafka-topic", topic,
             "--kafka-partitions", str(a.partitions), "--max-seconds", str(a.seconds),
             "--stats-interval", "5s", "--report", str(out / "producer.json"), *a.producer_arg])
@@ -334,8 +338,8 @@ def run_once(a, n):
         confirmed = {s["sink"]: s["confirmed"] for s in report["sinks"]}
         # The window ends when every reader has handled what the brokers
         # confirmed (the two workers between them).
-        want = {"work queue": confirmed["rabbitmq"], "stream": confirmed["rabbitmq"],
-                "bridged": confirmed["rabbitmq"], "kafka": confirmed["kafka"]}
+        want = {"work queue": confirmed.get("rabbitmq"), "stream": confirmed.get("rabbitmq"),
+                "bridged": confirmed.get("rabbitmq"), "kafka": confirmed["kafka"]}
 
         def drained():
             got = {}
@@ -352,9 +356,10 @@ def run_once(a, n):
         window = time.monotonic() - t0
         load1 = os.getloadavg()[0]
 
-        for p in [*readers, bridge, sim]:
+        rest = [*readers, sim] + ([bridge] if bridge else [])
+        for p in rest:
             p.popen.send_signal(signal.SIGTERM)
-        for p in [*readers, bridge, sim]:
+        for p in rest:
             if not p.reap(60):
                 raise Failure(f"{p.name} did not exit within 60 s of SIGTERM:\n{p.tail()}")
         for p in readers:
@@ -429,7 +434,7 @@ def collect(a, run_id, report, summaries, procs, brokers, b0, b1, bg0, bg1, m0, 
     steal = (m1[1] - m0[1]) / max(1, m1[2] - m0[2])
     return {
         "run": run_id, "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "rate": a.rate, "seconds": a.seconds, "symbols": a.symbols, "partitions": a.partitions,
+        "rate": a.rate, "seconds": a.seconds, "kafka_only": a.kafka_only, "symbols": a.symbols, "partitions": a.partitions,
         "ticks_published": ticks, "window_s": window, "paths": paths, "cpu": cpu,
         "brokers": broker_cpu, "machine": {"busy_share": busy, "steal_share": steal,
                                            "loadavg_start": load[0], "loadavg_end": load[1],
@@ -455,7 +460,7 @@ def markdown(results, label):
     extra = [f"`{k}`: `{' '.join(v)}`" for k, v in r0["args"].items() if v]
     out.append(
         f"{r0['rate']:g} ticks/s ({r0['symbols']}) for {r0['seconds']} s, {r0['partitions']} partitions per topic, "
-        f"{len(results)} run(s). Extra flags: {', '.join(extra) if extra else 'none (defaults)'}.\n")
+        f"{len(results)} run(s){', Kafka path only (producer --sink kafka, two groups)' if r0.get('kafka_only') else ''}. Extra flags: {', '.join(extra) if extra else 'none (defaults)'}.\n")
     out.append("| run | path | reader | handled | p50 ms | p90 ms | p99 ms | max ms | p99 target |")
     out.append("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | --- |")
     for r in results:
@@ -465,7 +470,7 @@ def markdown(results, label):
             out.append(f"| {r['run']} | {row['path']} | {row['reader']} | {row['handled']:,} / {r['ticks_published']:,} "
                        f"| {row['p50_ms']:.2f} | {row['p90_ms']:.2f} | {row['p99_ms']:.2f} | {row['max_ms']:.1f} | < {t:g} ms {met} |")
     out.append("")
-    out.append("CPU per tick published (utime + stime over the window from the producer's start to one second after its exit; the producer over its whole life; brokers also with their share of one core while the run's readers sat idle before the producer started, which is other clients' load on the shared brokers):\n")
+    out.append("CPU per tick published (utime + stime from the producer's start until every reader had handled everything the brokers confirmed; the producer over its whole life; the brokers also with their share of one core while this run's readers sat idle before the producer started, which is mostly other clients' load on the shared brokers):\n")
     out.append("| run | process | CPU s | µs per tick | share of one core | idle share |")
     out.append("| --- | --- | ---: | ---: | ---: | ---: |")
     for r in results:
@@ -475,6 +480,21 @@ def markdown(results, label):
             idle = f"{c['idle_core_share']:.1%}" if c["idle_core_share"] is not None else "?"
             out.append(f"| {r['run']} | {c['process']} | {c['cpu_s']:.2f} | {c['us_per_tick']:.1f} | {c['core_share']:.1%} | {idle} |")
     out.append("")
+    for r in results:
+        missed = []
+        for path in PATH_ORDER:
+            w = worst(r, path)
+            if w and w["p99_ms"] >= TARGETS_MS[path]:
+                missed.append(f"{path} (p99 {w['p99_ms']:.1f} ms)")
+        if not missed:
+            continue
+        procs = sorted(r["cpu"] + r["brokers"], key=lambda c: -c["core_share"])
+        ours = sum(c["core_share"] for c in procs) / r["machine"]["cores"]
+        top = ", ".join(f"{c['process']} {c['core_share']:.0%}" for c in procs[:4])
+        out.append(
+            f"{r['run']}: target missed on {', '.join(missed)}. The biggest CPU users of one core were {top}; "
+            f"this pipeline and the two brokers used {ours:.0%} of the machine, while the machine was "
+            f"{r['machine']['busy_share']:.0%} busy, so {max(0.0, r['machine']['busy_share'] - ours):.0%} went to other work.\n")
     out.append("Machine during each run (all cores, /proc/stat): " + "; ".join(
         f"{r['run']}: busy {r['machine']['busy_share']:.0%}, steal {r['machine']['steal_share']:.0%}, "
         f"load average {r['machine']['loadavg_start']:.1f} → {r['machine']['loadavg_end']:.1f} on {r['machine']['cores']} cores"
@@ -498,6 +518,8 @@ def main():
     ap.add_argument("--runs", type=int, default=1, help="runs back to back")
     ap.add_argument("--symbols", default="BTC-USDT,ETH-USDT,SOL-USDT")
     ap.add_argument("--partitions", type=int, default=3)
+    ap.add_argument("--kafka-only", action="store_true",
+                    help="only the Kafka path: producer --sink kafka and the two groups")
     ap.add_argument("--idle", default="5s", help="readers exit after this long without a message")
     ap.add_argument("--quiet", type=float, default=3.0,
                     help="seconds the brokers' idle CPU is sampled before the producer starts")
