@@ -232,6 +232,18 @@ impl K2r<'_> {
                     tracing::warn!(direction = K2R, in_flight = inflight.len(), "drain timeout: unconfirmed records stay uncommitted and will be re-read");
                     break Ok(());
                 }
+                // The timers come before confirms and records: with
+                // `biased`, a backlog that always has one ready would
+                // otherwise hold off every commit until it drained.
+                _ = commit_tick.tick() => commit(&consumer, CommitMode::Async, "interval"),
+                _ = gauge_tick.tick() => {
+                    // An idle session would otherwise notice a dead
+                    // connection only at its next publish.
+                    if !conn.status().connected() {
+                        break Err(crate::r2k::lost());
+                    }
+                    events::publish_gauges(K2R, self.stats());
+                }
                 Some((out, res)) = inflight.next(), if !inflight.is_empty() => {
                     if let Err(e) = bounded("confirm", self.on_confirm(out, res, &ch, &dl, &mut tracker, &mut inflight)).await {
                         break Err(e);
@@ -243,6 +255,11 @@ impl K2r<'_> {
                         if let Err(e) = bounded("publish", self.on_record(m, &ch, &dl, &mut tracker, &mut inflight)).await {
                             break Err(e);
                         }
+                        // librdkafka's queue is not a tokio resource: with a
+                        // backlog `recv` is always ready, and without a
+                        // yield now and then the commit timer would wait
+                        // for the backlog to drain.
+                        tokio::task::consume_budget().await;
                     }
                     Err(e) => {
                         KafkaReceiveError { direction: K2R, error: &e }.emit();
@@ -261,15 +278,6 @@ impl K2r<'_> {
                         }
                         tokio::time::sleep(Duration::from_millis(100)).await;
                     }
-                },
-                _ = commit_tick.tick() => commit(&consumer, CommitMode::Async, "interval"),
-                _ = gauge_tick.tick() => {
-                    // An idle session would otherwise notice a dead
-                    // connection only at its next publish.
-                    if !conn.status().connected() {
-                        break Err(crate::r2k::lost());
-                    }
-                    events::publish_gauges(K2R, self.stats());
                 }
             }
             for (p, o) in tracker.advance() {

@@ -253,12 +253,34 @@ pub async fn run(cfg: &ConsumerConfig, shutdown: Shutdown) -> Result<Summary> {
         tokio::select! {
             biased;
             _ = shutdown.cancelled() => break Ok(()),
+            // The timers come before the records: with `biased`, a reader
+            // that always has a record ready (a backlog) would otherwise
+            // never commit, report or notice idleness until it caught up.
+            _ = commit_tick.tick(), if commit_enabled => commit(&consumer, CommitMode::Async, "interval"),
+            _ = stats_tick.tick() => {
+                handler.stats.set_lag(lag.lock().unwrap_or_else(|e| e.into_inner()).clone());
+                if let Some(g) = &group_lag {
+                    handler.stats.set_group_lag(g.current());
+                }
+                handler.stats.log_report();
+            }
+            _ = idle_tick.tick() => if idle.expired() {
+                tracing::info!(%name, "no messages for a while, exiting (--exit-when-idle)");
+                break Ok(());
+            },
             m = consumer.recv() => match m {
                 Ok(m) => {
                     idle.activity();
                     if let Err(e) = process(&consumer, &mut handler, &m, &mut max_offset, commit_enabled) {
                         break Err(e);
                     }
+                    // librdkafka's queue is not a tokio resource: while a
+                    // backlog keeps `recv` ready this task would never
+                    // yield, and the timers above would never fire (no
+                    // commits until the backlog drained). Counting each
+                    // record against tokio's budget makes it yield now and
+                    // then.
+                    tokio::task::consume_budget().await;
                 }
                 Err(e) => {
                     KafkaReceiveError { error: &e }.emit();
@@ -277,18 +299,6 @@ pub async fn run(cfg: &ConsumerConfig, shutdown: Shutdown) -> Result<Summary> {
                     }
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
-            },
-            _ = commit_tick.tick(), if commit_enabled => commit(&consumer, CommitMode::Async, "interval"),
-            _ = stats_tick.tick() => {
-                handler.stats.set_lag(lag.lock().unwrap_or_else(|e| e.into_inner()).clone());
-                if let Some(g) = &group_lag {
-                    handler.stats.set_group_lag(g.current());
-                }
-                handler.stats.log_report();
-            }
-            _ = idle_tick.tick() => if idle.expired() {
-                tracing::info!(%name, "no messages for a while, exiting (--exit-when-idle)");
-                break Ok(());
             }
         }
     };
