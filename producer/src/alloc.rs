@@ -11,10 +11,10 @@
 //! [`CONF`] keeps the heap small: one arena (the producer has a handful of
 //! threads, and every extra arena held ~7 MiB more at peak) and unused pages
 //! returned after a second. `MALLOC_CONF` in the environment still overrides
-//! it. Measured on tansu `memory://`, 1M–3M ticks, Kafka only: glibc
-//! 160–187k ticks/s at 7.1–8.3 µs of producer CPU per tick and 52 MiB peak
-//! RSS; jemalloc with defaults 256k at 110 MiB; jemalloc with [`CONF`]
-//! 289–325k at 4.0–4.8 µs and 42 MiB.
+//! it. Measured against an in-memory Kafka-protocol broker, 1M–3M ticks,
+//! Kafka only: glibc 160–187k ticks/s at 7.1–8.3 µs of producer CPU per
+//! tick and 52 MiB peak RSS; jemalloc with defaults 256k at 110 MiB;
+//! jemalloc with [`CONF`] 289–325k at 4.0–4.8 µs and 42 MiB.
 //!
 //! A binary opts in with [`use_jemalloc!`](crate::use_jemalloc): the
 //! `#[global_allocator]` and the exported `malloc_conf` symbol belong in the

@@ -137,9 +137,8 @@ impl KafkaProducer {
     /// its partition leaders are known before the first tick arrives.
     ///
     /// Without it, librdkafka learns them only when the first message for
-    /// the topic is produced; measured against tansu, the first ticks then
-    /// waited 0.4 to 0.9 s for their delivery reports while the feed kept
-    /// arriving. A failure is only logged: librdkafka fetches the metadata
+    /// the topic is produced; measured that way, the first ticks waited 0.4
+    /// to 0.9 s for their delivery reports while the feed kept arriving. A failure is only logged: librdkafka fetches the metadata
     /// itself on the first produce.
     ///
     /// Then it waits (up to [`PID_WAIT`]) for the idempotent producer's id,
