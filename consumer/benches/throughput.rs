@@ -6,11 +6,19 @@
 //!   (`received_ts` = now) right before they are published, so the latency
 //!   percentiles are publish → broker → handled, the pipeline's own share;
 //! * a **drain** run: 30,000 ticks published first, then read as fast as
-//!   possible, for the reader's maximum throughput.
+//!   possible, for the reader's maximum throughput, beside a **raw** reader
+//!   of the same kind of preload in the same run (same client library, same
+//!   prefetch or fetch settings, one ack per delivery or no commits, no
+//!   decoding, validation or bookkeeping): the ratio is what the reader's
+//!   own work costs. Two rounds, the raw reader first in the first one.
+//!
+//! Every row also records how busy the machine was (both cores, and what
+//! the hypervisor stole, from `/proc/stat`).
 //!
 //! `cargo bench -p tickbridge-consumer` (release build). Needs the brokers of
 //! `scripts/stack.sh up`; `AMQP_URL` and `KAFKA_BROKERS` override the
-//! addresses. Prints a Markdown table (the one in `BENCHMARKS.md`).
+//! addresses. Prints a Markdown table and writes it, with the date, under
+//! `## Results` in `BENCHMARKS.md` (a reader filter argument only prints).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -174,10 +182,44 @@ struct Row {
     mode: String,
     published_rate: f64,
     s: Summary,
+    /// Share of both cores in use, and stolen, while the row ran (percent).
+    machine: Option<(f64, f64)>,
+}
+
+/// A reader's raw drains: its label, the rates, and the machine's busy and
+/// stolen shares during each.
+type RawRow = (&'static str, Vec<f64>, Vec<Option<(f64, f64)>>);
+
+/// (busy, stolen by the hypervisor, total) clock ticks of all cores.
+fn host_cpu() -> Option<[u64; 3]> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let v: Vec<u64> = stat
+        .lines()
+        .next()?
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal (guest time is already
+    // counted in user).
+    let total: u64 = v.iter().take(8).sum();
+    let (idle, steal) = (v.get(3)? + v.get(4)?, *v.get(7)?);
+    Some([total - idle - steal, steal, total])
+}
+
+/// Busy and stolen percent of the machine between two [`host_cpu`] samples.
+fn host_share(before: Option<[u64; 3]>, after: Option<[u64; 3]>) -> Option<(f64, f64)> {
+    let (b, a) = (before?, after?);
+    let total = a[2].checked_sub(b[2]).filter(|t| *t > 0)? as f64;
+    Some((
+        100.0 * (a[0] - b[0]) as f64 / total,
+        100.0 * (a[1] - b[1]) as f64 / total,
+    ))
 }
 
 async fn paced(reader: Reader, rate: u64, secs: u64) -> Row {
     let s = setup(reader).await;
+    let host = host_cpu();
     let h = start_reader(reader, &s);
     // Let the reader connect, consume and (Kafka) join its group first.
     tokio::time::sleep(Duration::from_secs(if reader == Reader::Kafka {
@@ -188,27 +230,111 @@ async fn paced(reader: Reader, rate: u64, secs: u64) -> Row {
     .await;
     let published_rate = publish(reader, &s, (rate * secs) as usize, Some(rate)).await;
     let summary = h.await.unwrap().expect("reader ran");
+    let machine = host_share(host, host_cpu());
     teardown(reader, &s).await;
     Row {
         reader: reader.label(),
         mode: format!("paced {rate}/s"),
         published_rate,
         s: summary,
+        machine,
     }
 }
 
 async fn drain(reader: Reader, n: usize) -> Row {
     let s = setup(reader).await;
     let published_rate = publish(reader, &s, n, None).await;
+    let host = host_cpu();
     let h = start_reader(reader, &s);
     let summary = h.await.unwrap().expect("reader ran");
+    let machine = host_share(host, host_cpu());
     teardown(reader, &s).await;
     Row {
         reader: reader.label(),
         mode: format!("drain {n}"),
         published_rate,
         s: summary,
+        machine,
     }
+}
+
+/// The raw reader of a drain: the same preload, read with the same client
+/// library and the reader's default prefetch or fetch settings, but nothing
+/// else: no decoding, no validation, no statistics, no output; the work
+/// queue and the stream ack each delivery, Kafka commits nothing. Returns
+/// messages per second from the first delivery to the `n`-th, as the
+/// reader's `active_rate_per_sec`, and the machine's busy and stolen shares.
+async fn raw_drain(reader: Reader, n: usize) -> (f64, Option<(f64, f64)>) {
+    use futures::StreamExt;
+    use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions};
+    use lapin::types::{AMQPValue, FieldTable, ShortString};
+    use rdkafka::consumer::{Consumer, StreamConsumer};
+
+    let s = setup(reader).await;
+    publish(reader, &s, n, None).await;
+    let host = host_cpu();
+    let mut first = None;
+    let mut got = 0usize;
+    if reader == Reader::Kafka {
+        let defaults = ConsumerConfig::local_kafka(s.kafka.clone(), "unused");
+        let mut c = s.kafka.client_config();
+        c.set("group.id", rand_name("bench-raw"))
+            .set("enable.auto.commit", "false")
+            .set("auto.offset.reset", "earliest")
+            .set(
+                "fetch.wait.max.ms",
+                defaults.fetch_wait.as_millis().max(1).to_string(),
+            );
+        let consumer: StreamConsumer = s.kafka.finish(c).create().unwrap();
+        consumer.subscribe(&[&s.kafka.topic]).unwrap();
+        while got < n {
+            consumer.recv().await.expect("raw Kafka read");
+            first.get_or_insert_with(Instant::now);
+            got += 1;
+        }
+    } else {
+        let (queue, prefetch, args) = if reader == Reader::Worker {
+            let p = WorkerConfig::local(&s.amqp.url, &s.amqp.prefix).prefetch;
+            (s.amqp.topology().work_queue, p, FieldTable::default())
+        } else {
+            let mut args = FieldTable::default();
+            args.insert(
+                ShortString::from("x-stream-offset"),
+                AMQPValue::LongString("first".into()),
+            );
+            let p = ConsumerConfig::local_stream(s.amqp.clone()).prefetch;
+            (s.amqp.topology().stream_queue, p, args)
+        };
+        let conn = s.amqp.connect("bench-raw").await.unwrap();
+        let ch = conn.create_channel().await.unwrap();
+        ch.basic_qos(prefetch, BasicQosOptions::default())
+            .await
+            .unwrap();
+        let mut deliveries = ch
+            .basic_consume(
+                queue.as_str().into(),
+                "bench-raw".into(),
+                BasicConsumeOptions::default(),
+                args,
+            )
+            .await
+            .unwrap();
+        while got < n {
+            let d = deliveries
+                .next()
+                .await
+                .expect("consumer open")
+                .expect("raw delivery");
+            first.get_or_insert_with(Instant::now);
+            d.ack(BasicAckOptions::default()).await.unwrap();
+            got += 1;
+        }
+        let _ = conn.close(200, "done".into()).await;
+    }
+    let secs = first.map_or(0.0, |f| f.elapsed().as_secs_f64());
+    let machine = host_share(host, host_cpu());
+    teardown(reader, &s).await;
+    ((n - 1) as f64 / secs.max(1e-9), machine)
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -221,6 +347,8 @@ async fn main() {
     let wanted =
         |r: Reader| filter.is_empty() || filter.iter().any(|f| r.label().contains(f.as_str()));
     let mut rows = Vec::new();
+    let mut raws: Vec<RawRow> = Vec::new();
+    let n_drain = 30_000;
     for reader in [Reader::Worker, Reader::Kafka, Reader::Stream] {
         if !wanted(reader) {
             continue;
@@ -230,14 +358,32 @@ async fn main() {
             eprintln!("{} {}: {:?}", r.reader, r.mode, r.s.latency_from_received);
             rows.push(r);
         }
-        let r = drain(reader, 30_000).await;
-        eprintln!("{} {}: {:.0}/s", r.reader, r.mode, r.s.active_rate_per_sec);
-        rows.push(r);
+        let mut raw = (reader.label(), Vec::new(), Vec::new());
+        for round in 0..2 {
+            let raw_first = round == 0;
+            for raw_turn in [raw_first, !raw_first] {
+                if raw_turn {
+                    let (rate, machine) = raw_drain(reader, n_drain).await;
+                    eprintln!("{} raw drain {n_drain}: {rate:.0}/s", reader.label());
+                    raw.1.push(rate);
+                    raw.2.push(machine);
+                } else {
+                    let r = drain(reader, n_drain).await;
+                    eprintln!("{} {}: {:.0}/s", r.reader, r.mode, r.s.active_rate_per_sec);
+                    rows.push(r);
+                }
+            }
+        }
+        raws.push(raw);
     }
-    println!(
-        "| reader | run | published/s | handled | handled/s | p50 ms | p90 ms | p99 ms | max ms |"
+    let pct = |m: Option<(f64, f64)>| {
+        m.map_or("?".to_string(), |(busy, steal)| {
+            format!("{busy:.0}% / {steal:.1}%")
+        })
+    };
+    let mut md = String::from(
+        "| reader | run | published/s | handled | handled/s | p50 ms | p90 ms | p99 ms | max ms | machine busy / stolen |\n| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
     );
-    println!("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     for r in &rows {
         let l = &r.s.latency_from_received;
         let latency = r.mode.starts_with("paced");
@@ -248,8 +394,8 @@ async fn main() {
                 "–".into()
             }
         };
-        println!(
-            "| {} | {} | {:.0} | {} | {:.0} | {} | {} | {} | {} |",
+        md.push_str(&format!(
+            "| {} | {} | {:.0} | {} | {:.0} | {} | {} | {} | {} | {} |\n",
             r.reader,
             r.mode,
             r.published_rate,
@@ -258,7 +404,57 @@ async fn main() {
             f(l.p50_ms),
             f(l.p90_ms),
             f(l.p99_ms),
-            f(l.max_ms)
-        );
+            f(l.max_ms),
+            pct(r.machine),
+        ));
+    }
+    md.push_str(&format!(
+        "\nDrain of {n_drain} ticks against a raw reader of the same preload, in the same run (two rounds each, the raw reader first in the first round; mean rates, every sample in brackets):\n\n| reader | raw msgs/s | reader handled/s | ratio | machine busy / stolen (raw; reader) |\n| --- | ---: | ---: | ---: | --- |\n"
+    ));
+    for (label, raw_rates, raw_machine) in &raws {
+        let mine: Vec<&Row> = rows
+            .iter()
+            .filter(|r| r.reader == *label && r.mode.starts_with("drain"))
+            .collect();
+        let rates: Vec<f64> = mine.iter().map(|r| r.s.active_rate_per_sec).collect();
+        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+        let list = |v: &[f64]| {
+            v.iter()
+                .map(|x| format!("{x:.0}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        md.push_str(&format!(
+            "| {label} | {:.0} ({}) | {:.0} ({}) | {:.0}% | {}; {} |\n",
+            mean(raw_rates),
+            list(raw_rates),
+            mean(&rates),
+            list(&rates),
+            100.0 * mean(&rates) / mean(raw_rates).max(1e-9),
+            raw_machine
+                .iter()
+                .map(|m| pct(*m))
+                .collect::<Vec<_>>()
+                .join(", "),
+            mine.iter()
+                .map(|r| pct(r.machine))
+                .collect::<Vec<_>>()
+                .join(", "),
+        ));
+    }
+    md.push_str(&format!(
+        "\nRun at {} UTC.\n",
+        chrono::Utc::now().format("%Y-%m-%d %H:%M")
+    ));
+    print!("{md}");
+    // A filtered run prints only; the page holds the whole table.
+    if filter.is_empty() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/BENCHMARKS.md");
+        let page = std::fs::read_to_string(path).unwrap_or_default();
+        let head = page
+            .split_once("## Results")
+            .map_or(page.as_str(), |(h, _)| h);
+        std::fs::write(path, format!("{}\n\n## Results\n\n{md}", head.trim_end()))
+            .expect("write BENCHMARKS.md");
     }
 }
