@@ -147,6 +147,10 @@ pub struct Evidence<'a> {
     /// Things worth knowing that are not differences (a reader that exited
     /// non-zero after SIGTERM while waiting to reconnect).
     pub notes: Vec<String>,
+    /// The group as its coordinator described it once every reader had
+    /// caught up (one line), and what was wrong with it: the live members,
+    /// and every partition assigned to exactly one of them.
+    pub coordinator: (String, Vec<String>),
     /// Bound parameters.
     pub bounds: DupBounds,
     /// Seconds the scenario lasted.
@@ -582,6 +586,9 @@ pub fn reconcile(ev: &Evidence<'_>) -> Outcome {
     for (name, why) in &ev.unclean_exits {
         fails.push(format!("{name} did not exit cleanly: {why}"));
     }
+    for p in &ev.coordinator.1 {
+        fails.push(format!("group coordinator: {p}"));
+    }
 
     // --- the table.
     let mut t = String::new();
@@ -672,6 +679,11 @@ pub fn reconcile(ev: &Evidence<'_>) -> Outcome {
     for l in &kafka_poison_lines {
         let _ = writeln!(t, "{l}");
     }
+    let _ = writeln!(
+        t,
+        "group, as its coordinator describes it: {}",
+        ev.coordinator.0
+    );
     for n in &ev.notes {
         let _ = writeln!(t, "note: {n}");
     }

@@ -22,12 +22,12 @@ use crate::reconcile::{reconcile, DupBounds, Evidence, FaultRecord, Outcome, Pro
 use crate::records::{read_producer_dir, Received};
 use crate::ChaosError;
 use chrono::Utc;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tickbridge_core::amqp::AmqpConfig;
-use tickbridge_core::kafka::KafkaConfig;
+use tickbridge_core::kafka::{groups, KafkaConfig};
 use tickbridge_core::testkit::{KafkaNode, RabbitNode};
 use tickbridge_feed_sim::{SimConfig, SimHandle};
 
@@ -298,6 +298,7 @@ impl Scenario<'_> {
         let mut workers = Received::default();
         let mut group = Received::default();
         self.catch_up(&mut workers, &mut group).await;
+        let coordinator = self.describe_group().await;
         self.stop_readers().await;
         workers.poll(&self.dir, "worker-");
         group.poll(&self.dir, "group-");
@@ -333,6 +334,7 @@ impl Scenario<'_> {
             replay_decode_errors,
             group_decode_errors,
             unclean_exits: self.unclean.clone(),
+            coordinator,
             notes: self.notes.clone(),
             bounds: DupBounds {
                 worker_prefetch: WORKER_PREFETCH,
@@ -692,6 +694,59 @@ impl Scenario<'_> {
                     "chaos: catch-up gave up: workers missing {mw}, group missing {mg}, bridge queue depth {bridge_depth:?}"
                 );
                 return;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+
+    /// The group from its coordinator's side (DescribeGroups), once the
+    /// readers have caught up: it must be `Stable` with exactly the two
+    /// live members (by client id, which is the instance name) and every
+    /// partition of the topic assigned to exactly one of them. A rebalance
+    /// still settling gets up to 30 s.
+    async fn describe_group(&self) -> (String, Vec<String>) {
+        let live: BTreeSet<String> = self
+            .members
+            .iter()
+            .flatten()
+            .map(|p| p.name.clone())
+            .collect();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let (line, problems) =
+                match groups::describe_group(&self.kafka, &self.group, Duration::from_secs(10))
+                    .await
+                {
+                    Err(e) => (
+                        format!("not described: {e}"),
+                        vec![format!("DescribeGroups failed: {e}")],
+                    ),
+                    Ok(d) => {
+                        let assigned = d.assigned(&self.topic);
+                        let members: BTreeSet<String> =
+                            d.members.iter().map(|m| m.client_id.clone()).collect();
+                        let mut parts: Vec<i32> = assigned.values().flatten().copied().collect();
+                        parts.sort_unstable();
+                        let mut problems = Vec::new();
+                        if d.state != "Stable" {
+                            problems.push(format!("state {} (not Stable)", d.state));
+                        }
+                        if members != live {
+                            problems.push(format!("members {members:?}, live {live:?}"));
+                        }
+                        if parts != [0, 1, 2] {
+                            problems.push(format!(
+                                "partitions assigned {parts:?}, want each of [0, 1, 2] once"
+                            ));
+                        }
+                        (
+                            format!("{}, {} members, {assigned:?}", d.state, d.members.len()),
+                            problems,
+                        )
+                    }
+                };
+            if problems.is_empty() || Instant::now() >= deadline {
+                return (line, problems);
             }
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
