@@ -9,8 +9,9 @@
 #       → consumer in a Kafka consumer group
 #
 # Everything runs against brokers of the soak's own on spare ports (a private
-# RabbitMQ node and a tansu broker on memory:// storage), so the shared stack
-# on 5672/9092 is neither disturbed nor a source of noise. Results go to
+# RabbitMQ node and a private Apache Kafka node started with scripts/kafka.sh,
+# its log under the run directory), so the shared stack on 5672/9092 is
+# neither disturbed nor a source of noise. Results go to
 # SOAK.md (tables and the flatness verdict) and SOAK.csv (every sample);
 # see scripts/soak_report.py for the rule. Exit status is non-zero when a
 # binary's RSS is not flat, a process fails, or a tick is missing.
@@ -23,7 +24,8 @@
 # --dedup-window, default 1,000,000), SOAK_MAX_SECONDS (stop publishing after this
 # long even if SOAK_TICKS is not reached; the report then judges the shorter
 # run and says so), SOAK_OUT / SOAK_CSV (result files), SOAK_KEEP=1 (keep
-# the run directory under out/).
+# the run directory under out/), SOAK_KAFKA_HEAP_OPTS (the private broker's
+# heap, default -Xms256m -Xmx1g, as the shared stack's).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -64,6 +66,9 @@ RABBIT_NODE=""
 RABBIT_DIR=""
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  # The broker shuts down cleanly on SIGTERM; let it finish before its
+  # directory goes.
+  [ -n "${KAFKA_PID:-}" ] && { wait "$KAFKA_PID" 2>/dev/null || true; }
   if [ -n "$RABBIT_NODE" ]; then
     rabbitmqctl -n "$RABBIT_NODE" stop >/dev/null 2>&1 || true
   fi
@@ -75,7 +80,7 @@ trap cleanup EXIT
 say "run $RUN_ID: $TICKS ticks ($PER_SYMBOL per symbol), feed rate ${RATE} (0 = full speed), sample every ${INTERVAL}s"
 
 say "release build"
-cargo build --release -p tickbridge-feed-sim -p tickbridge-producer -p tickbridge-consumer --bins
+cargo build --release -p tickbridge-feed-sim -p tickbridge-producer -p tickbridge-consumer -p tickbridge-core --bins
 
 # 1. A private RabbitMQ node (the same recipe as core::testkit::RabbitNode).
 RABBIT_PORT="$(free_port)"
@@ -98,18 +103,22 @@ RABBIT_PID=""
 for _ in $(seq 1 50); do RABBIT_PID="$(cat "$RABBIT_DIR/pid" 2>/dev/null || true)"; [ -n "$RABBIT_PID" ] && break; sleep 0.2; done
 say "private RabbitMQ $RABBIT_NODE on 127.0.0.1:$RABBIT_PORT (pid ${RABBIT_PID:-?})"
 
-# 2. A private tansu on memory:// storage (sqlite would cap the producer at
-#    the header table's insert rate, ~9k/s, and the soak is about our memory).
-TANSU="${TANSU_BIN:-$HOME/.cargo/bin/tansu}"
-[ -x "$TANSU" ] || TANSU="$(command -v tansu || true)"
-[ -n "$TANSU" ] || { echo "soak: tansu not found (scripts/stack.sh up builds it)" >&2; exit 1; }
+# 2. A private Apache Kafka node (KRaft, one JVM) with its log in the run
+#    directory: the same recipe as core::testkit::KafkaNode. `kafka.sh exec`
+#    replaces itself with the JVM, so KAFKA_PID is the broker.
 KAFKA_PORT="$(free_port)"
-"$TANSU" broker --storage-engine memory://tansu/ --listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
-  --advertised-listener-url "tcp://127.0.0.1:$KAFKA_PORT" >"$RUN/tansu.log" 2>&1 &
-TANSU_PID=$!; PIDS+=($TANSU_PID)
-wait_port "$KAFKA_PORT" 30 || { echo "soak: tansu did not open port $KAFKA_PORT (log $RUN/tansu.log)" >&2; exit 1; }
+KAFKA_CONTROLLER_PORT="$(free_port)"
+"$ROOT/scripts/kafka.sh" install
+"$ROOT/scripts/kafka.sh" init "$RUN/kafka" "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT" \
+  || { echo "soak: scripts/kafka.sh init failed for the private Kafka node" >&2; exit 1; }
+KAFKA_HEAP_OPTS="${SOAK_KAFKA_HEAP_OPTS:--Xms256m -Xmx1g}" \
+  "$ROOT/scripts/kafka.sh" exec "$RUN/kafka" >"$RUN/kafka.log" 2>&1 </dev/null &
+KAFKA_PID=$!; PIDS+=($KAFKA_PID)
 KAFKA_BROKERS="127.0.0.1:$KAFKA_PORT"
-say "private tansu (memory://) on $KAFKA_BROKERS (pid $TANSU_PID)"
+# The port opens before the broker serves: wait for a metadata answer.
+"$BIN/stack-check" --kafka-only --kafka-brokers "$KAFKA_BROKERS" --timeout 90 >/dev/null \
+  || { echo "soak: the private Kafka node on $KAFKA_BROKERS did not answer (log $RUN/kafka.log)" >&2; exit 1; }
+say "private Apache Kafka $("$ROOT/scripts/kafka.sh" version) on $KAFKA_BROKERS (pid $KAFKA_PID)"
 
 # 3. The pipeline, readers first.
 PREFIX="$RUN_ID"; TOPIC="$RUN_ID"
@@ -142,7 +151,7 @@ say "feed-sim $SIM_PID on $SIM_ADDR, producer $PRODUCER_PID, worker $WORKER_PID,
 python3 "$ROOT/scripts/soak_report.py" sample --interval "$INTERVAL" --out "$RUN/samples.csv" \
   --proc "feed-sim=$SIM_PID" --proc "producer=$PRODUCER_PID@http://$P_METRICS/metrics" \
   --proc "worker=$WORKER_PID@http://$W_METRICS/metrics" --proc "consumer=$CONSUMER_PID@http://$C_METRICS/metrics" \
-  --proc "rabbitmq=${RABBIT_PID:-0}" --proc "tansu=$TANSU_PID" \
+  --proc "rabbitmq=${RABBIT_PID:-0}" --proc "kafka=$KAFKA_PID" \
   --until "$WORKER_PID,$CONSUMER_PID" --progress &
 SAMPLER_PID=$!; PIDS+=($SAMPLER_PID)
 

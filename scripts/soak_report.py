@@ -20,8 +20,9 @@ flatness rule to each tickbridge binary:
              and max fds / threads over the remaining 80% <= the warm-up
              maximum + 16 (a leak grows without bound, churn does not).
 
-The brokers (the private RabbitMQ node and tansu) are sampled too, for
-context only: tansu's memory:// storage keeps every record by design.
+The brokers (the private RabbitMQ node and the private Kafka node) are
+sampled too, for context only: a broker keeps the records it was sent (a
+JVM's heap and page cache grow with them) by design.
 """
 
 import argparse
@@ -33,7 +34,7 @@ import time
 import urllib.request
 
 BINARIES = ["feed-sim", "producer", "worker", "consumer"]
-BROKERS = ["rabbitmq", "tansu"]
+BROKERS = ["rabbitmq", "kafka"]
 WARMUP = 0.20
 FACTOR = 1.2
 SLACK_MIB = 8.0
@@ -257,7 +258,7 @@ def cmd_report(a):
         f"on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, on the project's 2-core machine. "
         "`feed-sim` → `producer --sink rabbitmq,kafka` (persistent messages with publisher confirms; idempotent "
         "Kafka producer, `acks=all`) → one `worker` on the work queue and one `consumer` in a Kafka group, all "
-        "release builds, against a private RabbitMQ node and a private tansu (`memory://`) on spare ports. "
+        "release builds, against a private RabbitMQ node and a private Apache Kafka node (KRaft, one JVM) on spare ports. "
         f"Every {a.interval:g} s the soak reads `VmRSS` and `Threads` from "
         "`/proc/<pid>/status` and counts `/proc/<pid>/fd` for each process; every sample is in "
         f"[{os.path.basename(a.csv)}]({os.path.basename(a.csv)}).\n")
