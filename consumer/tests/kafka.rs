@@ -200,10 +200,12 @@ async fn replay_from_offset_timestamp_and_duration() {
     let k = kafka_topic(3).await;
     let all = messages("p-pos", 1_200);
     let (a, b) = all.split_at(600);
+    // A 3 s pause on each side of `t`: a replay from `t` (give or take the
+    // time a reader takes to start on a loaded machine) starts at batch b.
     let pos_a = kafka_publish(&k, a).await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    tokio::time::sleep(Duration::from_millis(3000)).await;
     let t = chrono::Utc::now();
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    tokio::time::sleep(Duration::from_millis(3000)).await;
     let pos_b = kafka_publish(&k, b).await;
     let positions: Vec<(i32, i64)> = pos_a.into_iter().chain(pos_b).collect();
     let expect = |f: &dyn Fn(i32, i64) -> bool| -> HashSet<String> {
@@ -216,11 +218,17 @@ async fn replay_from_offset_timestamp_and_duration() {
     let dir = tempfile::tempdir().unwrap();
     let p = |n: &str| dir.path().join(format!("{n}.jsonl"));
 
-    // Duration first, while "now - 2s" still falls in the pause between batches.
-    let mut c = with_replay(config(&k, &rand_name("g-ago"), &p("ago")), "2s");
+    // A duration that points at `t` now: however long publishing batch b
+    // took, "now - ago" falls in the pause between the batches.
+    let ago = format!("{}ms", (chrono::Utc::now() - t).num_milliseconds());
+    let mut c = with_replay(config(&k, &rand_name("g-ago"), &p("ago")), &ago);
     c.no_commit = true;
     run_one(c).await;
-    assert_eq!(handled_ids(&p("ago")), ids(b), "2s ago = the second batch");
+    assert_eq!(
+        handled_ids(&p("ago")),
+        ids(b),
+        "{ago} ago (= t) = the second batch"
+    );
 
     let mut c = with_replay(config(&k, &rand_name("g-ts"), &p("ts")), &t.to_rfc3339());
     c.no_commit = true;
