@@ -647,6 +647,18 @@ async fn main() {
             r.peak_rss_kib as f64 / 1024.0
         ));
     }
+    // The project's target for durable Kafka-only publishing, judged on
+    // this run's medians.
+    if let Some(k) = rows.iter().find(|r| r.name == "Kafka only") {
+        let (rate, ratio) = (median(&k.producer), k.ratio());
+        let verdict = |ok: bool| if ok { "met" } else { "**missed**" };
+        md.push_str(&format!(
+            "\nTarget for Kafka only (durable: `acks=all`, idempotent, the broker's log on disk): at least 100,000 ticks/s, {} ({rate:.0}); at least 80% of the raw publisher, {} ({:.0}%).\n",
+            verdict(rate >= 100_000.0),
+            verdict(ratio >= 0.8),
+            ratio * 100.0
+        ));
+    }
     md.push_str("\nSamples (producer ticks/s / baseline msgs/s, in run order):\n\n");
     for r in &rows {
         let pairs: Vec<String> = r
