@@ -282,6 +282,28 @@ async fn resume_by_last_event_id_is_exact_from_ring_and_from_kafka() {
     got.assert_exact(&recent, &end);
     assert_eq!(end.next.values().sum::<i64>(), 1300);
 
+    // The summary view resumes the same way: each event's count is exactly
+    // what its id moved on by, from the early id to the end.
+    let mut summary = Sse::connect(&s.url, "?view=summary", Some(&early.to_string())).await;
+    let total = |c: &Cursor| c.next.values().sum::<i64>();
+    let mut at = total(&early);
+    let mut counted = 0i64;
+    while at < 1300 {
+        let ev = summary.next().await.unwrap();
+        if ev.kind == "summary" {
+            let id = Cursor::parse(ev.id.as_ref().unwrap()).unwrap();
+            let n = ev.data["n"].as_i64().unwrap();
+            assert_eq!(
+                total(&id) - at,
+                n,
+                "a summary's count is what its id moved on by"
+            );
+            counted += n;
+            at = total(&id);
+        }
+    }
+    assert_eq!(counted, 1300 - total(&early));
+
     s.shutdown.trigger();
     let st = s.task.await.unwrap().unwrap();
     assert_eq!(st.messages, 1300);

@@ -145,6 +145,10 @@ async fn client(
     let mut total: Option<i64> = None;
     let mut generation = *storm.borrow();
     loop {
+        if *storm.borrow() == u32::MAX {
+            shared.closed.fetch_add(1, Relaxed);
+            return;
+        }
         let permit = connect.acquire().await;
         let stream = match tokio::net::TcpStream::connect(addr).await {
             Ok(s) => s,
@@ -337,6 +341,8 @@ async fn run_one(cli: &Cli, dashboard: &PathBuf, n: usize) -> anyhow::Result<Row
     let topic = rand_name("fanout");
     let k = KafkaConfig::local(&cli.kafka_brokers, &topic, 3);
     k.ensure_topic(&topic, 3).await?;
+    // The dashboard's log, for when a run goes wrong.
+    let log_path = std::env::temp_dir().join(format!("fanout-dashboard-{n}.log"));
     let mut child = tokio::process::Command::new(dashboard)
         .args([
             "--listen",
@@ -355,9 +361,9 @@ async fn run_one(cli: &Cli, dashboard: &PathBuf, n: usize) -> anyhow::Result<Row
             "--batch-interval",
             &humantime::format_duration(cli.batch_interval).to_string(),
         ])
-        .env("RUST_LOG", "warn")
+        .env("RUST_LOG", "info")
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(Stdio::from(std::fs::File::create(&log_path)?))
         .kill_on_drop(true)
         .spawn()
         .with_context(|| format!("cannot start {}", dashboard.display()))?;
@@ -452,7 +458,10 @@ async fn run_one(cli: &Cli, dashboard: &PathBuf, n: usize) -> anyhow::Result<Row
             storm_rx.clone(),
         )));
     }
-    wait_for(|| shared.live.load(Relaxed) >= n, Duration::from_secs(300)).await?;
+    tokio::select! {
+        r = wait_for(|| shared.live.load(Relaxed) >= n, Duration::from_secs(300)) => r?,
+        s = child.wait() => bail!("the dashboard exited ({s:?}); see {}", log_path.display()),
+    }
     let connect_s = t0.elapsed().as_secs_f64();
 
     // Hold under load, measuring.
@@ -471,7 +480,10 @@ async fn run_one(cli: &Cli, dashboard: &PathBuf, n: usize) -> anyhow::Result<Row
     shared.live.store(0, Relaxed);
     let t1 = Instant::now();
     storm_tx.send(1)?;
-    wait_for(|| shared.live.load(Relaxed) >= n, Duration::from_secs(300)).await?;
+    tokio::select! {
+        r = wait_for(|| shared.live.load(Relaxed) >= n, Duration::from_secs(300)) => r?,
+        s = child.wait() => bail!("the dashboard exited ({s:?}); see {}", log_path.display()),
+    }
     let storm_s = t1.elapsed().as_secs_f64();
     // A little more traffic after the storm, so a gap would show.
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -486,6 +498,7 @@ async fn run_one(cli: &Cli, dashboard: &PathBuf, n: usize) -> anyhow::Result<Row
     };
     storm_tx.send(u32::MAX)?;
     for t in tasks {
+        t.abort();
         let _ = t.await;
     }
     stop.store(true, Relaxed);
@@ -527,6 +540,55 @@ async fn wait_for(f: impl Fn() -> bool, limit: Duration) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Prints the table and, with `--out`, replaces the results section.
+fn write_table(cli: &Cli, rows: &[Row], failed: Option<(usize, String)>) -> anyhow::Result<()> {
+    let Some(first) = rows.first() else {
+        return Ok(());
+    };
+    let base_p99 = first.fan_p99.max(0.001);
+    let mut table = String::new();
+    let date = chrono::Utc::now().format("%Y-%m-%d %H:%M UTC");
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    table.push_str(&format!(
+        "Run {date}: {cores} cores, Linux {}, {} ticks/s into a 3-partition topic, `--batch-interval {}`, view `{}`, {} s held per N; the dashboard and the clients on the same machine (loopback).\n\n",
+        kernel.trim(),
+        cli.rate,
+        humantime::format_duration(cli.batch_interval),
+        cli.view,
+        cli.hold.as_secs()
+    ));
+    table.push_str("| clients | events delivered | messages delivered | events/s per client | delay p50 / p99 / max (ms) | p99 vs 1 client | producer → client p50 / p99 (ms) | server CPU | server RSS (per connection) | connect all | all live again after a reconnect storm | gaps or duplicates | cut off |\n");
+    table.push_str("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    for r in rows {
+        table.push_str(&format!(
+            "| {} | {} | {} | {:.1} | {:.1} / {:.1} / {:.1} | {:.1}× | {:.1} / {:.1} | {:.0}% | {:.1} MiB ({:.1} KiB) | {:.2} s | {:.2} s | {} | {} |\n",
+            r.n, r.events, r.messages, r.per_client_rate, r.fan_p50, r.fan_p99, r.fan_max,
+            r.fan_p99 / base_p99, r.e2e_p50, r.e2e_p99, r.cpu_pct, r.rss_mib, r.rss_per_conn_kib,
+            r.connect_s, r.storm_s, r.violations, r.cut_off
+        ));
+    }
+    if let Some((n, why)) = failed {
+        table.push_str(&format!("\n{n} clients: the run failed: {why}\n"));
+    }
+    println!("{table}");
+    if let Some(path) = &cli.out {
+        let old = std::fs::read_to_string(path).unwrap_or_default();
+        let (start, end) = (
+            "<!-- fanout-results:start -->",
+            "<!-- fanout-results:end -->",
+        );
+        let new = match (old.find(start), old.find(end)) {
+            (Some(a), Some(b)) if a < b => format!("{}{start}\n{table}{}", &old[..a], &old[b..]),
+            _ => format!("{old}\n{start}\n{table}{end}\n"),
+        };
+        std::fs::write(path, new)?;
+    }
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
@@ -548,51 +610,22 @@ async fn main() -> anyhow::Result<()> {
     let mut rows = Vec::new();
     for n in std::iter::once(1).chain(cli.clients.iter().copied()) {
         eprintln!("fan-out: {n} clients ...");
-        let r = run_one(&cli, &dashboard, n).await?;
+        let r = match run_one(&cli, &dashboard, n).await {
+            Ok(r) => r,
+            Err(e) => {
+                // The rows measured so far stay written; the failure is
+                // reported, not hidden.
+                eprintln!("  {n}: FAILED: {e:#}");
+                write_table(&cli, &rows, Some((n, format!("{e:#}"))))?;
+                return Err(e);
+            }
+        };
         eprintln!(
             "  {n}: {} events ({:.1}/s per client), delay p50 {:.1} ms p99 {:.1} ms, CPU {:.0}%, RSS {:.1} MiB, storm {:.2} s, violations {}",
             r.events, r.per_client_rate, r.fan_p50, r.fan_p99, r.cpu_pct, r.rss_mib, r.storm_s, r.violations
         );
         rows.push(r);
-    }
-    let base_p99 = rows[0].fan_p99.max(0.001);
-    let mut table = String::new();
-    let date = chrono::Utc::now().format("%Y-%m-%d %H:%M UTC");
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(0);
-    table.push_str(&format!(
-        "Run {date}: {cores} cores, Linux {}, {} ticks/s into a 3-partition topic, `--batch-interval {}`, view `{}`, {} s held per N; the dashboard and the clients on the same machine (loopback).\n\n",
-        kernel.trim(),
-        cli.rate,
-        humantime::format_duration(cli.batch_interval),
-        cli.view,
-        cli.hold.as_secs()
-    ));
-    table.push_str("| clients | events delivered | messages delivered | events/s per client | delay p50 / p99 / max (ms) | p99 vs 1 client | producer → client p50 / p99 (ms) | server CPU | server RSS (per connection) | connect all | all live again after a reconnect storm | gaps or duplicates | cut off |\n");
-    table.push_str("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
-    for r in &rows {
-        table.push_str(&format!(
-            "| {} | {} | {} | {:.1} | {:.1} / {:.1} / {:.1} | {:.1}× | {:.1} / {:.1} | {:.0}% | {:.1} MiB ({:.1} KiB) | {:.2} s | {:.2} s | {} | {} |\n",
-            r.n, r.events, r.messages, r.per_client_rate, r.fan_p50, r.fan_p99, r.fan_max,
-            r.fan_p99 / base_p99, r.e2e_p50, r.e2e_p99, r.cpu_pct, r.rss_mib, r.rss_per_conn_kib,
-            r.connect_s, r.storm_s, r.violations, r.cut_off
-        ));
-    }
-    println!("{table}");
-    if let Some(path) = &cli.out {
-        let old = std::fs::read_to_string(path).unwrap_or_default();
-        let (start, end) = (
-            "<!-- fanout-results:start -->",
-            "<!-- fanout-results:end -->",
-        );
-        let new = match (old.find(start), old.find(end)) {
-            (Some(a), Some(b)) if a < b => format!("{}{start}\n{table}{}", &old[..a], &old[b..]),
-            _ => format!("{old}\n{start}\n{table}{end}\n"),
-        };
-        std::fs::write(path, new)?;
-        eprintln!("results written to {}", path.display());
+        write_table(&cli, &rows, None)?;
     }
     Ok(())
 }
