@@ -19,17 +19,16 @@ use crate::scrape::TargetView;
 use crate::Result;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, StreamConsumer};
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::Message as _;
-use rdkafka::statistics::Statistics;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
-use rdkafka::ClientContext;
 use serde::Serialize;
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tickbridge_core::kafka::groups::LagProbe;
 use tickbridge_core::telemetry::{InternalEvent, LatencyStats};
 use tickbridge_core::{schema, Message, Shutdown};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -264,7 +263,8 @@ pub struct State {
     pub latency_p99_ms: f64,
     /// Live position (`next` offset per partition).
     pub cursor: String,
-    /// The dashboard group's lag per partition (high watermark - next).
+    /// The dashboard group's lag per partition, from the brokers (committed
+    /// offsets against watermarks).
     pub lag: BTreeMap<i32, i64>,
     /// Connected SSE clients.
     pub clients: usize,
@@ -346,25 +346,28 @@ impl Hub {
     }
 }
 
-/// Lag per partition from librdkafka's statistics.
-struct Ctx {
-    topic: String,
-    hi: Arc<Mutex<BTreeMap<i32, i64>>>,
-}
-
-impl ClientContext for Ctx {
-    fn stats(&self, s: Statistics) {
-        if let Some(t) = s.topics.get(&self.topic) {
-            let mut hi = self.hi.lock().unwrap_or_else(|e| e.into_inner());
-            for (p, part) in &t.partitions {
-                if *p >= 0 && part.hi_offset >= 0 {
-                    hi.insert(*p, part.hi_offset);
-                }
-            }
+/// The dashboard group's lag as the brokers see it (committed offsets
+/// against watermarks), measured by tickbridge-core's [`LagProbe`] off the
+/// message path, once per `--scrape-interval`.
+async fn sample_lag(
+    probe: LagProbe,
+    every: Duration,
+    out: Arc<Mutex<BTreeMap<i32, i64>>>,
+    shutdown: Shutdown,
+) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        match probe.sample().await {
+            Ok(l) => *out.lock().unwrap_or_else(|e| e.into_inner()) = l.by_partition(),
+            Err(e) => tracing::debug!(error = %e, "group lag sample failed"),
         }
     }
 }
-impl ConsumerContext for Ctx {}
 
 /// A client that stopped reading was disconnected.
 struct ClientCutOff;
@@ -404,18 +407,14 @@ pub async fn start(
     let k = &cfg.kafka;
     k.ping(Duration::from_secs(10)).await?;
     let partitions = k.wait_for_topic(&k.topic, cfg.topic_wait).await?;
-    let hi = Arc::new(Mutex::new(BTreeMap::new()));
+    let lag = Arc::new(Mutex::new(BTreeMap::new()));
     let mut c = k.client_config();
     c.set("group.id", &cfg.group)
         .set("client.id", "dashboard")
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
-        .set("fetch.wait.max.ms", "20")
-        .set("statistics.interval.ms", "1000");
-    let consumer: StreamConsumer<Ctx> = k.finish(c).create_with_context(Ctx {
-        topic: k.topic.clone(),
-        hi: hi.clone(),
-    })?;
+        .set("fetch.wait.max.ms", "20");
+    let consumer: StreamConsumer = k.finish(c).create()?;
     // Where each partition starts, as a number: the group's committed
     // offset, else the start the flags ask for. A number, not
     // `Offset::Beginning`, because every event id names every partition.
@@ -480,19 +479,26 @@ pub async fn start(
         clients: Vec::new(),
         state,
         live_tx,
-        hi,
+        lag: lag.clone(),
         lat: LatencyStats::default(),
         targets: Vec::new(),
         dead_letters_seen: BTreeMap::new(),
         active,
     };
+    let probe = LagProbe::new(k, &cfg.group, &k.topic, Duration::from_secs(5))?;
+    tokio::spawn(sample_lag(
+        probe,
+        cfg.scrape_interval,
+        lag,
+        shutdown.clone(),
+    ));
     let handle = tokio::spawn(task.run(reg_rx, scrapes, shutdown));
     Ok((hub, handle))
 }
 
 struct HubTask {
     cfg: Arc<DashboardConfig>,
-    consumer: StreamConsumer<Ctx>,
+    consumer: StreamConsumer,
     cursor: Cursor,
     batch_start: Cursor,
     pending: Vec<String>,
@@ -501,7 +507,7 @@ struct HubTask {
     clients: Vec<ClientTx>,
     state: Arc<Mutex<State>>,
     live_tx: watch::Sender<Cursor>,
-    hi: Arc<Mutex<BTreeMap<i32, i64>>>,
+    lag: Arc<Mutex<BTreeMap<i32, i64>>>,
     lat: LatencyStats,
     targets: Vec<TargetView>,
     dead_letters_seen: BTreeMap<(String, String), f64>,
@@ -519,7 +525,9 @@ impl HubTask {
         batch_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut status_tick = tokio::time::interval(self.cfg.scrape_interval);
         status_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut commit_tick = tokio::time::interval(Duration::from_secs(5));
+        // Committed as often as the lag is sampled: the brokers' view of the
+        // group is then at most one interval old.
+        let mut commit_tick = tokio::time::interval(self.cfg.scrape_interval);
         loop {
             tokio::select! {
                 biased;
@@ -714,13 +722,7 @@ impl HubTask {
         let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
         s.latency_p50_ms = self.lat.percentile_ms(50.0);
         s.latency_p99_ms = self.lat.percentile_ms(99.0);
-        let hi = self.hi.lock().unwrap_or_else(|e| e.into_inner());
-        s.lag = self
-            .cursor
-            .next
-            .iter()
-            .map(|(p, n)| (*p, hi.get(p).map(|h| (h - n).max(0)).unwrap_or(0)))
-            .collect();
+        s.lag = self.lag.lock().unwrap_or_else(|e| e.into_inner()).clone();
         s.clients = self.active.load(Ordering::Relaxed);
         s.clone()
     }

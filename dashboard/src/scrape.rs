@@ -139,6 +139,7 @@ pub fn view(name: &str, samples: &[Sample]) -> TargetView {
     };
     let mut role: Option<String> = None;
     let mut lag = None::<f64>;
+    let mut group_lag = None::<f64>;
     for s in samples {
         match s.name.as_str() {
             "tickbridge_producer_ticks_total" => {
@@ -174,6 +175,12 @@ pub fn view(name: &str, samples: &[Sample]) -> TargetView {
                 *v.dead_letters.entry(r).or_default() += s.value;
             }
             "tickbridge_consumer_duplicates_total" => v.duplicates += s.value,
+            // The group's lag from the brokers (committed offsets against
+            // watermarks), which the consumer measures with tickbridge-core's
+            // LagProbe; preferred over the reader's own fetch position.
+            "tickbridge_consumer_group_lag_total" => {
+                *group_lag.get_or_insert(0.0) += s.value.max(0.0);
+            }
             "tickbridge_consumer_kafka_lag" => {
                 *lag.get_or_insert(0.0) += s.value.max(0.0);
             }
@@ -199,6 +206,7 @@ pub fn view(name: &str, samples: &[Sample]) -> TargetView {
             _ => "unknown",
         };
     }
+    let lag = group_lag.or(lag);
     if v.kind == "group" || lag.is_some() {
         v.lag = lag;
     }
@@ -376,6 +384,13 @@ tickbridge_consumer_kafka_lag{partition="1"} 3
         );
         let v = view("g", &group);
         assert_eq!((v.kind, v.lag), ("group", Some(5.0)));
+        // The brokers' view of the group wins when the reader reports it.
+        let mut with_group = group.clone();
+        with_group.extend(parse(
+            r#"tickbridge_consumer_group_lag_total{group="g",topic="t"} 9
+"#,
+        ));
+        assert_eq!(view("g", &with_group).lag, Some(9.0));
 
         let producer = parse(
             r#"tickbridge_producer_ticks_total 50
