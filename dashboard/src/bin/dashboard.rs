@@ -3,15 +3,24 @@
 
 use anyhow::Context;
 use clap::Parser;
+use tickbridge_core::cli::help_template;
 use tickbridge_core::telemetry::init_tracing;
 use tickbridge_core::Shutdown;
 use tickbridge_dashboard::{limits, run, DashboardConfig};
 
-/// Live view of the tickbridge pipeline in a browser, pushed over
-/// Server-Sent Events.
+/// Live view of the pipeline in the browser: reads Kafka as one more
+/// consumer group, scrapes the other processes' /metrics, and pushes both
+/// to pages over Server-Sent Events whose ids are Kafka positions.
 #[derive(Parser)]
-#[command(version, about)]
-struct Cli {
+#[command(
+    name = "dashboard",
+    version,
+    help_template = help_template(
+        "the page on http://127.0.0.1:8088/ for the producer's `ticks` topic, from its start",
+        "dashboard --kafka-topic ticks --start earliest",
+    )
+)]
+pub(crate) struct Cli {
     #[command(flatten)]
     cfg: DashboardConfig,
 }
