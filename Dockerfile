@@ -22,10 +22,11 @@ COPY . .
 # --locked: the image is built from exactly the versions in Cargo.lock.
 RUN cargo build --release --locked \
       -p tickbridge-feed-sim -p tickbridge-producer -p tickbridge-consumer \
-      -p tickbridge-bridge -p tickbridge-core --bins \
+      -p tickbridge-bridge -p tickbridge-core -p tickbridge-dashboard --bins \
  && mkdir -p /out \
  && cp target/release/feed-sim target/release/producer target/release/worker \
-       target/release/consumer target/release/bridge target/release/stack-check /out/
+       target/release/consumer target/release/bridge target/release/stack-check \
+       target/release/dashboard /out/
 
 # Runtime: Debian bookworm slim, pinned to a point release. OpenSSL (for
 # librdkafka's TLS) and zlib are the only shared libraries beyond libc;
@@ -48,4 +49,4 @@ COPY --from=builder /out/ /usr/local/bin/
 WORKDIR /var/lib/tickbridge
 USER tickbridge:tickbridge
 # No default binary on purpose: `docker run tickbridge` prints what to run.
-CMD ["sh", "-c", "echo 'run one of: feed-sim producer worker consumer bridge stack-check (each has --help)'; exit 2"]
+CMD ["sh", "-c", "echo 'run one of: feed-sim producer worker consumer bridge dashboard stack-check (each has --help)'; exit 2"]
