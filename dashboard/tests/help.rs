@@ -12,6 +12,19 @@ use tickbridge_core::cli::check_help;
 #[path = "../src/bin/dashboard.rs"]
 mod dashboard_bin;
 
+#[allow(dead_code)]
+#[path = "../src/bin/fanout_bench.rs"]
+mod fanout_bin;
+
+#[test]
+fn fanout_bench_help_starts_with_purpose_and_example() {
+    check_help(
+        Path::new(env!("CARGO_BIN_EXE_dashboard-fanout-bench")),
+        fanout_bin::Cli::command(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+}
+
 #[test]
 fn dashboard_help_starts_with_purpose_and_example() {
     check_help(
