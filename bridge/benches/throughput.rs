@@ -47,7 +47,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 use tickbridge_bridge::{BridgeConfig, K2rArgs, R2kArgs, Stats};
 use tickbridge_core::kafka::KafkaConfig;
-use tickbridge_core::testkit::KafkaNode;
+use tickbridge_core::testkit::{host_cpu, host_share, KafkaNode};
 use tickbridge_core::Shutdown;
 
 const PREFETCH: u16 = 2000;
@@ -228,33 +228,6 @@ struct Row {
     machine_baseline: Vec<Option<(f64, f64)>>,
     /// The same during each bridge drain.
     machine_bridge: Vec<Option<(f64, f64)>>,
-}
-
-/// (busy, stolen by the hypervisor, total) clock ticks of all cores.
-fn host_cpu() -> Option<[u64; 3]> {
-    let stat = std::fs::read_to_string("/proc/stat").ok()?;
-    let v: Vec<u64> = stat
-        .lines()
-        .next()?
-        .split_whitespace()
-        .skip(1)
-        .filter_map(|x| x.parse().ok())
-        .collect();
-    // user nice system idle iowait irq softirq steal (guest time is already
-    // counted in user).
-    let total: u64 = v.iter().take(8).sum();
-    let (idle, steal) = (v.get(3)? + v.get(4)?, *v.get(7)?);
-    Some([total - idle - steal, steal, total])
-}
-
-/// Busy and stolen percent of the machine between two [`host_cpu`] samples.
-fn host_share(before: Option<[u64; 3]>, after: Option<[u64; 3]>) -> Option<(f64, f64)> {
-    let (b, a) = (before?, after?);
-    let total = a[2].checked_sub(b[2]).filter(|t| *t > 0)? as f64;
-    Some((
-        100.0 * (a[0] - b[0]) as f64 / total,
-        100.0 * (a[1] - b[1]) as f64 / total,
-    ))
 }
 
 fn shares(v: &[Option<(f64, f64)>]) -> String {

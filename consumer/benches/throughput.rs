@@ -28,6 +28,7 @@ use tickbridge_consumer::worker::{self, WorkerConfig};
 use tickbridge_consumer::Summary;
 use tickbridge_core::amqp::AmqpConfig;
 use tickbridge_core::kafka::KafkaConfig;
+use tickbridge_core::testkit::{host_cpu, host_share};
 use tickbridge_core::{Message, Shutdown};
 
 const SYMBOLS: [&str; 6] = [
@@ -189,33 +190,6 @@ struct Row {
 /// A reader's raw drains: its label, the rates, and the machine's busy and
 /// stolen shares during each.
 type RawRow = (&'static str, Vec<f64>, Vec<Option<(f64, f64)>>);
-
-/// (busy, stolen by the hypervisor, total) clock ticks of all cores.
-fn host_cpu() -> Option<[u64; 3]> {
-    let stat = std::fs::read_to_string("/proc/stat").ok()?;
-    let v: Vec<u64> = stat
-        .lines()
-        .next()?
-        .split_whitespace()
-        .skip(1)
-        .filter_map(|x| x.parse().ok())
-        .collect();
-    // user nice system idle iowait irq softirq steal (guest time is already
-    // counted in user).
-    let total: u64 = v.iter().take(8).sum();
-    let (idle, steal) = (v.get(3)? + v.get(4)?, *v.get(7)?);
-    Some([total - idle - steal, steal, total])
-}
-
-/// Busy and stolen percent of the machine between two [`host_cpu`] samples.
-fn host_share(before: Option<[u64; 3]>, after: Option<[u64; 3]>) -> Option<(f64, f64)> {
-    let (b, a) = (before?, after?);
-    let total = a[2].checked_sub(b[2]).filter(|t| *t > 0)? as f64;
-    Some((
-        100.0 * (a[0] - b[0]) as f64 / total,
-        100.0 * (a[1] - b[1]) as f64 / total,
-    ))
-}
 
 async fn paced(reader: Reader, rate: u64, secs: u64) -> Row {
     let s = setup(reader).await;

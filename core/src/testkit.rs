@@ -515,6 +515,37 @@ fn is_root() -> bool {
         .unwrap_or(false)
 }
 
+/// The whole machine's CPU time so far, from the first line of
+/// `/proc/stat`: (busy, stolen by the hypervisor, total), in clock ticks.
+/// Benchmarks read it before and after a sample to say how busy the
+/// machine was while they measured ([`host_share`]).
+pub fn host_cpu() -> Option<[u64; 3]> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let v: Vec<u64> = stat
+        .lines()
+        .next()?
+        .split_whitespace()
+        .skip(1)
+        .map(|x| x.parse().ok())
+        .collect::<Option<_>>()?;
+    // user nice system idle iowait irq softirq steal (guest time is already
+    // inside user and nice).
+    let total: u64 = v.iter().take(8).sum();
+    let (idle, steal) = (v.get(3)? + v.get(4)?, *v.get(7)?);
+    Some([total - idle - steal, steal, total])
+}
+
+/// Busy and stolen shares of the machine's CPU between two [`host_cpu`]
+/// readings, in percent.
+pub fn host_share(before: Option<[u64; 3]>, after: Option<[u64; 3]>) -> Option<(f64, f64)> {
+    let (b, a) = (before?, after?);
+    let total = a[2].checked_sub(b[2]).filter(|&t| t > 0)? as f64;
+    Some((
+        (a[0] - b[0]) as f64 * 100.0 / total,
+        (a[1] - b[1]) as f64 * 100.0 / total,
+    ))
+}
+
 /// AMQP URL of the shared test broker: `AMQP_URL`, or the local stack's.
 pub fn amqp_url() -> String {
     std::env::var("AMQP_URL").unwrap_or_else(|_| "amqp://127.0.0.1:5672/%2f".into())

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use tickbridge_core::amqp::{AmqpConfig, Topology};
 use tickbridge_core::headers;
 use tickbridge_core::kafka::KafkaConfig;
-use tickbridge_core::testkit::KafkaNode;
+use tickbridge_core::testkit::{host_cpu, host_share, KafkaNode};
 use tickbridge_core::tick::{MessageRef, Source, Tick, Via};
 use tickbridge_feed_sim::market::Market;
 use tickbridge_feed_sim::SimConfig;
@@ -218,34 +218,6 @@ fn cpu_secs(pid: u32) -> Option<f64> {
     let f: Vec<&str> = rest.split_whitespace().collect();
     let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
     Some(ticks / clock_ticks())
-}
-
-/// The whole machine's CPU time so far, from the first line of `/proc/stat`:
-/// (busy, stolen by the hypervisor, total), in clock ticks.
-fn host_cpu() -> Option<[u64; 3]> {
-    let stat = std::fs::read_to_string("/proc/stat").ok()?;
-    let v: Vec<u64> = stat
-        .lines()
-        .next()?
-        .split_whitespace()
-        .skip(1)
-        .map(|x| x.parse().ok())
-        .collect::<Option<_>>()?;
-    // user nice system idle iowait irq softirq steal (guest time is already
-    // inside user and nice).
-    let total: u64 = v.iter().take(8).sum();
-    let (idle, steal) = (v.get(3)? + v.get(4)?, *v.get(7)?);
-    Some([total - idle - steal, steal, total])
-}
-
-/// Busy and stolen shares of the machine's CPU between two readings, %.
-fn host_share(before: Option<[u64; 3]>, after: Option<[u64; 3]>) -> Option<(f64, f64)> {
-    let (b, a) = (before?, after?);
-    let total = a[2].checked_sub(b[2]).filter(|&t| t > 0)? as f64;
-    Some((
-        (a[0] - b[0]) as f64 * 100.0 / total,
-        (a[1] - b[1]) as f64 * 100.0 / total,
-    ))
 }
 
 /// The kernel's clock ticks per second (`getconf CLK_TCK`, 100 on Linux).
