@@ -100,8 +100,16 @@ rabbitmq_up() {
     fi
   done
   say "loading topology from stack/definitions.json"
-  as_root rabbitmqctl import_definitions "$ROOT/stack/definitions.json" >/dev/null \
-    || fail "rabbitmqctl import_definitions failed" "check stack/definitions.json against the broker version"
+  # Debian's rabbitmqctl runs as the rabbitmq user, which cannot read a
+  # checkout under a private directory (a clean clone under mktemp -d is
+  # mode 700), so hand it a world-readable copy in /tmp.
+  local defs; defs="$(mktemp /tmp/tickbridge-definitions.XXXXXX.json)"
+  cp "$ROOT/stack/definitions.json" "$defs"; chmod 644 "$defs"
+  if ! as_root rabbitmqctl import_definitions "$defs" >/dev/null; then
+    rm -f "$defs"
+    fail "rabbitmqctl import_definitions failed" "check stack/definitions.json against the broker version"
+  fi
+  rm -f "$defs"
   local i=0
   until port_open "$MGMT_PORT"; do
     i=$((i+1)); [ $i -gt 60 ] && fail "management UI did not open port $MGMT_PORT" "look at /var/log/rabbitmq/*.log"
