@@ -32,7 +32,7 @@ mod common;
 
 use common::*;
 use futures::stream::FuturesUnordered;
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
     ConfirmSelectOptions,
@@ -47,7 +47,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 use tickbridge_bridge::{BridgeConfig, K2rArgs, R2kArgs, Stats};
 use tickbridge_core::kafka::KafkaConfig;
-use tickbridge_core::testkit::{host_cpu, host_share, KafkaNode};
+use tickbridge_core::testkit::{host_cpu, host_share, process_cpu, KafkaNode};
 use tickbridge_core::Shutdown;
 
 const PREFETCH: u16 = 2000;
@@ -219,6 +219,94 @@ async fn bridge_run(rabbit: &Rabbit, kafka: &KafkaConfig, n: usize, r2k: bool) -
     n as f64 / secs
 }
 
+/// Paced publishing for the CPU-per-message runs happens in a child process
+/// (this binary again, with `BENCH_PUBLISH` set to `r2k|k2r prefix brokers
+/// topic n rate`), so that this process's CPU time is the reader's alone.
+const CHILD_ENV: &str = "BENCH_PUBLISH";
+
+async fn child_publish(spec: &str) {
+    let f: Vec<&str> = spec.split_whitespace().collect();
+    let (r2k, prefix, brokers, topic) = (f[0] == "r2k", f[1], f[2], f[3]);
+    let (n, rate): (usize, u64) = (f[4].parse().unwrap(), f[5].parse().unwrap());
+    let msgs = ticks("bench-paced", n);
+    let start = Instant::now();
+    let due = |i: usize| start + Duration::from_secs_f64(i as f64 / rate as f64);
+    // Ten messages per step: 100 steps a second at 1,000/s.
+    const STEP: usize = 10;
+    if r2k {
+        let rabbit = Rabbit::with_prefix(&amqp_url(), prefix).await;
+        for (i, chunk) in msgs.chunks(STEP).enumerate() {
+            tokio::time::sleep_until(due(i * STEP).into()).await;
+            rabbit.publish(chunk).await;
+        }
+    } else {
+        let cfg = KafkaConfig::local(brokers, topic, 3);
+        let mut c = cfg.client_config();
+        c.set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("linger.ms", "0");
+        let producer: FutureProducer = cfg.finish(c).create().unwrap();
+        let mut inflight = FuturesUnordered::new();
+        for (i, m) in msgs.iter().enumerate() {
+            if i % STEP == 0 {
+                tokio::time::sleep_until(due(i).into()).await;
+            }
+            let r = m.as_ref();
+            let (body, key, hdrs) = (
+                r.to_json(),
+                r.symbol().to_string(),
+                tickbridge_core::headers::kafka_headers(r),
+            );
+            let p = producer.clone();
+            let topic = cfg.topic.clone();
+            inflight.push(async move {
+                let rec = FutureRecord::to(&topic)
+                    .key(&key)
+                    .payload(&body)
+                    .headers(hdrs);
+                p.send(rec, Duration::from_secs(30))
+                    .await
+                    .map(|_| ())
+                    .map_err(|(e, _)| e)
+            });
+            while let Some(r) = inflight.next().now_or_never().flatten() {
+                r.expect("delivered");
+            }
+        }
+        while let Some(r) = inflight.next().await {
+            r.expect("delivered");
+        }
+    }
+}
+
+/// Starts the child that publishes `n` ticks at `rate`/s into the source.
+fn spawn_publisher(
+    rabbit: &Rabbit,
+    kafka: &KafkaConfig,
+    r2k: bool,
+    n: usize,
+    rate: u64,
+) -> tokio::process::Child {
+    let spec = format!(
+        "{} {} {} {} {n} {rate}",
+        if r2k { "r2k" } else { "k2r" },
+        rabbit.cfg.prefix,
+        kafka.brokers,
+        kafka.topic
+    );
+    tokio::process::Command::new(std::env::current_exe().expect("own path"))
+        .env(CHILD_ENV, spec)
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start the publishing child")
+}
+
+/// CPU time of this process per message since `before`, in microseconds.
+fn cpu_us_per_msg(before: Option<Duration>, n: usize) -> Option<f64> {
+    let used = process_cpu()?.checked_sub(before?)?;
+    (n > 0).then(|| used.as_secs_f64() * 1e6 / n as f64)
+}
+
 struct Row {
     direction: &'static str,
     n: usize,
@@ -228,6 +316,11 @@ struct Row {
     machine_baseline: Vec<Option<(f64, f64)>>,
     /// The same during each bridge drain.
     machine_bridge: Vec<Option<(f64, f64)>>,
+    /// This process's CPU per message (µs) in each baseline and bridge drain.
+    cpu_baseline: Vec<Option<f64>>,
+    cpu_bridge: Vec<Option<f64>>,
+    /// CPU per message (µs) at 1,000 ticks/s: baseline, bridge.
+    paced: (Option<f64>, Option<f64>),
 }
 
 fn shares(v: &[Option<(f64, f64)>]) -> String {
@@ -237,30 +330,47 @@ fn shares(v: &[Option<(f64, f64)>]) -> String {
         .join(", ")
 }
 
-/// One measurement on fresh resources: preload the source, then drain it.
-/// Returns the rate and the machine's busy and stolen shares while draining.
-async fn once(brokers: &str, n: usize, r2k: bool, use_bridge: bool) -> (f64, Option<(f64, f64)>) {
+/// One measurement on fresh resources: preload the source, then drain it;
+/// or, with `paced`, a child publishes at that rate while the reader runs.
+/// Returns the rate, the machine's busy and stolen shares, and this
+/// process's CPU per message.
+async fn once(
+    brokers: &str,
+    n: usize,
+    r2k: bool,
+    use_bridge: bool,
+    paced: Option<u64>,
+) -> (f64, Option<(f64, f64)>, Option<f64>) {
     let rabbit = Rabbit::new(&amqp_url()).await;
     let kafka = kafka_topic(brokers, 3).await;
-    let msgs = ticks("bench", n);
-    if r2k {
-        rabbit.publish(&msgs).await;
-    } else {
-        kafka_publish(&kafka, &msgs).await;
+    let mut child = None;
+    match paced {
+        Some(rate) => child = Some(spawn_publisher(&rabbit, &kafka, r2k, n, rate)),
+        None if r2k => rabbit.publish(&ticks("bench", n)).await,
+        None => kafka_publish(&kafka, &ticks("bench", n)).await,
     }
     let host = host_cpu();
+    let cpu = process_cpu();
     let rate = match (r2k, use_bridge) {
         (true, false) => baseline_r2k(&rabbit, &kafka, n).await,
         (false, false) => baseline_k2r(&rabbit, &kafka, n).await,
         (_, true) => bridge_run(&rabbit, &kafka, n, r2k).await,
     };
+    let cpu_us = cpu_us_per_msg(cpu, n);
     let machine = host_share(host, host_cpu());
+    if let Some(mut c) = child {
+        let st = c.wait().await.expect("publishing child");
+        assert!(st.success(), "publishing child failed: {st}");
+    }
     rabbit.cleanup().await;
-    (rate, machine)
+    (rate, machine, cpu_us)
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
+    if let Ok(spec) = std::env::var(CHILD_ENV) {
+        return child_publish(&spec).await;
+    }
     tickbridge_core::telemetry::init_tracing(tickbridge_core::telemetry::LogFormat::Text);
     let scale: f64 = std::env::var("BENCH_SCALE")
         .ok()
@@ -281,16 +391,25 @@ async fn main() {
             bridge: vec![],
             machine_baseline: vec![],
             machine_bridge: vec![],
+            cpu_baseline: vec![],
+            cpu_bridge: vec![],
+            paced: (None, None),
         };
         // Alternate, so drift on the shared machine hits both alike.
         for _ in 0..2 {
-            let (rate, machine) = once(&brokers, n, r2k, false).await;
+            let (rate, machine, cpu) = once(&brokers, n, r2k, false, None).await;
             row.baseline.push(rate);
             row.machine_baseline.push(machine);
-            let (rate, machine) = once(&brokers, n, r2k, true).await;
+            row.cpu_baseline.push(cpu);
+            let (rate, machine, cpu) = once(&brokers, n, r2k, true, None).await;
             row.bridge.push(rate);
             row.machine_bridge.push(machine);
+            row.cpu_bridge.push(cpu);
         }
+        // 10,000 ticks at 1,000/s through each.
+        let paced_n = (10_000.0 * scale) as usize;
+        row.paced.0 = once(&brokers, paced_n, r2k, false, Some(1_000)).await.2;
+        row.paced.1 = once(&brokers, paced_n, r2k, true, Some(1_000)).await.2;
         eprintln!(
             "{direction}: baseline {:?} bridge {:?}",
             row.baseline, row.bridge
@@ -298,14 +417,26 @@ async fn main() {
         rows.push(row);
     }
     drop(node);
+    let us = |v: Option<f64>| v.map_or("?".to_string(), |v| format!("{v:.1}"));
+    let mean_opt = |v: &[Option<f64>]| -> Option<f64> {
+        let v: Option<Vec<f64>> = v.iter().copied().collect();
+        v.filter(|v| !v.is_empty())
+            .map(|v| v.iter().sum::<f64>() / v.len() as f64)
+    };
+    let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
+        (Some(a), Some(b)) if b > 0.0 => format!("{:.2}×", a / b),
+        _ => "?".into(),
+    };
     let mut md = String::from(
-        "# Bridge throughput\n\nGenerated by `cargo bench -p tickbridge-bridge --bench throughput` (release build, `benches/throughput.rs`) on this project's 2-core machine, shared with the brokers and with other engineers' builds. RabbitMQ: the stack's Debian 3.10 (persistent messages; the pipeline exchange routes to the work queue and the stream queue). Kafka: a private Apache Kafka 4.1.1 node (KRaft, single node, its own log directory), 3-partition topics. Each cell drains N preloaded ticks from a fresh source into a fresh destination, from reader start to the last destination confirm; two alternating runs each, the table shows the mean (and both runs), and how busy both cores were during each drain and what the hypervisor stole (`/proc/stat`).\n\n* **baseline**: raw consume-then-produce with the same client libraries and windows (prefetch 2,000 / confirm window 2,000), metadata copied blindly, no validation, no ordered ack/offset bookkeeping.\n* **bridge**: `tickbridge_bridge::run_with_stats` with default flags except the same windows: schema validation of every body, metadata rebuilt from the body, origin check, duplicate window, multiple acks or in-order offset stores plus commits.\n\n| direction | N | baseline msgs/s | bridge msgs/s | ratio | machine busy / stolen (baseline; bridge) |\n| --- | ---: | ---: | ---: | ---: | --- |\n",
+        "# Bridge throughput\n\nGenerated by `cargo bench -p tickbridge-bridge --bench throughput` (release build, `benches/throughput.rs`) on this project's 2-core machine, shared with the brokers and with other engineers' builds. RabbitMQ: the stack's Debian 3.10 (persistent messages; the pipeline exchange routes to the work queue and the stream queue). Kafka: a private Apache Kafka 4.1.1 node (KRaft, single node, its own log directory), 3-partition topics. Each cell drains N preloaded ticks from a fresh source into a fresh destination, from reader start to the last destination confirm; two alternating runs each, the table shows the mean (and both runs), and how busy both cores were during each drain and what the hypervisor stole (`/proc/stat`).\n\n* **baseline**: raw consume-then-produce with the same client libraries and windows (prefetch 2,000 / confirm window 2,000), metadata copied blindly, no validation, no ordered ack/offset bookkeeping.\n* **bridge**: `tickbridge_bridge::run_with_stats` with default flags except the same windows: schema validation of every body, metadata rebuilt from the body, origin check, duplicate window, multiple acks or in-order offset stores plus commits.\n\n| direction | N | baseline msgs/s | bridge msgs/s | ratio | baseline CPU µs/msg | bridge CPU µs/msg | CPU bridge/baseline | machine busy / stolen (baseline; bridge) |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n",
     );
     for r in &rows {
         let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
         let (b, g) = (mean(&r.baseline), mean(&r.bridge));
+        let cb = mean_opt(&r.cpu_baseline);
+        let cg = mean_opt(&r.cpu_bridge);
         md.push_str(&format!(
-            "| {} | {} | {:.0} ({}) | {:.0} ({}) | {:.0}% | {}; {} |\n",
+            "| {} | {} | {:.0} ({}) | {:.0} ({}) | {:.0}% | {} | {} | {} | {}; {} |\n",
             r.direction,
             r.n,
             b,
@@ -321,8 +452,21 @@ async fn main() {
                 .collect::<Vec<_>>()
                 .join(", "),
             100.0 * g / b,
+            us(cb),
+            us(cg),
+            ratio(cg, cb),
             shares(&r.machine_baseline),
             shares(&r.machine_bridge),
+        ));
+    }
+    md.push_str("\nCPU per message at 1,000 ticks/s (10,000 ticks published by a child process while the reader runs; target: bridge within 2× of baseline):\n\n| direction | baseline CPU µs/msg | bridge CPU µs/msg | CPU bridge/baseline |\n| --- | ---: | ---: | ---: |\n");
+    for r in &rows {
+        md.push_str(&format!(
+            "| {} | {} | {} | {} |\n",
+            r.direction,
+            us(r.paced.0),
+            us(r.paced.1),
+            ratio(r.paced.1, r.paced.0)
         ));
     }
     md.push_str(&format!(

@@ -28,7 +28,7 @@ use tickbridge_consumer::worker::{self, WorkerConfig};
 use tickbridge_consumer::Summary;
 use tickbridge_core::amqp::AmqpConfig;
 use tickbridge_core::kafka::KafkaConfig;
-use tickbridge_core::testkit::{host_cpu, host_share};
+use tickbridge_core::testkit::{host_cpu, host_share, process_cpu};
 use tickbridge_core::{Message, Shutdown};
 
 const SYMBOLS: [&str; 6] = [
@@ -61,12 +61,20 @@ struct Setup {
     kafka: KafkaConfig,
 }
 
-async fn setup(reader: Reader) -> Setup {
+/// Broker addresses and this run's names: the prefix of its AMQP topology
+/// and its Kafka topic.
+fn configs(prefix: &str, topic: &str) -> (AmqpConfig, KafkaConfig) {
     let url = std::env::var("AMQP_URL").unwrap_or_else(|_| "amqp://127.0.0.1:5672/%2f".into());
     let brokers = std::env::var("KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".into());
-    let amqp = AmqpConfig::local(&url, &rand_name("tb-bench"));
+    (
+        AmqpConfig::local(&url, prefix),
+        KafkaConfig::local(&brokers, topic, 3),
+    )
+}
+
+async fn setup(reader: Reader) -> Setup {
     let topic = rand_name("tb-bench");
-    let mut kafka = KafkaConfig::local(&brokers, &topic, 3);
+    let (amqp, mut kafka) = configs(&rand_name("tb-bench"), &topic);
     // BENCH_KAFKA_OPTIONS="fetch.wait.max.ms=5,..." tries librdkafka settings
     // on the readers (applied last, like --kafka-option).
     if let Ok(opts) = std::env::var("BENCH_KAFKA_OPTIONS") {
@@ -178,6 +186,63 @@ async fn publish(reader: Reader, s: &Setup, n: usize, rate: Option<u64>) -> f64 
     n as f64 / started.elapsed().as_secs_f64()
 }
 
+/// Paced publishing runs in a child process (this binary again, with
+/// `BENCH_PUBLISH` set), so that this process's CPU time is the reader's
+/// alone: the CPU per message of a reader and of its raw baseline are
+/// compared at the same rate.
+const CHILD_ENV: &str = "BENCH_PUBLISH";
+
+async fn publish_in_child(reader: Reader, s: &Setup, n: usize, rate: u64) -> f64 {
+    let kind = match reader {
+        Reader::Worker => "worker",
+        Reader::Kafka => "kafka",
+        Reader::Stream => "stream",
+    };
+    let spec = format!("{kind} {} {} {n} {rate}", s.amqp.prefix, s.kafka.topic);
+    let exe = std::env::current_exe().expect("own path");
+    let out = tokio::process::Command::new(exe)
+        .env(CHILD_ENV, spec)
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .await
+        .expect("start the publishing child");
+    assert!(
+        out.status.success(),
+        "publishing child failed: {}",
+        out.status
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .expect("child prints its rate")
+}
+
+/// The child's side: `kind prefix topic n rate`; prints the achieved rate.
+async fn child_publish(spec: &str) {
+    let f: Vec<&str> = spec.split_whitespace().collect();
+    let reader = match f[0] {
+        "worker" => Reader::Worker,
+        "kafka" => Reader::Kafka,
+        _ => Reader::Stream,
+    };
+    let (amqp, kafka) = configs(f[1], f[2]);
+    let s = Setup { amqp, kafka };
+    let rate = publish(
+        reader,
+        &s,
+        f[3].parse().unwrap(),
+        Some(f[4].parse().unwrap()),
+    )
+    .await;
+    println!("{rate}");
+}
+
+/// CPU time of this process per message over a run, in microseconds.
+fn cpu_us_per_msg(before: Option<Duration>, n: u64) -> Option<f64> {
+    let used = process_cpu()?.checked_sub(before?)?;
+    (n > 0).then(|| used.as_secs_f64() * 1e6 / n as f64)
+}
+
 struct Row {
     reader: &'static str,
     mode: String,
@@ -185,15 +250,31 @@ struct Row {
     s: Summary,
     /// Share of both cores in use, and stolen, while the row ran (percent).
     machine: Option<(f64, f64)>,
+    /// This process's CPU per handled message (µs): the reader's alone,
+    /// since publishing ran before it (drains) or in a child (paced).
+    cpu_us: Option<f64>,
 }
 
-/// A reader's raw drains: its label, the rates, and the machine's busy and
-/// stolen shares during each.
-type RawRow = (&'static str, Vec<f64>, Vec<Option<(f64, f64)>>);
+/// A raw reader's run: messages per second, CPU per message (µs), and the
+/// machine's busy and stolen shares.
+#[derive(Clone, Copy)]
+struct RawRun {
+    rate: f64,
+    cpu_us: Option<f64>,
+    machine: Option<(f64, f64)>,
+}
+
+/// A reader's raw runs: its label, its drains and its paced run.
+struct RawRow {
+    label: &'static str,
+    drains: Vec<RawRun>,
+    paced: Option<RawRun>,
+}
 
 async fn paced(reader: Reader, rate: u64, secs: u64) -> Row {
     let s = setup(reader).await;
     let host = host_cpu();
+    let cpu = process_cpu();
     let h = start_reader(reader, &s);
     // Let the reader connect, consume and (Kafka) join its group first.
     tokio::time::sleep(Duration::from_secs(if reader == Reader::Kafka {
@@ -202,8 +283,9 @@ async fn paced(reader: Reader, rate: u64, secs: u64) -> Row {
         1
     }))
     .await;
-    let published_rate = publish(reader, &s, (rate * secs) as usize, Some(rate)).await;
+    let published_rate = publish_in_child(reader, &s, (rate * secs) as usize, rate).await;
     let summary = h.await.unwrap().expect("reader ran");
+    let cpu_us = cpu_us_per_msg(cpu, summary.handled);
     let machine = host_share(host, host_cpu());
     teardown(reader, &s).await;
     Row {
@@ -212,6 +294,7 @@ async fn paced(reader: Reader, rate: u64, secs: u64) -> Row {
         published_rate,
         s: summary,
         machine,
+        cpu_us,
     }
 }
 
@@ -219,8 +302,10 @@ async fn drain(reader: Reader, n: usize) -> Row {
     let s = setup(reader).await;
     let published_rate = publish(reader, &s, n, None).await;
     let host = host_cpu();
+    let cpu = process_cpu();
     let h = start_reader(reader, &s);
     let summary = h.await.unwrap().expect("reader ran");
+    let cpu_us = cpu_us_per_msg(cpu, summary.handled);
     let machine = host_share(host, host_cpu());
     teardown(reader, &s).await;
     Row {
@@ -229,31 +314,46 @@ async fn drain(reader: Reader, n: usize) -> Row {
         published_rate,
         s: summary,
         machine,
+        cpu_us,
     }
 }
 
-/// The raw reader of a drain: the same preload, read with the same client
-/// library and the reader's default prefetch or fetch settings, but nothing
-/// else: no decoding, no validation, no statistics, no output; the work
-/// queue and the stream ack each delivery, Kafka commits nothing. Returns
-/// messages per second from the first delivery to the `n`-th, as the
-/// reader's `active_rate_per_sec`, and the machine's busy and stolen shares.
-async fn raw_drain(reader: Reader, n: usize) -> (f64, Option<(f64, f64)>) {
+/// The raw reader: the same messages, read with the same client library
+/// and the reader's default prefetch or fetch settings, but nothing else:
+/// no decoding, no validation, no statistics, no output. The work queue and
+/// the stream ack each delivery after reading it; Kafka stores each offset
+/// after reading the record and lets librdkafka commit the stored offsets
+/// every second (the reader's `--commit-interval`), the at-least-once
+/// pattern without the reader's own bookkeeping. With `rate`, a child
+/// publishes at that rate while it reads; without, the messages are
+/// published first. Returns messages per second from the first delivery to
+/// the `n`-th (as the reader's `active_rate_per_sec`), CPU per message, and
+/// the machine's busy and stolen shares.
+async fn raw_read(reader: Reader, n: usize, rate: Option<u64>) -> RawRun {
     use futures::StreamExt;
     use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions};
     use lapin::types::{AMQPValue, FieldTable, ShortString};
     use rdkafka::consumer::{Consumer, StreamConsumer};
 
     let s = setup(reader).await;
-    publish(reader, &s, n, None).await;
+    if rate.is_none() {
+        publish(reader, &s, n, None).await;
+    }
     let host = host_cpu();
+    let cpu = process_cpu();
     let mut first = None;
     let mut got = 0usize;
+    let mut child = None;
     if reader == Reader::Kafka {
         let defaults = ConsumerConfig::local_kafka(s.kafka.clone(), "unused");
         let mut c = s.kafka.client_config();
         c.set("group.id", rand_name("bench-raw"))
-            .set("enable.auto.commit", "false")
+            .set("enable.auto.commit", "true")
+            .set("enable.auto.offset.store", "false")
+            .set(
+                "auto.commit.interval.ms",
+                defaults.commit_interval.as_millis().to_string(),
+            )
             .set("auto.offset.reset", "earliest")
             .set(
                 "fetch.wait.max.ms",
@@ -261,9 +361,23 @@ async fn raw_drain(reader: Reader, n: usize) -> (f64, Option<(f64, f64)>) {
             );
         let consumer: StreamConsumer = s.kafka.finish(c).create().unwrap();
         consumer.subscribe(&[&s.kafka.topic]).unwrap();
+        if let Some(r) = rate {
+            // Joined before the child publishes, as the reader is.
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            child = Some(tokio::spawn(publish_in_child_owned(
+                reader,
+                s.amqp.prefix.clone(),
+                s.kafka.topic.clone(),
+                n,
+                r,
+            )));
+        }
         while got < n {
-            consumer.recv().await.expect("raw Kafka read");
+            let m = consumer.recv().await.expect("raw Kafka read");
             first.get_or_insert_with(Instant::now);
+            consumer
+                .store_offset_from_message(&m)
+                .expect("store offset");
             got += 1;
         }
     } else {
@@ -293,6 +407,15 @@ async fn raw_drain(reader: Reader, n: usize) -> (f64, Option<(f64, f64)>) {
             )
             .await
             .unwrap();
+        if let Some(r) = rate {
+            child = Some(tokio::spawn(publish_in_child_owned(
+                reader,
+                s.amqp.prefix.clone(),
+                s.kafka.topic.clone(),
+                n,
+                r,
+            )));
+        }
         while got < n {
             let d = deliveries
                 .next()
@@ -306,13 +429,35 @@ async fn raw_drain(reader: Reader, n: usize) -> (f64, Option<(f64, f64)>) {
         let _ = conn.close(200, "done".into()).await;
     }
     let secs = first.map_or(0.0, |f| f.elapsed().as_secs_f64());
+    let cpu_us = cpu_us_per_msg(cpu, n as u64);
     let machine = host_share(host, host_cpu());
+    if let Some(c) = child {
+        c.await.unwrap();
+    }
     teardown(reader, &s).await;
-    ((n - 1) as f64 / secs.max(1e-9), machine)
+    RawRun {
+        rate: (n - 1) as f64 / secs.max(1e-9),
+        cpu_us,
+        machine,
+    }
+}
+
+async fn publish_in_child_owned(
+    reader: Reader,
+    prefix: String,
+    topic: String,
+    n: usize,
+    rate: u64,
+) -> f64 {
+    let (amqp, kafka) = configs(&prefix, &topic);
+    publish_in_child(reader, &Setup { amqp, kafka }, n, rate).await
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
+    if let Ok(spec) = std::env::var(CHILD_ENV) {
+        return child_publish(&spec).await;
+    }
     // `cargo bench` passes `--bench`; a filter argument selects readers.
     let filter: Vec<String> = std::env::args()
         .skip(1)
@@ -327,23 +472,44 @@ async fn main() {
         if !wanted(reader) {
             continue;
         }
+        let mut raw = RawRow {
+            label: reader.label(),
+            drains: Vec::new(),
+            paced: None,
+        };
+        let paced_raw = raw_read(reader, 10_000, Some(1_000)).await;
+        eprintln!(
+            "{} raw paced 1000/s: {:?} us/msg",
+            reader.label(),
+            paced_raw.cpu_us
+        );
+        raw.paced = Some(paced_raw);
         for (rate, secs) in [(1_000u64, 10u64), (10_000, 5)] {
             let r = paced(reader, rate, secs).await;
-            eprintln!("{} {}: {:?}", r.reader, r.mode, r.s.latency_from_received);
+            eprintln!(
+                "{} {}: {:?}, {:?} us/msg",
+                r.reader, r.mode, r.s.latency_from_received, r.cpu_us
+            );
             rows.push(r);
         }
-        let mut raw = (reader.label(), Vec::new(), Vec::new());
         for round in 0..2 {
             let raw_first = round == 0;
             for raw_turn in [raw_first, !raw_first] {
                 if raw_turn {
-                    let (rate, machine) = raw_drain(reader, n_drain).await;
-                    eprintln!("{} raw drain {n_drain}: {rate:.0}/s", reader.label());
-                    raw.1.push(rate);
-                    raw.2.push(machine);
+                    let run = raw_read(reader, n_drain, None).await;
+                    eprintln!(
+                        "{} raw drain {n_drain}: {:.0}/s, {:?} us/msg",
+                        reader.label(),
+                        run.rate,
+                        run.cpu_us
+                    );
+                    raw.drains.push(run);
                 } else {
                     let r = drain(reader, n_drain).await;
-                    eprintln!("{} {}: {:.0}/s", r.reader, r.mode, r.s.active_rate_per_sec);
+                    eprintln!(
+                        "{} {}: {:.0}/s, {:?} us/msg",
+                        r.reader, r.mode, r.s.active_rate_per_sec, r.cpu_us
+                    );
                     rows.push(r);
                 }
             }
@@ -355,8 +521,9 @@ async fn main() {
             format!("{busy:.0}% / {steal:.1}%")
         })
     };
+    let us = |v: Option<f64>| v.map_or("?".to_string(), |v| format!("{v:.1}"));
     let mut md = String::from(
-        "| reader | run | published/s | handled | handled/s | p50 ms | p90 ms | p99 ms | max ms | machine busy / stolen |\n| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
+        "| reader | run | published/s | handled | handled/s | CPU µs/msg | p50 ms | p90 ms | p99 ms | max ms | machine busy / stolen |\n| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
     );
     for r in &rows {
         let l = &r.s.latency_from_received;
@@ -369,12 +536,13 @@ async fn main() {
             }
         };
         md.push_str(&format!(
-            "| {} | {} | {:.0} | {} | {:.0} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {:.0} | {} | {:.0} | {} | {} | {} | {} | {} | {} |\n",
             r.reader,
             r.mode,
             r.published_rate,
             r.s.handled,
             r.s.active_rate_per_sec,
+            us(r.cpu_us),
             f(l.p50_ms),
             f(l.p90_ms),
             f(l.p99_ms),
@@ -382,38 +550,74 @@ async fn main() {
             pct(r.machine),
         ));
     }
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+    let mean_opt = |v: Vec<Option<f64>>| -> Option<f64> {
+        let v: Option<Vec<f64>> = v.into_iter().collect();
+        v.filter(|v| !v.is_empty()).map(|v| mean(&v))
+    };
+    let list = |v: &[f64]| {
+        v.iter()
+            .map(|x| format!("{x:.0}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
+        (Some(a), Some(b)) if b > 0.0 => format!("{:.2}×", a / b),
+        _ => "?".into(),
+    };
     md.push_str(&format!(
-        "\nDrain of {n_drain} ticks against a raw reader of the same preload, in the same run (two rounds each, the raw reader first in the first round; mean rates, every sample in brackets):\n\n| reader | raw msgs/s | reader handled/s | ratio | machine busy / stolen (raw; reader) |\n| --- | ---: | ---: | ---: | --- |\n"
+        "\nDrain of {n_drain} ticks against a raw reader of the same preload, in the same run (two rounds each, the raw reader first in the first round; mean rates, every sample in brackets; target: ratio ≥ 80%):\n\n| reader | raw msgs/s | reader handled/s | ratio | raw CPU µs/msg | reader CPU µs/msg | CPU reader/raw | machine busy / stolen (raw; reader) |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n"
     ));
-    for (label, raw_rates, raw_machine) in &raws {
+    for raw in &raws {
         let mine: Vec<&Row> = rows
             .iter()
-            .filter(|r| r.reader == *label && r.mode.starts_with("drain"))
+            .filter(|r| r.reader == raw.label && r.mode.starts_with("drain"))
             .collect();
         let rates: Vec<f64> = mine.iter().map(|r| r.s.active_rate_per_sec).collect();
-        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
-        let list = |v: &[f64]| {
-            v.iter()
-                .map(|x| format!("{x:.0}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
+        let raw_rates: Vec<f64> = raw.drains.iter().map(|r| r.rate).collect();
+        let raw_cpu = mean_opt(raw.drains.iter().map(|r| r.cpu_us).collect());
+        let cpu = mean_opt(mine.iter().map(|r| r.cpu_us).collect());
         md.push_str(&format!(
-            "| {label} | {:.0} ({}) | {:.0} ({}) | {:.0}% | {}; {} |\n",
-            mean(raw_rates),
-            list(raw_rates),
+            "| {} | {:.0} ({}) | {:.0} ({}) | {:.0}% | {} | {} | {} | {}; {} |\n",
+            raw.label,
+            mean(&raw_rates),
+            list(&raw_rates),
             mean(&rates),
             list(&rates),
-            100.0 * mean(&rates) / mean(raw_rates).max(1e-9),
-            raw_machine
+            100.0 * mean(&rates) / mean(&raw_rates).max(1e-9),
+            us(raw_cpu),
+            us(cpu),
+            ratio(cpu, raw_cpu),
+            raw.drains
                 .iter()
-                .map(|m| pct(*m))
+                .map(|m| pct(m.machine))
                 .collect::<Vec<_>>()
                 .join(", "),
             mine.iter()
                 .map(|r| pct(r.machine))
                 .collect::<Vec<_>>()
                 .join(", "),
+        ));
+    }
+    md.push_str(
+        "\nCPU per message at 1,000 ticks/s for 10 s, the publisher in a child process (target: reader within 2× of raw):\n\n| reader | raw CPU µs/msg | reader CPU µs/msg | CPU reader/raw | machine busy / stolen (raw; reader) |\n| --- | ---: | ---: | ---: | --- |\n",
+    );
+    for raw in &raws {
+        let Some(p) = raw.paced else { continue };
+        let Some(r) = rows
+            .iter()
+            .find(|r| r.reader == raw.label && r.mode == "paced 1000/s")
+        else {
+            continue;
+        };
+        md.push_str(&format!(
+            "| {} | {} | {} | {} | {}; {} |\n",
+            raw.label,
+            us(p.cpu_us),
+            us(r.cpu_us),
+            ratio(r.cpu_us, p.cpu_us),
+            pct(p.machine),
+            pct(r.machine),
         ));
     }
     md.push_str(&format!(

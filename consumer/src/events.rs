@@ -13,20 +13,27 @@ use metrics::counter;
 use tickbridge_core::schema::DecodeError;
 use tickbridge_core::telemetry::InternalEvent;
 
-/// A message passed the handler and was written out.
+/// A message passed the handler and was written out. It happens for every
+/// message, so its counter is registered once ([`MessageHandled::counter`])
+/// and carried in, instead of looked up in the registry each time.
 pub struct MessageHandled<'a> {
-    /// `worker`, `kafka` or `stream`.
-    pub role: &'static str,
     /// `tick.v1` or `gap.v1`.
     pub schema: &'static str,
     /// Message id.
     pub id: &'a str,
+    /// `tickbridge_consumer_messages_handled_total` for this role and schema.
+    pub counter: &'a metrics::Counter,
+}
+impl MessageHandled<'_> {
+    /// The counter for `role` (`worker`, `kafka` or `stream`) and `schema`.
+    pub fn counter(role: &'static str, schema: &'static str) -> metrics::Counter {
+        counter!("tickbridge_consumer_messages_handled_total", "role" => role, "schema" => schema)
+    }
 }
 impl InternalEvent for MessageHandled<'_> {
     fn emit(self) {
         tracing::trace!(id = self.id, schema = self.schema, "handled");
-        counter!("tickbridge_consumer_messages_handled_total", "role" => self.role, "schema" => self.schema)
-            .increment(1);
+        self.counter.increment(1);
     }
 }
 

@@ -13,6 +13,7 @@ use crate::stats::Stats;
 use crate::Error;
 use chrono::Utc;
 use tickbridge_core::telemetry::InternalEvent;
+use tickbridge_core::tick::{GAP_SCHEMA, TICK_SCHEMA};
 use tickbridge_core::Message;
 
 /// Failures on purpose, so retries and the DLQ can be watched in the
@@ -58,6 +59,9 @@ pub struct Handler {
     analytics: Analytics,
     fail: FailConfig,
     calls: u64,
+    /// Handled counters for ticks and gap notices, registered once.
+    handled_ticks: metrics::Counter,
+    handled_gaps: metrics::Counter,
 }
 
 impl Handler {
@@ -77,6 +81,8 @@ impl Handler {
                 .with_max_trades(common.window_max_trades),
             fail,
             calls: 0,
+            handled_ticks: MessageHandled::counter(role, TICK_SCHEMA),
+            handled_gaps: MessageHandled::counter(role, GAP_SCHEMA),
         })
     }
 
@@ -106,10 +112,14 @@ impl Handler {
                 self.stats.alert();
             }
         }
+        let (schema, counter) = match msg {
+            Message::Tick(_) => (TICK_SCHEMA, &self.handled_ticks),
+            Message::Gap(_) => (GAP_SCHEMA, &self.handled_gaps),
+        };
         MessageHandled {
-            role: self.role,
-            schema: msg.as_ref().schema(),
+            schema,
             id,
+            counter,
         }
         .emit();
         Ok(())

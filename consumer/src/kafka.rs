@@ -32,6 +32,7 @@ use crate::stats::Summary;
 use crate::worker::Idle;
 use crate::{Error, Result};
 use chrono::Utc;
+use futures::FutureExt;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Message as _};
@@ -268,37 +269,34 @@ pub async fn run(cfg: &ConsumerConfig, shutdown: Shutdown) -> Result<Summary> {
                 tracing::info!(%name, "no messages for a while, exiting (--exit-when-idle)");
                 break Ok(());
             },
-            m = consumer.recv() => match m {
-                Ok(m) => {
+            m = consumer.recv() => {
+                if m.is_ok() {
                     idle.activity();
-                    if let Err(e) = process(&consumer, &mut handler, &m, &mut max_offset, commit_enabled) {
-                        break Err(e);
-                    }
-                    // librdkafka's queue is not a tokio resource: while a
-                    // backlog keeps `recv` ready this task would never
-                    // yield, and the timers above would never fire (no
-                    // commits until the backlog drained). Counting each
-                    // record against tokio's budget makes it yield now and
-                    // then.
-                    tokio::task::consume_budget().await;
                 }
-                Err(e) => {
-                    KafkaReceiveError { error: &e }.emit();
-                    let code = e.rdkafka_error_code();
-                    // The topic existed at startup: if a broker answers
-                    // without it, it was deleted under us; if it is still
-                    // listed, or no broker answers (a restart), the error
-                    // was transient and librdkafka carries on.
-                    if matches!(code, Some(RDKafkaErrorCode::UnknownTopicOrPartition | RDKafkaErrorCode::UnknownTopic))
-                        && matches!(k.topic_partitions(&k.topic, TOPIC_RECHECK).await, Ok(None))
-                    {
-                        break Err(Error::TopicDeleted { topic: k.topic.clone(), brokers: k.brokers.clone(), handled: handler.stats.handled() });
-                    }
-                    if matches!(code, Some(RDKafkaErrorCode::TopicAuthorizationFailed | RDKafkaErrorCode::GroupAuthorizationFailed)) {
-                        break Err(Error::UnknownTopic { topic: k.topic.clone(), brokers: k.brokers.clone() });
-                    }
-                    tokio::time::sleep(Duration::from_millis(100)).await;
+                if let Err(e) = received(&consumer, &mut handler, m, &mut max_offset, commit_enabled, k).await {
+                    break Err(e);
                 }
+                // Records librdkafka has already fetched are handled here,
+                // up to BATCH of them, without going back through the
+                // `select!`: its shutdown, timers and idle check are polled
+                // once per batch instead of once per record.
+                let mut batch_err = None;
+                for _ in 0..BATCH {
+                    let Some(m) = consumer.recv().now_or_never() else { break };
+                    if let Err(e) = received(&consumer, &mut handler, m, &mut max_offset, commit_enabled, k).await {
+                        batch_err = Some(e);
+                        break;
+                    }
+                }
+                if let Some(e) = batch_err {
+                    break Err(e);
+                }
+                // librdkafka's queue is not a tokio resource: while a
+                // backlog keeps `recv` ready this task would never yield,
+                // and the timers above would never fire (no commits until
+                // the backlog drained). Counting each batch against
+                // tokio's budget makes it yield now and then.
+                tokio::task::consume_budget().await;
             }
         }
     };
@@ -317,6 +315,54 @@ pub async fn run(cfg: &ConsumerConfig, shutdown: Shutdown) -> Result<Summary> {
     // Closed: whatever the last rebalance left, this process owns nothing.
     cfg.assignment.clear();
     result.map(|()| handler.stats.summary())
+}
+
+/// Records handled per pass of the read loop, beyond the one that woke it.
+const BATCH: usize = 64;
+
+/// One result of `recv`: a record is processed; a receive error is counted,
+/// and ends the reader when it means the topic is gone or not ours to read.
+async fn received(
+    consumer: &StreamConsumer<Ctx>,
+    handler: &mut Handler,
+    m: std::result::Result<BorrowedMessage<'_>, KafkaError>,
+    max_offset: &mut HashMap<i32, i64>,
+    store: bool,
+    k: &KafkaConfig,
+) -> Result<()> {
+    let e = match m {
+        Ok(m) => return process(consumer, handler, &m, max_offset, store),
+        Err(e) => e,
+    };
+    KafkaReceiveError { error: &e }.emit();
+    let code = e.rdkafka_error_code();
+    // The topic existed at startup: if a broker answers without it, it was
+    // deleted under us; if it is still listed, or no broker answers (a
+    // restart), the error was transient and librdkafka carries on.
+    if matches!(
+        code,
+        Some(RDKafkaErrorCode::UnknownTopicOrPartition | RDKafkaErrorCode::UnknownTopic)
+    ) && matches!(k.topic_partitions(&k.topic, TOPIC_RECHECK).await, Ok(None))
+    {
+        return Err(Error::TopicDeleted {
+            topic: k.topic.clone(),
+            brokers: k.brokers.clone(),
+            handled: handler.stats.handled(),
+        });
+    }
+    if matches!(
+        code,
+        Some(
+            RDKafkaErrorCode::TopicAuthorizationFailed | RDKafkaErrorCode::GroupAuthorizationFailed
+        )
+    ) {
+        return Err(Error::UnknownTopic {
+            topic: k.topic.clone(),
+            brokers: k.brokers.clone(),
+        });
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    Ok(())
 }
 
 /// Decode → handle → store the offset. A body that does not decode is

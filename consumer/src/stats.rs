@@ -17,10 +17,13 @@
 
 use crate::events::{DuplicateSeen, GapNoticeReceived, Redelivered, SeqGap, TradeIdGap};
 use chrono::{DateTime, Utc};
+use rustc_hash::{FxHashMap, FxHashSet};
 use serde::Serialize;
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
 use std::time::Instant;
 use tickbridge_core::telemetry::{InternalEvent, LatencyStats};
+use tickbridge_core::tick::Source;
 use tickbridge_core::Message;
 
 /// Latency percentiles in milliseconds, as written to the summary.
@@ -121,18 +124,21 @@ pub struct Summary {
 }
 
 /// Ids seen recently, bounded: the oldest id is forgotten once `cap` are held.
+/// The last `cap` ids seen, for duplicate detection. Each id is stored once
+/// (an `Arc<str>` shared by the set and the eviction order), hashed with
+/// `rustc-hash`: the window is checked for every message.
 #[derive(Debug)]
 struct DedupWindow {
     cap: usize,
-    set: HashSet<String>,
-    order: VecDeque<String>,
+    set: FxHashSet<Arc<str>>,
+    order: VecDeque<Arc<str>>,
 }
 
 impl DedupWindow {
     fn new(cap: usize) -> Self {
         Self {
             cap: cap.max(1),
-            set: HashSet::new(),
+            set: FxHashSet::default(),
             order: VecDeque::new(),
         }
     }
@@ -146,10 +152,40 @@ impl DedupWindow {
                 self.set.remove(&old);
             }
         }
-        self.set.insert(id.to_string());
-        self.order.push_back(id.to_string());
+        let id: Arc<str> = id.into();
+        self.set.insert(id.clone());
+        self.order.push_back(id);
         false
     }
+}
+
+/// Metric handles registered once: the `metrics` macros look the series up
+/// in the recorder's registry on every call, which on the per-message path
+/// cost more than the statistics themselves.
+#[derive(Debug)]
+struct Meters {
+    latency_received: metrics::Histogram,
+    latency_exchange: metrics::Histogram,
+}
+
+impl Meters {
+    fn new(role: &'static str) -> Self {
+        Self {
+            latency_received: metrics::histogram!("tickbridge_consumer_latency_seconds", "role" => role, "from" => "received_ts"),
+            latency_exchange: metrics::histogram!("tickbridge_consumer_latency_seconds", "role" => role, "from" => "exchange_ts"),
+        }
+    }
+}
+
+/// A count per text key that is looked up by `&str` and allocates only
+/// when a key is new: producers and symbols repeat in every message.
+type Counts = FxHashMap<Arc<str>, u64>;
+
+fn slot<'m>(map: &'m mut Counts, key: &str) -> &'m mut u64 {
+    if !map.contains_key(key) {
+        map.insert(key.into(), 0);
+    }
+    map.get_mut(key).expect("inserted above")
 }
 
 /// Running statistics of one reader. Owned by its single processing task,
@@ -162,8 +198,13 @@ pub struct Stats {
     last_report: Instant,
     handled_at_last_report: u64,
     seen: DedupWindow,
-    last_seq: HashMap<(String, String), u64>,
-    last_trade: HashMap<String, u64>,
+    /// Last producer seq, by producer, then symbol.
+    last_seq: FxHashMap<Arc<str>, Counts>,
+    /// Highest trade id seen plus one, by exchange, then symbol.
+    last_trade: FxHashMap<Source, Counts>,
+    /// Handled messages per symbol (the summary's `per_symbol`).
+    per_symbol: Counts,
+    meters: Meters,
     lat_received: LatencyStats,
     lat_exchange: LatencyStats,
     first_handled: Option<DateTime<Utc>>,
@@ -189,8 +230,10 @@ impl Stats {
             last_report: now,
             handled_at_last_report: 0,
             seen: DedupWindow::new(dedup_window),
-            last_seq: HashMap::new(),
-            last_trade: HashMap::new(),
+            last_seq: FxHashMap::default(),
+            last_trade: FxHashMap::default(),
+            per_symbol: Counts::default(),
+            meters: Meters::new(role),
             lat_received: LatencyStats::default(),
             lat_exchange: LatencyStats::default(),
             first_handled: None,
@@ -222,7 +265,7 @@ impl Stats {
         self.first_handled.get_or_insert(now);
         self.last_handled = Some(now);
         let m = msg.as_ref();
-        *self.s.per_symbol.entry(m.symbol().to_string()).or_default() += 1;
+        *slot(&mut self.per_symbol, m.symbol()) += 1;
         let duplicate = self.seen.check_and_insert(m.id());
         if duplicate {
             self.s.duplicates += 1;
@@ -232,56 +275,60 @@ impl Stats {
             }
             .emit();
         }
-        let key = (m.producer().to_string(), m.symbol().to_string());
-        let seq = m.seq();
-        match self.last_seq.get(&key).copied() {
-            Some(last) if seq > last + 1 => {
+        let (producer, symbol, seq) = (m.producer(), m.symbol(), m.seq());
+        if !self.last_seq.contains_key(producer) {
+            self.last_seq.insert(producer.into(), Counts::default());
+        }
+        let by_symbol = self.last_seq.get_mut(producer).expect("inserted above");
+        let last_seq = slot(by_symbol, symbol);
+        match *last_seq {
+            0 => {
+                // The first message seen need not be seq 1: a reader that
+                // joined late or replays from an offset has no gap.
+            }
+            last if seq > last + 1 => {
                 self.s.seq_gaps += 1;
                 self.s.seq_missing += seq - last - 1;
                 SeqGap {
                     role: self.role,
-                    producer: &key.0,
-                    symbol: &key.1,
+                    producer,
+                    symbol,
                     expected: last + 1,
                     got: seq,
                 }
                 .emit();
             }
-            Some(last) if seq <= last => self.s.seq_regressions += 1,
-            None if seq > 1 && !duplicate => {
-                // The first message seen is not seq 1: fine for a reader that
-                // joined late or replays from an offset, so not a gap.
-            }
+            last if seq <= last => self.s.seq_regressions += 1,
             _ => {}
         }
-        let last = self.last_seq.entry(key).or_insert(0);
-        *last = (*last).max(seq);
+        *last_seq = (*last_seq).max(seq);
         match msg {
             Message::Tick(t) => {
                 self.s.ticks += 1;
-                self.lat_received.record_micros(micros(now - t.received_ts));
-                self.lat_exchange.record_micros(micros(now - t.exchange_ts));
-                metrics::histogram!("tickbridge_consumer_latency_seconds", "role" => self.role, "from" => "received_ts")
-                    .record((now - t.received_ts).as_seconds_f64());
-                metrics::histogram!("tickbridge_consumer_latency_seconds", "role" => self.role, "from" => "exchange_ts")
-                    .record((now - t.exchange_ts).as_seconds_f64());
-                let stream = format!("{}:{}", t.source, t.symbol);
-                match self.last_trade.get(&stream).copied() {
-                    Some(last) if t.trade_id > last + 1 => {
-                        self.s.trade_id_gaps += 1;
-                        self.s.trade_id_missing += t.trade_id - last - 1;
-                        TradeIdGap {
-                            role: self.role,
-                            stream: &stream,
-                            expected: last + 1,
-                            got: t.trade_id,
-                        }
-                        .emit();
+                let from_received = now - t.received_ts;
+                let from_exchange = now - t.exchange_ts;
+                self.lat_received.record_micros(micros(from_received));
+                self.lat_exchange.record_micros(micros(from_exchange));
+                self.meters
+                    .latency_received
+                    .record(from_received.as_seconds_f64());
+                self.meters
+                    .latency_exchange
+                    .record(from_exchange.as_seconds_f64());
+                // Holds the highest trade id seen plus one; 0 is "none yet".
+                let next = slot(self.last_trade.entry(t.source).or_default(), &t.symbol);
+                if *next > 0 && t.trade_id > *next {
+                    self.s.trade_id_gaps += 1;
+                    self.s.trade_id_missing += t.trade_id - *next;
+                    TradeIdGap {
+                        role: self.role,
+                        stream: &format!("{}:{}", t.source, t.symbol),
+                        expected: *next,
+                        got: t.trade_id,
                     }
-                    _ => {}
+                    .emit();
                 }
-                let last = self.last_trade.entry(stream).or_insert(0);
-                *last = (*last).max(t.trade_id);
+                *next = (*next).max(t.trade_id.saturating_add(1));
             }
             Message::Gap(g) => {
                 self.s.gap_notices += 1;
@@ -397,6 +444,11 @@ impl Stats {
     /// The final summary.
     pub fn summary(&self) -> Summary {
         let mut s = self.s.clone();
+        s.per_symbol = self
+            .per_symbol
+            .iter()
+            .map(|(k, v)| (k.to_string(), *v))
+            .collect();
         s.elapsed_secs = self.started.elapsed().as_secs_f64();
         s.rate_per_sec = if s.elapsed_secs > 0.0 {
             s.handled as f64 / s.elapsed_secs
