@@ -24,6 +24,11 @@
 //!   checks the origin marker, counts duplicates, multiple-acks /
 //!   stores offsets in order and commits.
 //!
+//! A second measurement runs each at 1,000 ticks/s: a child process (this
+//! binary again) publishes 10,000 ticks into the source while the baseline
+//! or the bridge runs, so this process's CPU per message is the reader's
+//! alone (`/proc/self/stat`).
+//!
 //! Results are printed and written to `bridge/BENCHMARKS.md`. `BENCH_SCALE`
 //! (default 1.0) scales N.
 
@@ -59,6 +64,7 @@ const READING: &str = "
 * The R→K baseline acks every delivery on its own, as a naive bridge would; the bridge sends one `multiple` ack per batch of reports, which is why it can beat its baseline. A baseline with batched acks would be the bridge minus validation.
 * K→R is bounded by RabbitMQ's persistent, confirmed publishes into two queues (work + stream); the bridge's extra cost there is schema validation and the rebuilt metadata.
 * Every cell includes connecting (and, for K→R, the consumer-group join), for baseline and bridge alike.
+* CPU µs/msg is this benchmark process's CPU time (all threads, from `/proc/self/stat`) per message over the drain, or over the paced run while a child process publishes; the brokers and the publisher are not in it.
 ";
 const WINDOW: usize = 2000;
 

@@ -54,11 +54,35 @@ fn main() {
             }),
         ));
     }
+    if want("parse") {
+        // The floor for any reader that looks at the body at all: a JSON
+        // syntax check that builds nothing.
+        rows.push((
+            "JSON syntax only (serde IgnoredAny)",
+            best_ns(n, rounds, || {
+                bodies
+                    .iter()
+                    .filter(|b| serde_json::from_slice::<serde::de::IgnoredAny>(b).is_ok())
+                    .count()
+            }),
+        ));
+    }
     if want("decode") {
         rows.push((
             "schema::decode",
             best_ns(n, rounds, || {
                 bodies.iter().filter(|b| schema::decode(b).is_ok()).count()
+            }),
+        ));
+    }
+    if want("full") {
+        rows.push((
+            "schema::decode_full (JSON value, JSON Schema, deserialize)",
+            best_ns(n, rounds, || {
+                bodies
+                    .iter()
+                    .filter(|b| schema::decode_full(b).is_ok())
+                    .count()
             }),
         ));
     }
