@@ -11,13 +11,6 @@ pub enum Error {
     /// Connection, topology or decoding trouble reported by tickbridge-core.
     #[error(transparent)]
     Core(#[from] tickbridge_core::Error),
-    /// An AMQP operation failed after the connection was up (channel closed,
-    /// connection reset): the session is rebuilt.
-    #[error("RabbitMQ: {0}")]
-    Amqp(#[from] lapin::Error),
-    /// A Kafka client operation failed.
-    #[error("Kafka: {0}")]
-    Kafka(#[from] rdkafka::error::KafkaError),
     /// A flag or flag combination that cannot work; the text says how to fix it.
     #[error("configuration: {0}")]
     Config(String),
@@ -107,10 +100,58 @@ impl Error {
             | Error::Unreachable { .. }
             | Error::DeadLetter { .. } => true,
             Error::Core(e) => e.is_terminal(),
-            Error::Amqp(_) | Error::Kafka(_) | Error::Cancelled(_) | Error::Refused { .. } => false,
+            Error::Cancelled(_) | Error::Refused { .. } => false,
         }
+    }
+}
+
+/// Client errors go through the shared crate's error, so whether one is
+/// terminal (ACCESS_REFUSED, an untrusted certificate, ...) is decided in
+/// one place, [`tickbridge_core::Error::is_terminal`], on every path.
+impl From<lapin::Error> for Error {
+    fn from(e: lapin::Error) -> Self {
+        Error::Core(e.into())
+    }
+}
+
+impl From<rdkafka::error::KafkaError> for Error {
+    fn from(e: rdkafka::error::KafkaError) -> Self {
+        Error::Core(e.into())
     }
 }
 
 /// Result alias.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod terminal_tests {
+    use super::*;
+    use lapin::protocol::{AMQPError, AMQPErrorKind, AMQPSoftError};
+
+    /// ACCESS_REFUSED is terminal whichever way it reaches the bridge's
+    /// error: straight from lapin (`?` on a channel call) or wrapped by the
+    /// shared crate (a connect). Both go through one classification.
+    #[test]
+    fn access_refused_is_terminal_on_every_path() {
+        let refused = || -> lapin::Error {
+            lapin::ErrorKind::ProtocolError(AMQPError::new(
+                AMQPErrorKind::Soft(AMQPSoftError::ACCESSREFUSED),
+                "ACCESS_REFUSED - access to queue 'q' in vhost '/' refused".into(),
+            ))
+            .into()
+        };
+        let direct: Error = refused().into();
+        let via_core: Error = tickbridge_core::Error::from(refused()).into();
+        assert!(direct.is_terminal(), "{direct}");
+        assert!(via_core.is_terminal(), "{via_core}");
+        assert_eq!(direct.to_string(), via_core.to_string());
+        let io = || -> lapin::Error {
+            lapin::ErrorKind::IOError(std::sync::Arc::new(std::io::Error::from(
+                std::io::ErrorKind::ConnectionReset,
+            )))
+            .into()
+        };
+        assert!(!Error::from(io()).is_terminal());
+        assert!(!Error::from(tickbridge_core::Error::from(io())).is_terminal());
+    }
+}

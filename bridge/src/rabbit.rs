@@ -10,6 +10,7 @@ use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection, ExchangeKind};
 use std::future::Future;
 use tickbridge_core::amqp::AmqpConfig;
+use tickbridge_core::error::BrokerReply;
 
 pub use tickbridge_core::amqp::STEP_TIMEOUT;
 
@@ -36,7 +37,7 @@ pub async fn queue_depth(conn: &Connection, queue: &str, amqp: &AmqpConfig) -> R
             let _ = ch.close(200, "depth".into()).await;
             Ok(q.message_count())
         }
-        Err(e) if e.to_string().contains("NOT_FOUND") => Err(Error::UnknownQueue {
+        Err(e) if BrokerReply::of(&e) == Some(BrokerReply::NotFound) => Err(Error::UnknownQueue {
             queue: queue.to_string(),
             url: amqp.masked_url(),
         }),
@@ -68,10 +69,12 @@ pub async fn check_exchange(conn: &Connection, exchange: &str, amqp: &AmqpConfig
             let _ = ch.close(200, "check".into()).await;
             Ok(())
         }
-        Err(e) if e.to_string().contains("NOT_FOUND") => Err(Error::UnknownExchange {
-            exchange: exchange.to_string(),
-            url: amqp.masked_url(),
-        }),
+        Err(e) if BrokerReply::of(&e) == Some(BrokerReply::NotFound) => {
+            Err(Error::UnknownExchange {
+                exchange: exchange.to_string(),
+                url: amqp.masked_url(),
+            })
+        }
         Err(e) => Err(e.into()),
     }
 }

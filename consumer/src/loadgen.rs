@@ -224,7 +224,7 @@ impl KafkaPublisher {
             .headers(headers::kafka_headers(m));
         match self.producer.send(record, Duration::from_secs(30)).await {
             Ok(d) => Ok((d.partition, d.offset)),
-            Err((e, _)) => Err(Error::Kafka(e)),
+            Err((e, _)) => Err(e.into()),
         }
     }
 
@@ -233,7 +233,7 @@ impl KafkaPublisher {
         let record = FutureRecord::to(&self.topic).key(key).payload(body);
         match self.producer.send(record, Duration::from_secs(30)).await {
             Ok(d) => Ok((d.partition, d.offset)),
-            Err((e, _)) => Err(Error::Kafka(e)),
+            Err((e, _)) => Err(e.into()),
         }
     }
 }

@@ -39,6 +39,7 @@ use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{BasicProperties, Channel, Connection};
 use std::time::{Duration, Instant};
 use tickbridge_core::amqp::{bounded, AmqpConfig, STEP_TIMEOUT};
+use tickbridge_core::error::BrokerReply;
 use tickbridge_core::telemetry::InternalEvent;
 use tickbridge_core::{headers, schema, Shutdown};
 
@@ -530,10 +531,12 @@ pub(crate) async fn queue_depth(conn: &Connection, queue: &str, amqp: &AmqpConfi
                 let _ = ch.close(200, "depth".into()).await;
                 Ok(q.message_count())
             }
-            Err(e) if e.to_string().contains("NOT_FOUND") => Err(Error::UnknownQueue {
-                queue: queue.to_string(),
-                url: amqp.masked_url(),
-            }),
+            Err(e) if BrokerReply::of(&e) == Some(BrokerReply::NotFound) => {
+                Err(Error::UnknownQueue {
+                    queue: queue.to_string(),
+                    url: amqp.masked_url(),
+                })
+            }
             Err(e) => Err(e.into()),
         }
     })

@@ -152,7 +152,7 @@ impl AmqpConfig {
             "RabbitMQ at {} is not usable: {} ({})",
             self.masked_url(),
             one_line(&e.to_string()),
-            amqp_hint(e)
+            amqp_hint(&self.url, e)
         )
     }
 
@@ -176,20 +176,67 @@ impl AmqpConfig {
     }
 }
 
-/// What to check, for an error from the first connection.
-fn amqp_hint(e: &Error) -> &'static str {
-    let text = e.to_string();
-    if text.contains("ACCESS_REFUSED") {
-        "check the user and password in --amqp-url"
-    } else if text.contains("NOT_ALLOWED") {
-        "check the vhost in --amqp-url and the user's permissions on it"
-    } else if text.contains("certificate") || text.contains("Certificate") {
-        "check --amqp-ca-file: it must hold the CA that signed the broker's certificate"
-    } else if text.contains("lookup") || text.contains("resolve") || text.contains("not known") {
-        "check the host name in --amqp-url"
-    } else {
-        "is RabbitMQ running on that host and port?"
+/// What to check, for an error from the first connection: from the
+/// broker's typed reply, the TLS library's typed error, or a look-up of the
+/// URL's host name; never from the error's text.
+fn amqp_hint(url: &str, e: &Error) -> &'static str {
+    use crate::error::BrokerReply;
+    let lapin = match e {
+        Error::Amqp(l) => Some(l),
+        _ => None,
+    };
+    match lapin.and_then(BrokerReply::of) {
+        Some(BrokerReply::AccessRefused) => return "check the user and password in --amqp-url",
+        Some(BrokerReply::NotAllowed) => {
+            return "check the vhost in --amqp-url and the user's permissions on it"
+        }
+        _ => {}
     }
+    if lapin.is_some_and(is_untrusted_certificate) {
+        return "check --amqp-ca-file: it must hold the CA that signed the broker's certificate";
+    }
+    if !host_resolves(url) {
+        return "check the host name in --amqp-url";
+    }
+    "is RabbitMQ running on that host and port?"
+}
+
+/// `false` when the URL's host name does not resolve (a typo, a container
+/// name outside its network).
+fn host_resolves(url: &str) -> bool {
+    use std::net::ToSocketAddrs;
+    let Ok(u) = url::Url::parse(url) else {
+        return true;
+    };
+    let Some(host) = u.host_str() else {
+        return true;
+    };
+    let port = u.port().unwrap_or(5672);
+    (host.trim_start_matches('[').trim_end_matches(']'), port)
+        .to_socket_addrs()
+        .is_ok_and(|mut a| a.next().is_some())
+}
+
+/// `true` when the TLS handshake failed on the broker's certificate (not
+/// signed by a trusted CA, expired, wrong name): rustls's typed error
+/// somewhere in the I/O error's chain.
+pub(crate) fn is_untrusted_certificate(e: &lapin::Error) -> bool {
+    let lapin::ErrorKind::IOError(io) = e.kind() else {
+        return false;
+    };
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = io
+        .get_ref()
+        .map(|x| x as &(dyn std::error::Error + 'static));
+    while let Some(err) = cur {
+        if matches!(
+            err.downcast_ref::<rustls::Error>(),
+            Some(rustls::Error::InvalidCertificate(_))
+        ) {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
 }
 
 /// Collapses an error text to one line, so a binary's failure message stays

@@ -68,16 +68,108 @@ impl Error {
     }
 }
 
-/// Access refused (wrong credentials, no permission on the vhost) and a TLS
-/// certificate the client does not trust never fix themselves; everything
-/// else on the wire might.
+/// Access refused (wrong credentials, no permission on the vhost), a
+/// precondition the broker will keep failing, and a TLS certificate the
+/// client does not trust never fix themselves; everything else on the wire
+/// might. Read from lapin's typed errors ([`BrokerReply`]), never their text.
 fn amqp_error_is_terminal(e: &lapin::Error) -> bool {
-    let text = e.to_string();
-    text.contains("ACCESS_REFUSED")
-        || text.contains("NOT_ALLOWED")
-        || text.contains("PRECONDITION_FAILED")
-        || text.contains("invalid peer certificate")
+    match BrokerReply::of(e) {
+        Some(r) => r.is_terminal(),
+        None => crate::amqp::is_untrusted_certificate(e),
+    }
+}
+
+/// What RabbitMQ said when it closed a channel or the connection, from
+/// lapin's typed protocol error: the classes tickbridge acts on, and the
+/// rest as `Other`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BrokerReply {
+    /// 404: a queue or exchange that does not exist.
+    NotFound,
+    /// 403: wrong user or password, or no permission.
+    AccessRefused,
+    /// 530: a vhost that does not exist, or an operation not allowed.
+    NotAllowed,
+    /// 406: a declare whose arguments differ from the existing resource's.
+    PreconditionFailed,
+    /// 405: an exclusive resource held by another connection.
+    ResourceLocked,
+    /// 320: the broker is shutting down or restarting.
+    ConnectionForced,
+    /// Any other reply code.
+    Other,
+}
+
+impl BrokerReply {
+    /// The broker's reply, if `e` is one.
+    pub fn of(e: &lapin::Error) -> Option<Self> {
+        use lapin::protocol::{AMQPErrorKind, AMQPHardError, AMQPSoftError};
+        let lapin::ErrorKind::ProtocolError(amqp) = e.kind() else {
+            return None;
+        };
+        Some(match amqp.kind() {
+            AMQPErrorKind::Soft(AMQPSoftError::NOTFOUND) => Self::NotFound,
+            AMQPErrorKind::Soft(AMQPSoftError::ACCESSREFUSED) => Self::AccessRefused,
+            AMQPErrorKind::Soft(AMQPSoftError::PRECONDITIONFAILED) => Self::PreconditionFailed,
+            AMQPErrorKind::Soft(AMQPSoftError::RESOURCELOCKED) => Self::ResourceLocked,
+            AMQPErrorKind::Hard(AMQPHardError::NOTALLOWED) => Self::NotAllowed,
+            AMQPErrorKind::Hard(AMQPHardError::CONNECTIONFORCED) => Self::ConnectionForced,
+            _ => Self::Other,
+        })
+    }
+
+    /// `true` when asking again cannot get another answer.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            Self::AccessRefused | Self::NotAllowed | Self::PreconditionFailed
+        )
+    }
 }
 
 /// Result alias.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lapin::protocol::{AMQPError, AMQPErrorKind, AMQPHardError, AMQPSoftError};
+
+    /// A lapin error as the broker's close would produce it.
+    pub(crate) fn broker_said(kind: AMQPErrorKind, text: &str) -> lapin::Error {
+        lapin::ErrorKind::ProtocolError(AMQPError::new(kind, text.into())).into()
+    }
+
+    #[test]
+    fn broker_replies_are_read_by_type() {
+        let refused = broker_said(
+            AMQPErrorKind::Soft(AMQPSoftError::ACCESSREFUSED),
+            "ACCESS_REFUSED - Login was refused",
+        );
+        assert_eq!(BrokerReply::of(&refused), Some(BrokerReply::AccessRefused));
+        assert!(Error::from(refused).is_terminal());
+        let vhost = broker_said(
+            AMQPErrorKind::Hard(AMQPHardError::NOTALLOWED),
+            "NOT_ALLOWED - vhost x not found",
+        );
+        assert!(Error::from(vhost).is_terminal());
+        // The text alone decides nothing: a NOT_FOUND whose message happens
+        // to mention ACCESS_REFUSED is still a missing queue, and retried.
+        let missing = broker_said(
+            AMQPErrorKind::Soft(AMQPSoftError::NOTFOUND),
+            "NOT_FOUND - no queue 'ACCESS_REFUSED'",
+        );
+        assert_eq!(BrokerReply::of(&missing), Some(BrokerReply::NotFound));
+        assert!(!Error::from(missing).is_terminal());
+        let forced = broker_said(
+            AMQPErrorKind::Hard(AMQPHardError::CONNECTIONFORCED),
+            "CONNECTION_FORCED - shutdown",
+        );
+        assert!(!Error::from(forced).is_terminal());
+        let io: lapin::Error =
+            lapin::ErrorKind::IOError(std::sync::Arc::new(std::io::Error::other("ACCESS_REFUSED")))
+                .into();
+        assert_eq!(BrokerReply::of(&io), None);
+        assert!(!Error::from(io).is_terminal());
+    }
+}
