@@ -590,9 +590,9 @@ async fn main() {
         (Some(a), Some(b)) if b > 0.0 => format!("{:.2}×", a / b),
         _ => "?".into(),
     };
-    md.push_str(&format!(
+    md.push_str(
         "\nDrains of N preloaded ticks against a raw reader of the same preload, in the same run (two rounds each, the raw reader first in the first round; mean rates, every sample in brackets; target: ratio ≥ 80%):\n\n| reader | N | raw msgs/s | reader handled/s | ratio | raw CPU µs/msg | reader CPU µs/msg | CPU reader/raw | machine busy / stolen (raw; reader) |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n"
-    ));
+    );
     for raw in &raws {
         let mine: Vec<&Row> = rows
             .iter()
