@@ -31,7 +31,7 @@ use crate::mapping::{
     amqp_properties_from_kafka, dead_letter_properties, kafka_header, raw_properties_from_kafka,
 };
 use crate::rabbit::{bounded, confirm_channel, park, STEP_TIMEOUT};
-use crate::stats::{DirStats, IdWindow};
+use crate::stats::DirStats;
 use crate::tracker::OffsetTracker;
 use crate::{Error, Result};
 use futures::future::BoxFuture;
@@ -51,6 +51,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 use tickbridge_core::amqp::Topology;
+use tickbridge_core::dedup::DedupWindow;
 use tickbridge_core::telemetry::InternalEvent;
 use tickbridge_core::{headers, schema, Shutdown};
 
@@ -136,7 +137,7 @@ pub struct K2r<'a> {
     /// Where returns go.
     pub unroutable: String,
     /// Duplicate counter.
-    pub ids: IdWindow,
+    pub ids: DedupWindow,
 }
 
 /// One record on its way to RabbitMQ.

@@ -42,10 +42,11 @@ pub use error::{Error, Result};
 pub use stats::{Stats, Summary};
 
 use events::{Reconnecting, K2R, R2K};
-use stats::{DirStats, IdWindow, StatsLine};
+use stats::{DirStats, StatsLine};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tickbridge_core::backoff::Backoff;
+use tickbridge_core::dedup::DedupWindow;
 use tickbridge_core::telemetry::InternalEvent;
 use tickbridge_core::Shutdown;
 
@@ -258,7 +259,7 @@ async fn run_r2k(
         queue,
         dlx: shared.dlx(),
         producer: r2k::producer(shared, args, name)?,
-        ids: IdWindow::new(shared.dedup_window),
+        ids: DedupWindow::new(shared.dedup_window),
     };
     let mut rc = Reconnect::new(R2K, &stats.r2k);
     let res = loop {
@@ -301,7 +302,7 @@ async fn run_k2r(
         exchange,
         dlx: shared.dlx(),
         unroutable,
-        ids: IdWindow::new(shared.dedup_window),
+        ids: DedupWindow::new(shared.dedup_window),
     };
     let mut rc = Reconnect::new(K2R, &stats.k2r);
     loop {

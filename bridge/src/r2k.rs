@@ -27,7 +27,7 @@ use crate::events::{
 };
 use crate::mapping::{amqp_header, dead_letter_properties, kafka_headers_from_amqp};
 use crate::rabbit::{bounded, confirm_channel, park, queue_depth, STEP_TIMEOUT};
-use crate::stats::{DirStats, IdWindow};
+use crate::stats::DirStats;
 use crate::tracker::AckTracker;
 use crate::{Error, Result};
 use futures::future::BoxFuture;
@@ -42,6 +42,7 @@ use rdkafka::message::OwnedHeaders;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
+use tickbridge_core::dedup::DedupWindow;
 use tickbridge_core::telemetry::InternalEvent;
 use tickbridge_core::{headers, schema, Shutdown};
 
@@ -62,7 +63,7 @@ pub struct R2k<'a> {
     /// The producer, kept across AMQP reconnects.
     pub producer: FutureProducer,
     /// Duplicate counter.
-    pub ids: IdWindow,
+    pub ids: DedupWindow,
 }
 
 /// Builds the Kafka producer: idempotent (no duplicates or reordering from

@@ -6,7 +6,6 @@
 //! in one `emit()` so the log, the summary and `/metrics` never disagree.
 
 use serde::Serialize;
-use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::time::Instant;
 
@@ -159,59 +158,5 @@ impl StatsLine {
         );
         self.last = now;
         self.at = Instant::now();
-    }
-}
-
-/// The last `cap` ids seen, to count duplicates without unbounded memory.
-#[derive(Debug)]
-pub struct IdWindow {
-    set: HashSet<String>,
-    order: VecDeque<String>,
-    cap: usize,
-}
-
-impl IdWindow {
-    /// Remembers at most `cap` ids (0 disables duplicate counting).
-    pub fn new(cap: usize) -> Self {
-        Self {
-            set: HashSet::new(),
-            order: VecDeque::new(),
-            cap,
-        }
-    }
-
-    /// Records `id`; `true` when it was already in the window.
-    pub fn seen(&mut self, id: &str) -> bool {
-        if self.cap == 0 {
-            return false;
-        }
-        if self.set.contains(id) {
-            return true;
-        }
-        if self.order.len() >= self.cap {
-            if let Some(old) = self.order.pop_front() {
-                self.set.remove(&old);
-            }
-        }
-        self.set.insert(id.to_string());
-        self.order.push_back(id.to_string());
-        false
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn id_window_is_bounded() {
-        let mut w = IdWindow::new(2);
-        assert!(!w.seen("a"));
-        assert!(w.seen("a"));
-        assert!(!w.seen("b"));
-        assert!(!w.seen("c")); // evicts "a"
-        assert!(!w.seen("a"));
-        assert!(w.seen("c"));
-        assert!(!IdWindow::new(0).seen("a"));
     }
 }

@@ -67,7 +67,7 @@ pub struct CommonArgs {
     pub log_format: LogFormat,
     /// Ids remembered to count duplicates. Bounded so a long run cannot grow
     /// memory without limit; a duplicate older than this many messages goes
-    /// uncounted.
+    /// uncounted. 0 turns duplicate counting off.
     #[arg(long, env = "CONSUMER_DEDUP_WINDOW", default_value_t = 1_000_000)]
     pub dedup_window: usize,
 }

@@ -17,11 +17,12 @@
 
 use crate::events::{DuplicateSeen, GapNoticeReceived, Redelivered, SeqGap, TradeIdGap};
 use chrono::{DateTime, Utc};
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::FxHashMap;
 use serde::Serialize;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
+use tickbridge_core::dedup::DedupWindow;
 use tickbridge_core::telemetry::{InternalEvent, LatencyStats};
 use tickbridge_core::tick::Source;
 use tickbridge_core::Message;
@@ -124,41 +125,6 @@ pub struct Summary {
 }
 
 /// Ids seen recently, bounded: the oldest id is forgotten once `cap` are held.
-/// The last `cap` ids seen, for duplicate detection. Each id is stored once
-/// (an `Arc<str>` shared by the set and the eviction order), hashed with
-/// `rustc-hash`: the window is checked for every message.
-#[derive(Debug)]
-struct DedupWindow {
-    cap: usize,
-    set: FxHashSet<Arc<str>>,
-    order: VecDeque<Arc<str>>,
-}
-
-impl DedupWindow {
-    fn new(cap: usize) -> Self {
-        Self {
-            cap: cap.max(1),
-            set: FxHashSet::default(),
-            order: VecDeque::new(),
-        }
-    }
-    /// `true` if `id` was already present.
-    fn check_and_insert(&mut self, id: &str) -> bool {
-        if self.set.contains(id) {
-            return true;
-        }
-        if self.order.len() >= self.cap {
-            if let Some(old) = self.order.pop_front() {
-                self.set.remove(&old);
-            }
-        }
-        let id: Arc<str> = id.into();
-        self.set.insert(id.clone());
-        self.order.push_back(id);
-        false
-    }
-}
-
 /// Metric handles registered once: the `metrics` macros look the series up
 /// in the recorder's registry on every call, which on the per-message path
 /// cost more than the statistics themselves.
@@ -266,7 +232,7 @@ impl Stats {
         self.last_handled = Some(now);
         let m = msg.as_ref();
         *slot(&mut self.per_symbol, m.symbol()) += 1;
-        let duplicate = self.seen.check_and_insert(m.id());
+        let duplicate = self.seen.seen(m.id());
         if duplicate {
             self.s.duplicates += 1;
             DuplicateSeen {
@@ -557,16 +523,5 @@ mod tests {
         assert_eq!(sum.seq_gaps, 0, "the notice fills seq 11");
         assert_eq!((sum.trade_id_gaps, sum.trade_id_missing), (1, 5));
         assert_eq!(sum.per_symbol["BTC-USD"], 16);
-    }
-
-    #[test]
-    fn dedup_window_is_bounded() {
-        let mut w = DedupWindow::new(2);
-        assert!(!w.check_and_insert("a"));
-        assert!(!w.check_and_insert("b"));
-        assert!(w.check_and_insert("a"));
-        assert!(!w.check_and_insert("c"));
-        assert!(!w.check_and_insert("a"), "a was evicted");
-        assert_eq!(w.set.len(), 2);
     }
 }

@@ -15,6 +15,7 @@
 pub mod amqp;
 pub mod backoff;
 pub mod cli;
+pub mod dedup;
 pub mod error;
 pub mod headers;
 pub mod kafka;
