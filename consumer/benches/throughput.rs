@@ -532,8 +532,14 @@ async fn main() {
                 } else {
                     let r = drain(reader, n_drain).await;
                     eprintln!(
-                        "{} {}: {:.0}/s, {:?} us/msg",
-                        r.reader, r.mode, r.s.active_rate_per_sec, r.cpu_us
+                        "{} {}: {:.0}/s, {:?} us/msg (first {:?}, last {:?}, run {:.1}s)",
+                        r.reader,
+                        r.mode,
+                        r.s.active_rate_per_sec,
+                        r.cpu_us,
+                        r.s.first_handled_at,
+                        r.s.last_handled_at,
+                        r.s.elapsed_secs
                     );
                     rows.push(r);
                 }
