@@ -126,32 +126,18 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[cfg(test)]
 mod terminal_tests {
     use super::*;
-    use lapin::protocol::{AMQPError, AMQPErrorKind, AMQPSoftError};
+    use tickbridge_core::testkit::{access_refused, connection_reset};
 
     /// ACCESS_REFUSED is terminal whichever way it reaches the bridge's
     /// error: straight from lapin (`?` on a channel call) or wrapped by the
     /// shared crate (a connect). Both go through one classification.
     #[test]
     fn access_refused_is_terminal_on_every_path() {
-        let refused = || -> lapin::Error {
-            lapin::ErrorKind::ProtocolError(AMQPError::new(
-                AMQPErrorKind::Soft(AMQPSoftError::ACCESSREFUSED),
-                "ACCESS_REFUSED - access to queue 'q' in vhost '/' refused".into(),
-            ))
-            .into()
-        };
-        let direct: Error = refused().into();
-        let via_core: Error = tickbridge_core::Error::from(refused()).into();
-        assert!(direct.is_terminal(), "{direct}");
-        assert!(via_core.is_terminal(), "{via_core}");
+        let direct: Error = access_refused().into();
+        let via_core: Error = tickbridge_core::Error::from(access_refused()).into();
+        assert!(direct.is_terminal() && via_core.is_terminal(), "{direct}");
         assert_eq!(direct.to_string(), via_core.to_string());
-        let io = || -> lapin::Error {
-            lapin::ErrorKind::IOError(std::sync::Arc::new(std::io::Error::from(
-                std::io::ErrorKind::ConnectionReset,
-            )))
-            .into()
-        };
-        assert!(!Error::from(io()).is_terminal());
-        assert!(!Error::from(tickbridge_core::Error::from(io())).is_terminal());
+        assert!(!Error::from(connection_reset()).is_terminal());
+        assert!(!Error::from(tickbridge_core::Error::from(connection_reset())).is_terminal());
     }
 }

@@ -54,37 +54,27 @@ fn main() {
             }),
         ));
     }
-    if want("parse") {
+    // Stages that look at each body on its own: how many it accepted.
+    let per_body: [(&str, &str, fn(&[u8]) -> bool); 3] = [
         // The floor for any reader that looks at the body at all: a JSON
         // syntax check that builds nothing.
-        rows.push((
-            "JSON syntax only (serde IgnoredAny)",
-            best_ns(n, rounds, || {
-                bodies
-                    .iter()
-                    .filter(|b| serde_json::from_slice::<serde::de::IgnoredAny>(b).is_ok())
-                    .count()
-            }),
-        ));
-    }
-    if want("decode") {
-        rows.push((
-            "schema::decode",
-            best_ns(n, rounds, || {
-                bodies.iter().filter(|b| schema::decode(b).is_ok()).count()
-            }),
-        ));
-    }
-    if want("full") {
-        rows.push((
+        ("parse", "JSON syntax only (serde IgnoredAny)", |b| {
+            serde_json::from_slice::<serde::de::IgnoredAny>(b).is_ok()
+        }),
+        ("decode", "schema::decode", |b| schema::decode(b).is_ok()),
+        (
+            "full",
             "schema::decode_full (JSON value, JSON Schema, deserialize)",
-            best_ns(n, rounds, || {
-                bodies
-                    .iter()
-                    .filter(|b| schema::decode_full(b).is_ok())
-                    .count()
-            }),
-        ));
+            |b| schema::decode_full(b).is_ok(),
+        ),
+    ];
+    for (key, what, stage) in per_body {
+        if want(key) {
+            rows.push((
+                what,
+                best_ns(n, rounds, || bodies.iter().filter(|b| stage(b)).count()),
+            ));
+        }
     }
     if want("handle") {
         rows.push((

@@ -658,3 +658,22 @@ pub fn run_bounded(cmd: &mut Command, limit: Duration) -> BoundedRun {
         stderr: err_reader.join().unwrap_or_default(),
     }
 }
+
+/// A lapin error as RabbitMQ's close with `ACCESS_REFUSED` produces it, for
+/// the tests that check every crate treats it as terminal.
+pub fn access_refused() -> lapin::Error {
+    use lapin::protocol::{AMQPError, AMQPErrorKind, AMQPSoftError};
+    lapin::ErrorKind::ProtocolError(AMQPError::new(
+        AMQPErrorKind::Soft(AMQPSoftError::ACCESSREFUSED),
+        "ACCESS_REFUSED - access to queue 'q' in vhost '/' refused".into(),
+    ))
+    .into()
+}
+
+/// A lapin I/O error (a connection reset), which is always worth a retry.
+pub fn connection_reset() -> lapin::Error {
+    lapin::ErrorKind::IOError(std::sync::Arc::new(std::io::Error::from(
+        std::io::ErrorKind::ConnectionReset,
+    )))
+    .into()
+}

@@ -158,6 +158,17 @@ pub mod ts_micros {
     /// `YYYY-MM-DDTHH:MM:SS.fffffffffZ`.
     const MAX_LEN: usize = 30;
 
+    /// Where the separators of `YYYY-MM-DDTHH:MM:SS.f…Z` sit, for the
+    /// writer here and the readers' fast path.
+    pub(crate) const SEPARATORS: [(usize, u8); 6] = [
+        (4, b'-'),
+        (7, b'-'),
+        (10, b'T'),
+        (13, b':'),
+        (16, b':'),
+        (19, b'.'),
+    ];
+
     /// chrono's general formatter, for what [`write`] leaves to it.
     fn slow(ts: &DateTime<Utc>) -> String {
         use chrono::Timelike;
@@ -201,14 +212,7 @@ pub mod ts_micros {
             put(20, 9, nanos);
             30
         };
-        for (at, c) in [
-            (4, b'-'),
-            (7, b'-'),
-            (10, b'T'),
-            (13, b':'),
-            (16, b':'),
-            (19, b'.'),
-        ] {
+        for (at, c) in SEPARATORS {
             buf[at] = c;
         }
         buf[len - 1] = b'Z';

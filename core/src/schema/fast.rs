@@ -165,14 +165,7 @@ fn timestamp(s: &str) -> Option<DateTime<Utc>> {
     if !(27..=30).contains(&b.len()) || b[b.len() - 1] != b'Z' {
         return None;
     }
-    for (at, c) in [
-        (4, b'-'),
-        (7, b'-'),
-        (10, b'T'),
-        (13, b':'),
-        (16, b':'),
-        (19, b'.'),
-    ] {
+    for (at, c) in crate::tick::ts_micros::SEPARATORS {
         if b[at] != c {
             return None;
         }
