@@ -3,14 +3,10 @@
 //! confirmed publish that parks dead letters.
 
 use crate::{Error, Result};
-use lapin::options::{
-    BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueDeclareOptions,
-};
-use lapin::types::FieldTable;
-use lapin::{BasicProperties, Channel, Connection, ExchangeKind};
+use lapin::options::BasicPublishOptions;
+use lapin::{BasicProperties, Channel, Connection};
 use std::future::Future;
 use tickbridge_core::amqp::AmqpConfig;
-use tickbridge_core::error::BrokerReply;
 
 pub use tickbridge_core::amqp::STEP_TIMEOUT;
 
@@ -21,69 +17,32 @@ pub async fn bounded<T>(what: &str, step: impl Future<Output = Result<T>>) -> Re
     tickbridge_core::amqp::bounded(what, STEP_TIMEOUT, step).await
 }
 
-/// Messages ready in `queue`, by a passive declare on a throwaway channel
-/// (a missing queue closes the channel it was asked on).
+/// Messages ready in `queue`; a missing queue is [`Error::UnknownQueue`].
 pub async fn queue_depth(conn: &Connection, queue: &str, amqp: &AmqpConfig) -> Result<u32> {
-    let ch = conn.create_channel().await?;
-    let opts = QueueDeclareOptions {
-        passive: true,
-        ..Default::default()
-    };
-    match ch
-        .queue_declare(queue.into(), opts, FieldTable::default())
-        .await
-    {
-        Ok(q) => {
-            let _ = ch.close(200, "depth".into()).await;
-            Ok(q.message_count())
-        }
-        Err(e) if BrokerReply::of(&e) == Some(BrokerReply::NotFound) => Err(Error::UnknownQueue {
+    tickbridge_core::amqp::queue_depth(conn, queue)
+        .await?
+        .ok_or_else(|| Error::UnknownQueue {
             queue: queue.to_string(),
             url: amqp.masked_url(),
-        }),
-        Err(e) => Err(e.into()),
-    }
+        })
 }
 
 /// Fails with [`Error::UnknownExchange`] unless `exchange` exists. The
 /// default exchange (`""`) always does.
 pub async fn check_exchange(conn: &Connection, exchange: &str, amqp: &AmqpConfig) -> Result<()> {
-    if exchange.is_empty() {
-        return Ok(());
-    }
-    let ch = conn.create_channel().await?;
-    let opts = ExchangeDeclareOptions {
-        passive: true,
-        ..Default::default()
-    };
-    match ch
-        .exchange_declare(
-            exchange.into(),
-            ExchangeKind::Topic,
-            opts,
-            FieldTable::default(),
-        )
-        .await
-    {
-        Ok(()) => {
-            let _ = ch.close(200, "check".into()).await;
-            Ok(())
-        }
-        Err(e) if BrokerReply::of(&e) == Some(BrokerReply::NotFound) => {
-            Err(Error::UnknownExchange {
-                exchange: exchange.to_string(),
-                url: amqp.masked_url(),
-            })
-        }
-        Err(e) => Err(e.into()),
+    if tickbridge_core::amqp::exchange_exists(conn, exchange).await? {
+        Ok(())
+    } else {
+        Err(Error::UnknownExchange {
+            exchange: exchange.to_string(),
+            url: amqp.masked_url(),
+        })
     }
 }
 
 /// A channel in confirm mode.
 pub async fn confirm_channel(conn: &Connection) -> Result<Channel> {
-    let ch = conn.create_channel().await?;
-    ch.confirm_select(ConfirmSelectOptions::default()).await?;
-    Ok(ch)
+    Ok(tickbridge_core::amqp::confirm_channel(conn).await?)
 }
 
 /// Publishes one dead letter with `mandatory` and waits for its confirm.

@@ -10,8 +10,7 @@
 
 use crate::ChaosError;
 use lapin::options::{
-    BasicAckOptions, BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions, QueueBindOptions,
-    QueueDeclareOptions,
+    BasicAckOptions, BasicGetOptions, BasicPublishOptions, QueueBindOptions, QueueDeclareOptions,
 };
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::BasicProperties;
@@ -76,8 +75,7 @@ pub async fn poison_queues(
     tag: &str,
 ) -> Result<Vec<Injected>, ChaosError> {
     let conn = amqp.connect("chaos-poison").await?;
-    let ch = conn.create_channel().await?;
-    ch.confirm_select(ConfirmSelectOptions::default()).await?;
+    let ch = tickbridge_core::amqp::confirm_channel(&conn).await?;
     let mut out = Vec::new();
     for q in queues {
         for (kind, body) in [("not_json", POISON_BODY), ("schema_invalid", INVALID_BODY)] {

@@ -16,6 +16,9 @@ use tickbridge_consumer::loadgen::synthetic_ticks;
 use tickbridge_consumer::output::Meta;
 use tickbridge_core::{schema, Message};
 
+/// A stage run on each body alone: filter key, label, accepted or not.
+type Stage = (&'static str, &'static str, fn(&[u8]) -> bool);
+
 fn best_ns(n: usize, rounds: usize, mut f: impl FnMut() -> usize) -> f64 {
     let mut best = f64::MAX;
     for _ in 0..rounds {
@@ -55,7 +58,7 @@ fn main() {
         ));
     }
     // Stages that look at each body on its own: how many it accepted.
-    let per_body: [(&str, &str, fn(&[u8]) -> bool); 3] = [
+    let per_body: [Stage; 3] = [
         // The floor for any reader that looks at the body at all: a JSON
         // syntax check that builds nothing.
         ("parse", "JSON syntax only (serde IgnoredAny)", |b| {

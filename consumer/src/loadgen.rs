@@ -11,7 +11,7 @@
 use crate::{Error, Result};
 use chrono::{Duration as ChronoDuration, Utc};
 use futures::stream::{FuturesOrdered, StreamExt};
-use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+use lapin::options::BasicPublishOptions;
 use lapin::PublisherConfirm;
 use lapin::{BasicProperties, Channel, Connection};
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -82,10 +82,7 @@ impl AmqpPublisher {
     /// Connects and enables confirms on a fresh channel.
     pub async fn connect(cfg: &AmqpConfig) -> Result<Self> {
         let conn = cfg.connect("tickbridge-loadgen").await?;
-        let channel = conn.create_channel().await?;
-        channel
-            .confirm_select(ConfirmSelectOptions::default())
-            .await?;
+        let channel = tickbridge_core::amqp::confirm_channel(&conn).await?;
         Ok(Self {
             _conn: conn,
             channel,

@@ -33,13 +33,12 @@ use futures::StreamExt;
 use lapin::message::Delivery;
 use lapin::options::{
     BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions,
-    BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions, QueueDeclareOptions,
+    BasicPublishOptions, BasicQosOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{BasicProperties, Channel, Connection};
 use std::time::{Duration, Instant};
 use tickbridge_core::amqp::{bounded, AmqpConfig, STEP_TIMEOUT};
-use tickbridge_core::error::BrokerReply;
 use tickbridge_core::telemetry::InternalEvent;
 use tickbridge_core::{headers, schema, Shutdown};
 
@@ -138,11 +137,7 @@ pub async fn run(config: WorkerConfig, shutdown: Shutdown) -> Result<Summary> {
     let (ch, mut consumer) =
         open_consumer(&conn, &queue, &name, config.prefetch, FieldTable::default()).await?;
     let publisher = bounded("opening the confirm channel", STEP_TIMEOUT, async {
-        let publisher = conn.create_channel().await?;
-        publisher
-            .confirm_select(ConfirmSelectOptions::default())
-            .await?;
-        Ok::<_, Error>(publisher)
+        Ok::<_, Error>(tickbridge_core::amqp::confirm_channel(&conn).await?)
     })
     .await?;
     tracing::info!(%name, %queue, depth, prefetch = config.prefetch, max_retries = config.max_retries, url = %config.amqp.masked_url(), "worker consuming");
@@ -515,30 +510,12 @@ pub(crate) async fn open_consumer(
 /// [`STEP_TIMEOUT`]. A missing queue is [`Error::UnknownQueue`].
 pub(crate) async fn queue_depth(conn: &Connection, queue: &str, amqp: &AmqpConfig) -> Result<u32> {
     bounded("reading the queue depth", STEP_TIMEOUT, async {
-        let ch = conn.create_channel().await?;
-        let r = ch
-            .queue_declare(
-                queue.into(),
-                QueueDeclareOptions {
-                    passive: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await;
-        match r {
-            Ok(q) => {
-                let _ = ch.close(200, "depth".into()).await;
-                Ok(q.message_count())
-            }
-            Err(e) if BrokerReply::of(&e) == Some(BrokerReply::NotFound) => {
-                Err(Error::UnknownQueue {
-                    queue: queue.to_string(),
-                    url: amqp.masked_url(),
-                })
-            }
-            Err(e) => Err(e.into()),
-        }
+        tickbridge_core::amqp::queue_depth(conn, queue)
+            .await?
+            .ok_or_else(|| Error::UnknownQueue {
+                queue: queue.to_string(),
+                url: amqp.masked_url(),
+            })
     })
     .await
 }

@@ -8,7 +8,7 @@
 //! file, so the three can never disagree. A `prefix` renames every resource,
 //! which is how tests get private, random names.
 
-use crate::error::{Error, Result};
+use crate::error::{BrokerReply, Error, Result};
 use crate::telemetry::mask_url;
 use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
@@ -237,6 +237,67 @@ pub(crate) fn is_untrusted_certificate(e: &lapin::Error) -> bool {
         cur = err.source();
     }
     false
+}
+
+/// A channel in confirm mode: every publish on it is confirmed (or
+/// returned, or nacked) by the broker. The one place tickbridge opens one.
+pub async fn confirm_channel(conn: &Connection) -> Result<Channel> {
+    let ch = conn.create_channel().await?;
+    ch.confirm_select(lapin::options::ConfirmSelectOptions::default())
+        .await?;
+    Ok(ch)
+}
+
+/// Messages ready in `queue`, by a passive declare on a throwaway channel
+/// (a missing queue closes the channel it was asked on). `None` when the
+/// queue does not exist; each caller turns that into its own error naming
+/// the flag to fix.
+pub async fn queue_depth(conn: &Connection, queue: &str) -> Result<Option<u32>> {
+    let ch = conn.create_channel().await?;
+    let opts = QueueDeclareOptions {
+        passive: true,
+        ..Default::default()
+    };
+    match ch
+        .queue_declare(queue.into(), opts, FieldTable::default())
+        .await
+    {
+        Ok(q) => {
+            let _ = ch.close(200, "depth".into()).await;
+            Ok(Some(q.message_count()))
+        }
+        Err(e) if BrokerReply::of(&e) == Some(BrokerReply::NotFound) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `false` when the topic exchange `exchange` does not exist, by a passive
+/// declare on a throwaway channel. The default exchange (`""`) always does.
+pub async fn exchange_exists(conn: &Connection, exchange: &str) -> Result<bool> {
+    if exchange.is_empty() {
+        return Ok(true);
+    }
+    let ch = conn.create_channel().await?;
+    let opts = ExchangeDeclareOptions {
+        passive: true,
+        ..Default::default()
+    };
+    match ch
+        .exchange_declare(
+            exchange.into(),
+            ExchangeKind::Topic,
+            opts,
+            FieldTable::default(),
+        )
+        .await
+    {
+        Ok(()) => {
+            let _ = ch.close(200, "check".into()).await;
+            Ok(true)
+        }
+        Err(e) if BrokerReply::of(&e) == Some(BrokerReply::NotFound) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Collapses an error text to one line, so a binary's failure message stays

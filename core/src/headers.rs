@@ -56,9 +56,8 @@ pub fn amqp_properties(msg: MessageRef<'_>, app_id: &str) -> BasicProperties {
 pub fn kafka_headers(msg: MessageRef<'_>) -> OwnedHeaders {
     // librdkafka copies every header value, so the digits can live on the
     // stack (no formatter and no allocation per message).
-    let mut digits = [0u8; 20];
-    let seq =
-        std::str::from_utf8(crate::tick::u64_digits(msg.seq(), &mut digits)).unwrap_or_default();
+    let mut digits = itoa::Buffer::new();
+    let seq = digits.format(msg.seq());
     OwnedHeaders::new_with_capacity(7)
         .insert(Header {
             key: ID,

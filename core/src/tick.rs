@@ -284,21 +284,6 @@ pub struct Tick {
     pub via: Via,
 }
 
-/// The decimal digits of `n`, written at the end of `buf`, without `fmt`:
-/// for ids and wire text built once per tick.
-pub fn u64_digits(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
-    let mut at = buf.len();
-    loop {
-        at -= 1;
-        buf[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    &buf[at..]
-}
-
 impl Tick {
     /// Builds the deterministic idempotency key.
     ///
@@ -307,15 +292,14 @@ impl Tick {
     /// samples in `perf`).
     pub fn make_id(source: Source, symbol: &str, trade_id: u64) -> String {
         let source = source.as_str();
-        let mut buf = [0u8; 20];
-        let digits = u64_digits(trade_id, &mut buf);
+        let mut buf = itoa::Buffer::new();
+        let digits = buf.format(trade_id);
         let mut id = String::with_capacity(source.len() + symbol.len() + 2 + digits.len());
         id.push_str(source);
         id.push(':');
         id.push_str(symbol);
         id.push(':');
-        // ASCII digits: always valid UTF-8, so never the empty fallback.
-        id.push_str(std::str::from_utf8(digits).unwrap_or_default());
+        id.push_str(digits);
         id
     }
 }
@@ -481,9 +465,9 @@ impl Tick {
         json_str(out, &self.symbol);
         out.extend_from_slice(b",\"raw_symbol\":");
         json_str(out, &self.raw_symbol);
-        let mut digits = [0u8; 20];
+        let mut digits = itoa::Buffer::new();
         out.extend_from_slice(b",\"trade_id\":");
-        out.extend_from_slice(u64_digits(self.trade_id, &mut digits));
+        out.extend_from_slice(digits.format(self.trade_id).as_bytes());
         out.extend_from_slice(b",\"price\":\"");
         decimal_text(out, &self.price);
         out.extend_from_slice(b"\",\"qty\":\"");
@@ -497,7 +481,7 @@ impl Tick {
         out.extend_from_slice(b"\",\"producer\":");
         json_str(out, &self.producer);
         out.extend_from_slice(b",\"seq\":");
-        out.extend_from_slice(u64_digits(self.seq, &mut digits));
+        out.extend_from_slice(digits.format(self.seq).as_bytes());
         out.extend_from_slice(b",\"via\":\"");
         out.extend_from_slice(self.via.as_str().as_bytes());
         out.extend_from_slice(b"\"}");
@@ -520,8 +504,8 @@ pub fn decimal_text(out: &mut Vec<u8>, d: &Decimal) {
         let _ = write!(out, "{d}");
         return;
     };
-    let mut buf = [0u8; 20];
-    let digits = u64_digits(m, &mut buf);
+    let mut buf = itoa::Buffer::new();
+    let digits = buf.format(m).as_bytes();
     let scale = d.scale() as usize;
     if scale == 0 {
         out.extend_from_slice(digits);

@@ -49,10 +49,10 @@ impl Writer {
 
     /// Appends an unsigned integer.
     pub fn u(&mut self, v: u64) -> &mut Self {
-        let mut tmp = [0u8; 20];
-        let digits = tickbridge_core::tick::u64_digits(v, &mut tmp);
+        let mut tmp = itoa::Buffer::new();
+        let digits = tmp.format(v);
         self.room();
-        self.buf.put_slice(digits);
+        self.buf.put_slice(digits.as_bytes());
         self
     }
 

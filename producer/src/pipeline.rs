@@ -4,8 +4,7 @@
 use crate::exchange::RawTrade;
 use crate::stats::{add, Stats};
 use chrono::{DateTime, Utc};
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use rustc_hash::FxHashMap;
 use std::sync::Arc;
 use tickbridge_core::tick::{GapNotice, GapReason, Message, MessageRef, Source, Tick, Via};
 
@@ -137,25 +136,6 @@ impl SeenIds {
     }
 }
 
-/// Hasher for the symbol table, looked up once per trade. Symbols come from
-/// the adapter's configured table (unknown ones are rejected by the parser),
-/// so they are not attacker-chosen; a multiplicative hash is enough, and
-/// much cheaper per trade than SipHash.
-#[derive(Debug, Default)]
-struct SymbolHasher(u64);
-
-impl Hasher for SymbolHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-        }
-    }
-}
-
 /// Per-symbol continuity: the single place that decides what is a
 /// duplicate, what is a gap, and which `seq` each message gets.
 pub struct Continuity {
@@ -163,7 +143,10 @@ pub struct Continuity {
     via: Via,
     producer: Arc<str>,
     dedup_window: usize,
-    symbols: HashMap<Arc<str>, SymbolState, BuildHasherDefault<SymbolHasher>>,
+    /// Looked up once per trade; symbols come from the adapter's configured
+    /// table (unknown ones are rejected by the parser), so they are not
+    /// attacker-chosen and `rustc-hash` is safe and much cheaper than SipHash.
+    symbols: FxHashMap<Arc<str>, SymbolState>,
 }
 
 impl Continuity {
@@ -174,7 +157,7 @@ impl Continuity {
             via,
             producer: producer.into(),
             dedup_window: dedup_window.max(1),
-            symbols: HashMap::default(),
+            symbols: FxHashMap::default(),
         }
     }
 

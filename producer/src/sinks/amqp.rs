@@ -14,7 +14,7 @@ use crate::buffer::Buffer;
 use crate::stats::{add, SinkStats};
 use futures::stream::FuturesOrdered;
 use futures::{FutureExt, StreamExt};
-use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+use lapin::options::BasicPublishOptions;
 use lapin::Confirmation;
 use lapin::{Channel, Connection};
 use std::collections::VecDeque;
@@ -51,10 +51,7 @@ pub struct AmqpSession {
 pub async fn open(cfg: &AmqpConfig, topo: &Topology) -> tickbridge_core::Result<AmqpSession> {
     let conn = cfg.connect("tickbridge-producer").await?;
     let channel = bounded("opening a confirm channel", STEP_TIMEOUT, async {
-        let channel = conn.create_channel().await?;
-        channel
-            .confirm_select(ConfirmSelectOptions::default())
-            .await?;
+        let channel = tickbridge_core::amqp::confirm_channel(&conn).await?;
         topo.declare(&channel).await?;
         Ok::<_, tickbridge_core::Error>(channel)
     })
