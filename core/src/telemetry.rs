@@ -69,7 +69,12 @@ pub fn init_tracing(format: LogFormat) {
 /// * "Exponential backoff attempts exhausted", the end of lapin's recovery
 ///   after such an error;
 /// * "Server returned us a message": every publisher in tickbridge sets
-///   `mandatory` and handles the return.
+///   `mandatory` and handles the return;
+/// * "unexpected connection close-ok received on channel 0", which lapin
+///   logs three times (as itself, as an `UNEXPECTED-FRAME` hard error and as
+///   a "Connection error") when a close-ok arrives for a connection the
+///   broker has already closed, as after a refused login. The connection is
+///   over either way, and its cause is the error tickbridge reports.
 ///
 /// Without it, `worker --amqp-url amqp://guest:wrong@...` printed three
 /// `ERROR io_loop: lapin::...` lines before its own one-line error. Any
@@ -87,6 +92,9 @@ const LAPIN_EXPECTED_REPLIES: [&str; 4] = [
     "CONNECTION_FORCED - ",
 ];
 
+/// lapin's text for a close-ok on a connection that is already closed.
+const LAPIN_LATE_CLOSE_OK: &str = "unexpected connection close-ok received on channel 0";
+
 impl LapinDuplicates {
     /// Whether `event` is one of lapin's duplicates (see the type's docs).
     pub fn is_duplicate(event: &tracing::Event<'_>) -> bool {
@@ -102,9 +110,14 @@ impl LapinDuplicates {
         match fields.message.as_str() {
             "Server returned us a message"
             | "Exponential backoff attempts exhausted, aborting recovery" => true,
-            "Channel closed" | "Connection closed" | "Connection error" => LAPIN_EXPECTED_REPLIES
-                .iter()
-                .any(|reply| fields.rest.contains(reply)),
+            "Channel closed" | "Connection closed" | "Connection error"
+                if LAPIN_EXPECTED_REPLIES
+                    .iter()
+                    .any(|reply| fields.rest.contains(reply)) =>
+            {
+                true
+            }
+            "" | "Connection error" => fields.rest.contains(LAPIN_LATE_CLOSE_OK),
             _ => false,
         }
     }
@@ -373,6 +386,17 @@ mod tests {
             tracing::error!(target: "tickbridge_consumer::worker", method = ?not_found, "Channel closed");
             // TC7: lapin at info (kept: only warnings and errors are judged).
             tracing::info!(target: "lapin::channel", method = ?not_found, "Channel closed");
+            // TC8-TC10: a late close-ok after a refused login, the three ways
+            // lapin logs it (dropped).
+            let late = "unexpected connection close-ok received on channel 0, was awaiting for None";
+            tracing::error!(target: "lapin::channel", error = %late);
+            let hard = format!("AMQP hard error: UNEXPECTED-FRAME: {late}");
+            tracing::error!(target: "lapin::channel", error = %hard);
+            let repeated = format!("protocol error: {hard}");
+            tracing::error!(target: "lapin::channels", error = %repeated, "Connection error");
+            // TC11: another unexpected frame (kept).
+            let other = "unexpected basic qos-ok received on channel 1, was awaiting for None";
+            tracing::error!(target: "lapin::channel", error = %other);
         });
         let seen = seen.lock().unwrap().clone();
         assert_eq!(
@@ -381,9 +405,10 @@ mod tests {
                 "Channel closed",
                 "error doing IO",
                 "Channel closed",
-                "Channel closed"
+                "Channel closed",
+                ""
             ],
-            "kept: TC4, TC5, TC6, TC7"
+            "kept: TC4, TC5, TC6, TC7, TC11"
         );
     }
 
