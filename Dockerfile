@@ -22,7 +22,7 @@ COPY . .
 # --locked: the image is built from exactly the versions in Cargo.lock.
 RUN cargo build --release --locked \
       -p tickbridge-feed-sim -p tickbridge-producer -p tickbridge-consumer \
-      -p tickbridge-bridge -p tickbridge-core -p tickbridge-dashboard --bins \
+      -p tickbridge-bridge -p tickbridge-broker -p tickbridge-dashboard --bins \
  && mkdir -p /out \
  && cp target/release/feed-sim target/release/producer target/release/worker \
        target/release/consumer target/release/bridge target/release/stack-check \

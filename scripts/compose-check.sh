@@ -62,7 +62,7 @@ image="$(sed -n 's/^ *image: apache\/kafka:\(.*\)$/\1/p' docker-compose.yml | he
 
 say "building the binaries whose --help the env check reads"
 cargo build -q -p tickbridge-feed-sim -p tickbridge-producer -p tickbridge-consumer \
-  -p tickbridge-bridge -p tickbridge-core -p tickbridge-dashboard --bins || fail "cargo build of the binaries failed"
+  -p tickbridge-bridge -p tickbridge-broker -p tickbridge-dashboard --bins || fail "cargo build of the binaries failed"
 BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug"
 
 say "every variable set on an app service is a flag of its binary"

@@ -80,9 +80,9 @@ trap cleanup EXIT
 say "run $RUN_ID: $TICKS ticks ($PER_SYMBOL per symbol), feed rate ${RATE} (0 = full speed), sample every ${INTERVAL}s"
 
 say "release build"
-cargo build --release -p tickbridge-feed-sim -p tickbridge-producer -p tickbridge-consumer -p tickbridge-core --bins
+cargo build --release -p tickbridge-feed-sim -p tickbridge-producer -p tickbridge-consumer -p tickbridge-broker --bins
 
-# 1. A private RabbitMQ node (the same recipe as core::testkit::RabbitNode).
+# 1. A private RabbitMQ node (the same recipe as tickbridge_testkit::RabbitNode).
 RABBIT_PORT="$(free_port)"
 RABBIT_DIST="$(free_port)"
 RABBIT_NODE="tbsoak$(printf '%08x' $((RANDOM * 32768 + RANDOM)))@localhost"
@@ -104,7 +104,7 @@ for _ in $(seq 1 50); do RABBIT_PID="$(cat "$RABBIT_DIR/pid" 2>/dev/null || true
 say "private RabbitMQ $RABBIT_NODE on 127.0.0.1:$RABBIT_PORT (pid ${RABBIT_PID:-?})"
 
 # 2. A private Apache Kafka node (KRaft, one JVM) with its log in the run
-#    directory: the same recipe as core::testkit::KafkaNode. `kafka.sh exec`
+#    directory: the same recipe as tickbridge_testkit::KafkaNode. `kafka.sh exec`
 #    replaces itself with the JVM, so KAFKA_PID is the broker.
 KAFKA_PORT="$(free_port)"
 KAFKA_CONTROLLER_PORT="$(free_port)"

@@ -59,8 +59,8 @@ ensure_build_deps() {
 stack_check() {
   local bin="${CARGO_TARGET_DIR:-$ROOT/target}/debug/stack-check"
   [ -x "$bin" ] || say "building the stack-check tool (first run only)"
-  cargo build -q -p tickbridge-core --bin stack-check >&2 \
-    || fail "could not build the stack-check tool" "run 'cargo build -p tickbridge-core' and read the error"
+  cargo build -q -p tickbridge-broker --bin stack-check >&2 \
+    || fail "could not build the stack-check tool" "run 'cargo build -p tickbridge-broker' and read the error"
   "$bin" --amqp-url "amqp://127.0.0.1:$AMQP_PORT/%2f" \
     --kafka-brokers "127.0.0.1:$KAFKA_PORT" --timeout "$STACK_TIMEOUT" "$@"
 }

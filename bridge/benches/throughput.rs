@@ -51,9 +51,9 @@ use rdkafka::Message as _;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 use tickbridge_bridge::{BridgeConfig, K2rArgs, R2kArgs, Stats};
-use tickbridge_core::kafka::KafkaConfig;
-use tickbridge_core::testkit::{host_cpu, host_share, process_cpu, KafkaNode};
-use tickbridge_core::Shutdown;
+use tickbridge_broker::kafka::KafkaConfig;
+use tickbridge_model::Shutdown;
+use tickbridge_testkit::{host_cpu, host_share, process_cpu, KafkaNode};
 
 const PREFETCH: u16 = 2000;
 
@@ -261,7 +261,7 @@ async fn child_publish(spec: &str) {
             let (body, key, hdrs) = (
                 r.to_json(),
                 r.symbol().to_string(),
-                tickbridge_core::headers::kafka_headers(r),
+                tickbridge_broker::headers::kafka_headers(r),
             );
             let p = producer.clone();
             let topic = cfg.topic.clone();
@@ -377,7 +377,7 @@ async fn main() {
     if let Ok(spec) = std::env::var(CHILD_ENV) {
         return child_publish(&spec).await;
     }
-    tickbridge_core::telemetry::init_tracing(tickbridge_core::telemetry::LogFormat::Text);
+    tickbridge_model::telemetry::init_tracing(tickbridge_model::telemetry::LogFormat::Text);
     let scale: f64 = std::env::var("BENCH_SCALE")
         .ok()
         .and_then(|s| s.parse().ok())

@@ -9,10 +9,10 @@
 use std::net::SocketAddr;
 use std::str::FromStr;
 use std::time::Duration;
-use tickbridge_core::amqp::AmqpConfig;
-use tickbridge_core::headers;
-use tickbridge_core::kafka::KafkaConfig;
-use tickbridge_core::telemetry::LogFormat;
+use tickbridge_broker::amqp::AmqpConfig;
+use tickbridge_broker::headers;
+use tickbridge_broker::kafka::KafkaConfig;
+use tickbridge_model::telemetry::LogFormat;
 
 /// Where the Kafka key (rabbitmq-to-kafka) or the AMQP routing key
 /// (kafka-to-rabbitmq) of a bridged message comes from.

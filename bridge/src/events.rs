@@ -10,8 +10,7 @@
 use crate::stats::DirStats;
 use metrics::{counter, gauge};
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::Duration;
-use tickbridge_core::telemetry::InternalEvent;
+use tickbridge_model::telemetry::InternalEvent;
 
 /// Metric label of the RabbitMQ → Kafka direction.
 pub const R2K: &str = "rabbitmq_to_kafka";
@@ -73,34 +72,6 @@ impl InternalEvent for SkippedOwn<'_> {
     }
 }
 
-/// A message was parked on the dead-letter (or unroutable) exchange.
-pub struct DeadLettered<'a> {
-    /// Direction label.
-    pub direction: &'static str,
-    /// Counters.
-    pub stats: &'a DirStats,
-    /// Message id or position.
-    pub id: &'a str,
-    /// Short label: `not_json`, `schema_invalid`, `kafka_rejected`, `unroutable`, ...
-    pub kind: &'static str,
-    /// Full reason, as carried in `tb-error`.
-    pub reason: &'a str,
-}
-impl InternalEvent for DeadLettered<'_> {
-    fn emit(self) {
-        tracing::warn!(
-            direction = self.direction,
-            id = self.id,
-            kind = self.kind,
-            reason = self.reason,
-            "dead-lettered"
-        );
-        self.stats.dead_lettered.fetch_add(1, Relaxed);
-        counter!("tickbridge_bridge_dead_lettered_total", "direction" => self.direction, "reason" => self.kind)
-            .increment(1);
-    }
-}
-
 /// A message whose id this process had bridged before arrived again.
 pub struct Duplicate<'a> {
     /// Direction label.
@@ -119,20 +90,6 @@ impl InternalEvent for Duplicate<'_> {
         );
         self.stats.duplicates.fetch_add(1, Relaxed);
         counter!("tickbridge_bridge_duplicates_total", "direction" => self.direction).increment(1);
-    }
-}
-
-/// The broker flagged a delivery as redelivered.
-pub struct Redelivered<'a> {
-    /// Direction label.
-    pub direction: &'static str,
-    /// Counters.
-    pub stats: &'a DirStats,
-}
-impl InternalEvent for Redelivered<'_> {
-    fn emit(self) {
-        self.stats.redelivered.fetch_add(1, Relaxed);
-        counter!("tickbridge_bridge_redelivered_total", "direction" => self.direction).increment(1);
     }
 }
 
@@ -157,61 +114,6 @@ impl InternalEvent for Retried<'_> {
         );
         self.stats.retries.fetch_add(1, Relaxed);
         counter!("tickbridge_bridge_retries_total", "direction" => self.direction).increment(1);
-    }
-}
-
-/// A session failed and will be rebuilt after `delay`.
-pub struct Reconnecting<'a> {
-    /// Direction label.
-    pub direction: &'static str,
-    /// Counters.
-    pub stats: &'a DirStats,
-    /// What failed.
-    pub error: &'a crate::Error,
-    /// Attempt number since the last healthy session.
-    pub attempt: u32,
-    /// Backoff before the attempt.
-    pub delay: Duration,
-}
-impl InternalEvent for Reconnecting<'_> {
-    fn emit(self) {
-        tracing::warn!(direction = self.direction, error = %self.error, attempt = self.attempt, delay_ms = self.delay.as_millis() as u64, "session lost; reconnecting");
-        self.stats.reconnects.fetch_add(1, Relaxed);
-        counter!("tickbridge_bridge_reconnects_total", "direction" => self.direction).increment(1);
-    }
-}
-
-/// Committing Kafka offsets failed (they are committed again next interval).
-pub struct CommitFailed<'a> {
-    /// Error text.
-    pub error: &'a str,
-    /// `interval`, `revoke` or `shutdown`.
-    pub when: &'static str,
-}
-impl InternalEvent for CommitFailed<'_> {
-    fn emit(self) {
-        tracing::warn!(
-            error = self.error,
-            when = self.when,
-            "Kafka offset commit failed"
-        );
-        counter!("tickbridge_bridge_commit_failures_total", "when" => self.when).increment(1);
-    }
-}
-
-/// Kafka's consumer reported an error instead of a record (librdkafka
-/// retries connection errors itself; a deleted topic ends the session).
-pub struct KafkaReceiveError<'a> {
-    /// Direction label.
-    pub direction: &'static str,
-    /// The error.
-    pub error: &'a rdkafka::error::KafkaError,
-}
-impl InternalEvent for KafkaReceiveError<'_> {
-    fn emit(self) {
-        tracing::warn!(direction = self.direction, error = %self.error, "Kafka receive error");
-        counter!("tickbridge_bridge_kafka_receive_errors_total", "direction" => self.direction)
-            .increment(1);
     }
 }
 
@@ -248,7 +150,7 @@ pub fn register(direction: &'static str) {
         "Messages whose id this process had already bridged."
     );
     describe_counter!(
-        "tickbridge_bridge_redelivered_total",
+        "tickbridge_bridge_redeliveries_total",
         "AMQP deliveries flagged redelivered."
     );
     describe_counter!(
@@ -260,7 +162,7 @@ pub fn register(direction: &'static str) {
         "Sessions rebuilt after a broker failure."
     );
     describe_counter!(
-        "tickbridge_bridge_commit_failures_total",
+        "tickbridge_bridge_commit_errors_total",
         "Failed Kafka offset commits."
     );
     describe_counter!(
@@ -280,7 +182,7 @@ pub fn register(direction: &'static str) {
         "tickbridge_bridge_bridged_total",
         "tickbridge_bridge_skipped_own_total",
         "tickbridge_bridge_duplicates_total",
-        "tickbridge_bridge_redelivered_total",
+        "tickbridge_bridge_redeliveries_total",
         "tickbridge_bridge_retries_total",
         "tickbridge_bridge_reconnects_total",
         "tickbridge_bridge_kafka_receive_errors_total",

@@ -23,10 +23,7 @@
 //!   [`Error::TopicDeleted`].
 
 use crate::config::{K2rArgs, KeyFrom, OffsetReset, Shared};
-use crate::events::{
-    self, Bridged, CommitFailed, Consumed, DeadLettered, Duplicate, KafkaReceiveError, Retried,
-    SkippedOwn, K2R,
-};
+use crate::events::{self, Bridged, Consumed, Duplicate, Retried, SkippedOwn, K2R};
 use crate::mapping::{
     amqp_properties_from_kafka, dead_letter_properties, kafka_header, raw_properties_from_kafka,
 };
@@ -50,10 +47,12 @@ use rdkafka::ClientContext;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
-use tickbridge_core::amqp::Topology;
-use tickbridge_core::dedup::DedupWindow;
-use tickbridge_core::telemetry::InternalEvent;
-use tickbridge_core::{headers, schema, Shutdown};
+use tickbridge_broker::amqp::Topology;
+use tickbridge_broker::dedup::DedupWindow;
+use tickbridge_broker::events::{CommitFailed, DeadLettered, KafkaReceiveError, Scope};
+use tickbridge_broker::headers;
+use tickbridge_model::telemetry::InternalEvent;
+use tickbridge_model::{schema, Shutdown};
 
 /// How long the bridge waits, after an `UNKNOWN_TOPIC_OR_PART`, for the
 /// metadata answer that tells whether its topic was deleted.
@@ -113,7 +112,8 @@ fn commit<C: Consumer<X>, X: ConsumerContext>(c: &C, mode: CommitMode, when: &'s
     match c.commit_consumer_state(mode) {
         Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
         Err(e) => CommitFailed {
-            error: &e.to_string(),
+            scope: Scope::Bridge(K2R),
+            error: &e,
             when,
         }
         .emit(),
@@ -263,7 +263,10 @@ impl K2r<'_> {
                         tokio::task::consume_budget().await;
                     }
                     Err(e) => {
-                        KafkaReceiveError { direction: K2R, error: &e }.emit();
+                        KafkaReceiveError {
+                            scope: Scope::Bridge(K2R),
+                            error: &e,
+                        }.emit();
                         let code = e.rdkafka_error_code();
                         // The topic was there when the run started: a
                         // metadata answer without it means deleted; still
@@ -344,8 +347,8 @@ impl K2r<'_> {
                     .unwrap_or_default();
                 park(dl, &self.dlx, &rk, body, props, &id).await?;
                 DeadLettered {
-                    direction: K2R,
-                    stats: self.stats(),
+                    scope: Scope::Bridge(K2R),
+                    tally: Some(&self.stats().dead_lettered),
                     id: &id,
                     kind: e.kind(),
                     reason: &reason,
@@ -443,8 +446,8 @@ impl K2r<'_> {
                 )
                 .await?;
                 DeadLettered {
-                    direction: K2R,
-                    stats: self.stats(),
+                    scope: Scope::Bridge(K2R),
+                    tally: Some(&self.stats().dead_lettered),
                     id: &out.id,
                     kind: "unroutable",
                     reason: &reason,

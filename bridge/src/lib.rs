@@ -41,14 +41,15 @@ pub use config::{BridgeConfig, Direction, K2rArgs, R2kArgs, Shared};
 pub use error::{Error, Result};
 pub use stats::{Stats, Summary};
 
-use events::{Reconnecting, K2R, R2K};
+use events::{K2R, R2K};
 use stats::{DirStats, StatsLine};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tickbridge_core::backoff::Backoff;
-use tickbridge_core::dedup::DedupWindow;
-use tickbridge_core::telemetry::InternalEvent;
-use tickbridge_core::Shutdown;
+use tickbridge_broker::backoff::Backoff;
+use tickbridge_broker::dedup::DedupWindow;
+use tickbridge_broker::events::{Reconnecting, Scope};
+use tickbridge_model::telemetry::InternalEvent;
+use tickbridge_model::Shutdown;
 
 /// Runs the configured directions until `shutdown` fires (then drains) or
 /// one of them hits a terminal error. Returns the final counters.
@@ -63,7 +64,7 @@ pub async fn run_with_stats(
     stats: Arc<Stats>,
 ) -> Result<Summary> {
     config.validate()?;
-    tickbridge_core::telemetry::install_metrics(config.shared.metrics_addr)?;
+    tickbridge_model::telemetry::install_metrics(config.shared.metrics_addr)?;
     let shared = &config.shared;
     let name = shared.instance_name();
     if config.r2k.is_some() {
@@ -179,8 +180,8 @@ impl<'a> Reconnect<'a> {
                 }
                 let delay = self.backoff.next_delay();
                 Reconnecting {
-                    direction: self.direction,
-                    stats: self.stats,
+                    scope: Scope::Bridge(self.direction),
+                    tally: Some(&self.stats.reconnects),
                     error: &e,
                     attempt: self.backoff.attempt(),
                     delay,
@@ -199,7 +200,7 @@ impl<'a> Reconnect<'a> {
 /// `--declare-topology` the resources exist afterwards.
 async fn preflight(shared: &Shared, name: &str) -> Result<lapin::Connection> {
     let conn = shared.amqp.connect(name).await.map_err(|e| match e {
-        tickbridge_core::Error::Config(_) => Error::Core(e),
+        tickbridge_broker::Error::Config(_) => Error::Broker(e),
         other => Error::Unreachable {
             broker: "RabbitMQ",
             address: shared.amqp.masked_url(),
@@ -209,7 +210,7 @@ async fn preflight(shared: &Shared, name: &str) -> Result<lapin::Connection> {
     let k = &shared.kafka;
     k.ping(Duration::from_secs(10)).await.map_err(|e| match e {
         // Already names the brokers and says what to check.
-        tickbridge_core::Error::Config(_) => Error::Core(e),
+        tickbridge_broker::Error::Config(_) => Error::Broker(e),
         other => Error::Unreachable {
             broker: "Kafka",
             address: k.brokers.clone(),

@@ -1,7 +1,7 @@
 //! How a message's metadata crosses between AMQP and Kafka.
 //!
 //! The body is forwarded byte for byte. The metadata is rebuilt from the
-//! *validated body* with `tickbridge_core::headers`, so a bridged message
+//! *validated body* with `tickbridge_broker::headers`, so a bridged message
 //! carries exactly what `schemas/README.md` promises (`message_id` = `tb-id`
 //! = the tick id, `type`, `tb-source`, `tb-symbol`, `tb-producer`,
 //! `tb-seq`) even if the sender's metadata was incomplete. Any *other*
@@ -12,13 +12,13 @@
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::BasicProperties;
 use rdkafka::message::{BorrowedHeaders, Header, Headers, OwnedHeaders};
-use tickbridge_core::headers;
-use tickbridge_core::MessageRef;
+use tickbridge_broker::headers;
+use tickbridge_model::MessageRef;
 
 /// `app_id` of everything the bridge publishes to RabbitMQ.
 pub const APP_ID: &str = "tickbridge-bridge";
 
-/// Headers `tickbridge_core::headers` writes (plus the origin marker); they
+/// Headers `tickbridge_broker::headers` writes (plus the origin marker); they
 /// are rebuilt from the body, never copied.
 const CORE: [&str; 8] = [
     headers::ID,
@@ -154,7 +154,7 @@ fn lstr(s: &str) -> AMQPValue {
 mod tests {
     use super::*;
     use rdkafka::message::Headers;
-    use tickbridge_core::schema::decode;
+    use tickbridge_model::schema::decode;
 
     const TICK: &str = r#"{"schema":"tick.v1","id":"binance:BTC-USDT:12345","source":"binance","symbol":"BTC-USDT","raw_symbol":"BTCUSDT","trade_id":12345,"price":"0.00100000","qty":"100.00000000","side":"sell","exchange_ts":"2026-11-23T18:00:00.123000Z","received_ts":"2026-11-23T18:00:00.125431Z","producer":"host-4242-1","seq":7,"via":"ws"}"#;
 

@@ -22,9 +22,7 @@
 //! `redelivered`, bridges them again (at least once) and counts them.
 
 use crate::config::{KeyFrom, R2kArgs, Shared};
-use crate::events::{
-    self, Bridged, Consumed, DeadLettered, Duplicate, Redelivered, Retried, SkippedOwn, R2K,
-};
+use crate::events::{self, Bridged, Consumed, Duplicate, Retried, SkippedOwn, R2K};
 use crate::mapping::{amqp_header, dead_letter_properties, kafka_headers_from_amqp};
 use crate::rabbit::{bounded, confirm_channel, park, queue_depth, STEP_TIMEOUT};
 use crate::stats::DirStats;
@@ -42,9 +40,11 @@ use rdkafka::message::OwnedHeaders;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
-use tickbridge_core::dedup::DedupWindow;
-use tickbridge_core::telemetry::InternalEvent;
-use tickbridge_core::{headers, schema, Shutdown};
+use tickbridge_broker::dedup::DedupWindow;
+use tickbridge_broker::events::{DeadLettered, Redelivered, Scope};
+use tickbridge_broker::headers;
+use tickbridge_model::telemetry::InternalEvent;
+use tickbridge_model::{schema, Shutdown};
 
 /// Everything a session needs that outlives it.
 pub struct R2k<'a> {
@@ -228,13 +228,6 @@ impl R2k<'_> {
             stats: self.stats,
         }
         .emit();
-        if d.redelivered {
-            Redelivered {
-                direction: R2K,
-                stats: self.stats,
-            }
-            .emit();
-        }
         let tag = d.delivery_tag;
         let fallback_id = || {
             d.properties
@@ -243,6 +236,14 @@ impl R2k<'_> {
                 .map(|s| s.to_string())
                 .unwrap_or_else(|| format!("delivery_tag={tag}"))
         };
+        if d.redelivered {
+            Redelivered {
+                scope: Scope::Bridge(R2K),
+                tally: Some(&self.stats.redelivered),
+                id: &fallback_id(),
+            }
+            .emit();
+        }
         let own = self.shared.origin_marker("kafka");
         if amqp_header(&d.properties, headers::ORIGIN).as_deref() == Some(own.as_str()) {
             SkippedOwn {
@@ -262,8 +263,8 @@ impl R2k<'_> {
                 let props = dead_letter_properties(d.properties.clone(), &reason);
                 park(dl, &self.dlx, d.routing_key.as_str(), &d.data, props, &id).await?;
                 DeadLettered {
-                    direction: R2K,
-                    stats: self.stats,
+                    scope: Scope::Bridge(R2K),
+                    tally: Some(&self.stats.dead_lettered),
                     id: &id,
                     kind: e.kind(),
                     reason: &reason,
@@ -388,8 +389,8 @@ impl R2k<'_> {
             let props = dead_letter_properties(out.props.clone(), &reason);
             park(dl, &self.dlx, &out.routing_key, &out.body, props, &out.id).await?;
             DeadLettered {
-                direction: R2K,
-                stats: self.stats,
+                scope: Scope::Bridge(R2K),
+                tally: Some(&self.stats.dead_lettered),
                 id: &out.id,
                 kind: "kafka_rejected",
                 reason: &reason,

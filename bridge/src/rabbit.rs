@@ -6,20 +6,20 @@ use crate::{Error, Result};
 use lapin::options::BasicPublishOptions;
 use lapin::{BasicProperties, Channel, Connection};
 use std::future::Future;
-use tickbridge_core::amqp::AmqpConfig;
+use tickbridge_broker::amqp::AmqpConfig;
 
-pub use tickbridge_core::amqp::STEP_TIMEOUT;
+pub use tickbridge_broker::amqp::STEP_TIMEOUT;
 
 /// Runs one session step under [`STEP_TIMEOUT`]; past it the connection
 /// counts as lost and the session is rebuilt (unacked deliveries and
 /// uncommitted records come back: at least once).
 pub async fn bounded<T>(what: &str, step: impl Future<Output = Result<T>>) -> Result<T> {
-    tickbridge_core::amqp::bounded(what, STEP_TIMEOUT, step).await
+    tickbridge_broker::amqp::bounded(what, STEP_TIMEOUT, step).await
 }
 
 /// Messages ready in `queue`; a missing queue is [`Error::UnknownQueue`].
 pub async fn queue_depth(conn: &Connection, queue: &str, amqp: &AmqpConfig) -> Result<u32> {
-    tickbridge_core::amqp::queue_depth(conn, queue)
+    tickbridge_broker::amqp::queue_depth(conn, queue)
         .await?
         .ok_or_else(|| Error::UnknownQueue {
             queue: queue.to_string(),
@@ -30,7 +30,7 @@ pub async fn queue_depth(conn: &Connection, queue: &str, amqp: &AmqpConfig) -> R
 /// Fails with [`Error::UnknownExchange`] unless `exchange` exists. The
 /// default exchange (`""`) always does.
 pub async fn check_exchange(conn: &Connection, exchange: &str, amqp: &AmqpConfig) -> Result<()> {
-    if tickbridge_core::amqp::exchange_exists(conn, exchange).await? {
+    if tickbridge_broker::amqp::exchange_exists(conn, exchange).await? {
         Ok(())
     } else {
         Err(Error::UnknownExchange {
@@ -42,7 +42,7 @@ pub async fn check_exchange(conn: &Connection, exchange: &str, amqp: &AmqpConfig
 
 /// A channel in confirm mode.
 pub async fn confirm_channel(conn: &Connection) -> Result<Channel> {
-    Ok(tickbridge_core::amqp::confirm_channel(conn).await?)
+    Ok(tickbridge_broker::amqp::confirm_channel(conn).await?)
 }
 
 /// Publishes one dead letter with `mandatory` and waits for its confirm.

@@ -146,7 +146,7 @@ async fn metrics_endpoint_and_sigterm() {
     let rabbit = Rabbit::new(&amqp_url()).await;
     let kafka = kafka_topic(&kafka_brokers(), 1).await;
     rabbit.publish(&ticks("metrics", 100)).await;
-    let port = tickbridge_core::testkit::free_port();
+    let port = tickbridge_testkit::free_port();
     let addr = format!("127.0.0.1:{port}");
     let group = rand_name("metrics");
     let mut child = Command::new(env!("CARGO_BIN_EXE_bridge"))

@@ -13,7 +13,8 @@ mod common;
 
 use std::process::Command;
 use std::time::Duration;
-use tickbridge_core::testkit::{self, amqp_url, closed_port, run_bounded};
+use tickbridge_testkit as testkit;
+use tickbridge_testkit::{amqp_url, closed_port, run_bounded};
 
 /// Generous for a loaded 2-core machine; a retry loop would run forever.
 const LIMIT: Duration = Duration::from_secs(15);

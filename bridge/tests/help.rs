@@ -1,11 +1,11 @@
 //! `--help` of `bridge`: its first line says what the binary is for, the next
 //! paragraph is one example, and the example parses with the binary's own
-//! flags ([`tickbridge_core::cli::check_help`]), so the help never shows a
+//! flags ([`tickbridge_model::cli::check_help`]), so the help never shows a
 //! flag that no longer exists.
 
 use clap::CommandFactory;
 use std::path::Path;
-use tickbridge_core::cli::check_help;
+use tickbridge_model::cli::check_help;
 
 // The binary's own source, for its `Cli`; its `main` goes unused here.
 #[allow(dead_code)]

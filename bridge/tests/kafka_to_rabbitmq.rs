@@ -9,11 +9,11 @@ use common::*;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use std::time::{Duration, Instant};
-use tickbridge_core::headers;
+use tickbridge_broker::headers;
 
 /// The group's committed offsets, summed over partitions.
 fn committed_total(brokers: &str, topic: &str, group: &str, partitions: i32) -> i64 {
-    let k = tickbridge_core::kafka::KafkaConfig::local(brokers, topic, partitions);
+    let k = tickbridge_broker::kafka::KafkaConfig::local(brokers, topic, partitions);
     let mut c = k.client_config();
     c.set("group.id", group);
     let consumer: BaseConsumer = c.create().unwrap();

@@ -9,7 +9,7 @@ use std::collections::HashSet;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 use tickbridge_bridge::{BridgeConfig, K2rArgs, R2kArgs};
-use tickbridge_core::testkit::RabbitNode;
+use tickbridge_testkit::RabbitNode;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rabbitmq_node_restart_mid_run_loses_nothing() {

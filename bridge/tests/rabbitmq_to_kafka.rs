@@ -7,7 +7,8 @@ mod common;
 use common::*;
 use std::time::{Duration, Instant};
 use tickbridge_bridge::Error;
-use tickbridge_core::{headers, Message};
+use tickbridge_broker::headers;
+use tickbridge_model::Message;
 
 /// 50,000 ticks published to the exchange arrive in the topic exactly once
 /// (no failure happened, so no duplicates are allowed), with `tb-id` and
@@ -120,7 +121,7 @@ async fn unknown_queue_topic_and_dead_broker_are_clear_errors() {
 
     let mut cfg = r2k(shared(&rabbit, &kafka));
     cfg.r2k.as_mut().unwrap().queue = Some("no-such-queue-xyz".into());
-    let e = tickbridge_bridge::run(cfg, tickbridge_core::Shutdown::new())
+    let e = tickbridge_bridge::run(cfg, tickbridge_model::Shutdown::new())
         .await
         .unwrap_err();
     assert!(matches!(e, Error::UnknownQueue { .. }), "{e}");
@@ -132,7 +133,7 @@ async fn unknown_queue_topic_and_dead_broker_are_clear_errors() {
     let mut cfg = r2k(shared(&rabbit, &kafka));
     cfg.shared.kafka.topic = rand_name("no-such-topic");
     cfg.shared.topic_wait = Duration::from_secs(1);
-    let e = tickbridge_bridge::run(cfg, tickbridge_core::Shutdown::new())
+    let e = tickbridge_bridge::run(cfg, tickbridge_model::Shutdown::new())
         .await
         .unwrap_err();
     assert!(matches!(e, Error::UnknownTopic { .. }), "{e}");
@@ -140,10 +141,10 @@ async fn unknown_queue_topic_and_dead_broker_are_clear_errors() {
     let mut cfg = r2k(shared(&rabbit, &kafka));
     cfg.shared.amqp.url = format!(
         "amqp://guest:secret@127.0.0.1:{}/%2f",
-        tickbridge_core::testkit::free_port()
+        tickbridge_testkit::free_port()
     );
     let t = Instant::now();
-    let e = tickbridge_bridge::run(cfg, tickbridge_core::Shutdown::new())
+    let e = tickbridge_bridge::run(cfg, tickbridge_model::Shutdown::new())
         .await
         .unwrap_err();
     assert!(
@@ -184,7 +185,7 @@ async fn kafka_rejection_is_dead_lettered_with_reason() {
             props = props.with_headers(t);
         }
         raw.push((
-            tickbridge_core::amqp::Topology::routing_key(r.source().as_str(), r.symbol()),
+            tickbridge_broker::amqp::Topology::routing_key(r.source().as_str(), r.symbol()),
             r.to_json(),
             props,
         ));

@@ -22,7 +22,7 @@ fn counter(text: &str, series: &str) -> f64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kafka_to_rabbitmq_stops_with_a_clear_error_when_its_topic_is_deleted() {
     init_logs();
-    let metrics = tickbridge_core::telemetry::install_metrics(None).expect("recorder");
+    let metrics = tickbridge_model::telemetry::install_metrics(None).expect("recorder");
     let series = "tickbridge_bridge_kafka_receive_errors_total{direction=\"kafka_to_rabbitmq\"}";
     let rabbit = Rabbit::new(&amqp_url()).await;
     let kafka = kafka_topic(&kafka_brokers(), 3).await;

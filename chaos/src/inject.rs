@@ -16,9 +16,9 @@ use lapin::types::{AMQPValue, FieldTable};
 use lapin::BasicProperties;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use std::time::Duration;
-use tickbridge_core::amqp::{AmqpConfig, Topology};
-use tickbridge_core::headers;
-use tickbridge_core::kafka::KafkaConfig;
+use tickbridge_broker::amqp::{AmqpConfig, Topology};
+use tickbridge_broker::headers;
+use tickbridge_broker::kafka::KafkaConfig;
 
 /// A body that is not JSON: every reader must classify it `not_json`.
 pub const POISON_BODY: &[u8] = b"chaos poison: {\"schema\":\"tick.v1\", this is not JSON";
@@ -75,7 +75,7 @@ pub async fn poison_queues(
     tag: &str,
 ) -> Result<Vec<Injected>, ChaosError> {
     let conn = amqp.connect("chaos-poison").await?;
-    let ch = tickbridge_core::amqp::confirm_channel(&conn).await?;
+    let ch = tickbridge_broker::amqp::confirm_channel(&conn).await?;
     let mut out = Vec::new();
     for q in queues {
         for (kind, body) in [("not_json", POISON_BODY), ("schema_invalid", INVALID_BODY)] {

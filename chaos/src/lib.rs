@@ -57,7 +57,7 @@ pub enum ChaosError {
     Io(#[from] std::io::Error),
     /// Shared setup code (AMQP topology, Kafka admin).
     #[error(transparent)]
-    Core(#[from] tickbridge_core::Error),
+    Shared(#[from] tickbridge_broker::Error),
     /// AMQP client.
     #[error("RabbitMQ: {0}")]
     Amqp(#[from] lapin::Error),

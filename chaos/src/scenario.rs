@@ -26,10 +26,10 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tickbridge_core::amqp::AmqpConfig;
-use tickbridge_core::kafka::{groups, KafkaConfig};
-use tickbridge_core::testkit::{KafkaNode, RabbitNode};
+use tickbridge_broker::amqp::AmqpConfig;
+use tickbridge_broker::kafka::{groups, KafkaConfig};
 use tickbridge_feed_sim::{SimConfig, SimHandle};
+use tickbridge_testkit::{KafkaNode, RabbitNode};
 
 /// Worker `--prefetch`.
 const WORKER_PREFETCH: u64 = 50;
@@ -159,7 +159,7 @@ pub async fn run_on(cfg: ChaosConfig, brokers: &Brokers) -> Result<Outcome, Chao
     let bins = Bins::in_dir(&bin_dir)?;
     let run_id = format!(
         "chaos-{seed}-{}",
-        tickbridge_core::testkit::rand_name("r").trim_start_matches("r-")
+        tickbridge_testkit::rand_name("r").trim_start_matches("r-")
     );
     let out = cfg
         .out_dir

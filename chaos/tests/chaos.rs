@@ -129,6 +129,6 @@ fn tracing_subscriber_init() -> Option<()> {
     if std::env::var("RUST_LOG").is_err() {
         std::env::set_var("RUST_LOG", "warn");
     }
-    tickbridge_core::telemetry::init_test_tracing();
+    tickbridge_model::telemetry::init_test_tracing();
     Some(())
 }

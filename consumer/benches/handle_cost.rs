@@ -12,9 +12,9 @@ use std::hint::black_box;
 use std::time::Instant;
 use tickbridge_consumer::config::CommonArgs;
 use tickbridge_consumer::handler::{FailConfig, Handler};
-use tickbridge_consumer::loadgen::synthetic_ticks;
 use tickbridge_consumer::output::Meta;
-use tickbridge_core::{schema, Message};
+use tickbridge_model::{schema, Message};
+use tickbridge_testkit::loadgen::synthetic_ticks;
 
 /// A stage run on each body alone: filter key, label, accepted or not.
 type Stage = (&'static str, &'static str, fn(&[u8]) -> bool);

@@ -31,14 +31,14 @@
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tickbridge_broker::amqp::AmqpConfig;
+use tickbridge_broker::kafka::KafkaConfig;
 use tickbridge_consumer::consumer::{self, ConsumerConfig};
-use tickbridge_consumer::loadgen::{stamp, synthetic_ticks, AmqpPublisher, KafkaPublisher};
 use tickbridge_consumer::worker::{self, WorkerConfig};
 use tickbridge_consumer::Summary;
-use tickbridge_core::amqp::AmqpConfig;
-use tickbridge_core::kafka::KafkaConfig;
-use tickbridge_core::testkit::{host_cpu, host_share, process_cpu};
-use tickbridge_core::{Message, Shutdown};
+use tickbridge_model::{Message, Shutdown};
+use tickbridge_testkit::loadgen::{stamp, synthetic_ticks, AmqpPublisher, KafkaPublisher};
+use tickbridge_testkit::{host_cpu, host_share, process_cpu};
 
 const SYMBOLS: [&str; 6] = [
     "BTC-USD", "ETH-USD", "SOL-USD", "XRP-USD", "ADA-USD", "DOGE-USD",

@@ -18,8 +18,8 @@ use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
-use tickbridge_core::telemetry::InternalEvent;
-use tickbridge_core::Tick;
+use tickbridge_model::telemetry::InternalEvent;
+use tickbridge_model::Tick;
 
 #[derive(Debug, Default)]
 struct Window {
@@ -150,8 +150,8 @@ impl Analytics {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::loadgen::synthetic_ticks;
     use std::str::FromStr;
+    use tickbridge_testkit::loadgen::synthetic_ticks;
 
     #[test]
     fn rolling_mean_vwap_and_edge_triggered_alerts() {

@@ -9,7 +9,7 @@ use rust_decimal::Decimal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
-use tickbridge_core::telemetry::LogFormat;
+use tickbridge_model::telemetry::LogFormat;
 
 /// Output, statistics, analytics and lifecycle flags common to `worker` and
 /// `consumer`.

@@ -13,9 +13,9 @@ use crate::Result;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
-use tickbridge_core::amqp::AmqpConfig;
-use tickbridge_core::kafka::KafkaConfig;
-use tickbridge_core::Shutdown;
+use tickbridge_broker::amqp::AmqpConfig;
+use tickbridge_broker::kafka::KafkaConfig;
+use tickbridge_model::Shutdown;
 use tokio::sync::watch;
 
 /// Which log to read.
@@ -153,7 +153,7 @@ impl ConsumerConfig {
             kafka,
             amqp: AmqpConfig::local(
                 "amqp://127.0.0.1:5672/%2f",
-                tickbridge_core::amqp::DEFAULT_PREFIX,
+                tickbridge_broker::amqp::DEFAULT_PREFIX,
             ),
             group: group.to_string(),
             replay_from: None,
@@ -194,10 +194,20 @@ pub async fn preflight(config: &ConsumerConfig) -> Result<()> {
     Ok(())
 }
 
+impl ConsumerConfig {
+    /// The `role` label of this reader's metrics: `kafka` or `stream`.
+    pub fn role(&self) -> &'static str {
+        match self.from {
+            From::Kafka => crate::kafka::ROLE,
+            From::RabbitmqStream => crate::stream::ROLE,
+        }
+    }
+}
+
 /// Reads the configured log until `shutdown` fires (or `--exit-when-idle`),
 /// then commits what was handled and returns the final statistics.
 pub async fn run(config: ConsumerConfig, shutdown: Shutdown) -> Result<Summary> {
-    tickbridge_core::telemetry::install_metrics(config.common.metrics_addr)?;
+    tickbridge_model::telemetry::install_metrics(config.common.metrics_addr)?;
     let summary = match config.from {
         From::Kafka => crate::kafka::run(&config, shutdown).await?,
         From::RabbitmqStream => crate::stream::run(&config, shutdown).await?,

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 pub enum Error {
     /// Connection, topology or decoding trouble reported by tickbridge-core.
     #[error(transparent)]
-    Core(#[from] tickbridge_core::Error),
+    Broker(#[from] tickbridge_broker::Error),
     /// Writing the JSON Lines output or the summary failed. Handling a message
     /// includes writing it, so this fails the message rather than acking it.
     #[error("cannot write {path}: {source}")]
@@ -79,7 +79,7 @@ impl Error {
             | Error::UnknownTopic { .. }
             | Error::TopicDeleted { .. } => true,
             Error::Output { .. } | Error::Handler { .. } => true,
-            Error::Core(e) => e.is_terminal(),
+            Error::Broker(e) => e.is_terminal(),
             // A cancelled consumer is retried: if the queue is really gone,
             // the next attempt fails with the terminal `UnknownQueue`.
             Error::Cancelled(_) => false,
@@ -87,39 +87,9 @@ impl Error {
     }
 }
 
-/// Client errors go through the shared crate's error, so whether one is
-/// terminal (ACCESS_REFUSED, an untrusted certificate, ...) is decided in
-/// one place, [`tickbridge_core::Error::is_terminal`], on every path.
-impl From<lapin::Error> for Error {
-    fn from(e: lapin::Error) -> Self {
-        Error::Core(e.into())
-    }
-}
-
-impl From<rdkafka::error::KafkaError> for Error {
-    fn from(e: rdkafka::error::KafkaError) -> Self {
-        Error::Core(e.into())
-    }
-}
+// Client errors go through the broker crate's error, so whether one is
+// terminal is decided in one place, on every path.
+tickbridge_broker::wraps_broker_errors!(Error, Broker);
 
 /// Result alias.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
-
-#[cfg(test)]
-mod terminal_tests {
-    use super::*;
-    use tickbridge_core::testkit::{access_refused, connection_reset};
-
-    /// ACCESS_REFUSED is terminal whichever way it reaches the consumer's
-    /// error: straight from lapin (`?` on a channel call) or wrapped by the
-    /// shared crate (a connect). Both go through one classification.
-    #[test]
-    fn access_refused_is_terminal_on_every_path() {
-        let direct: Error = access_refused().into();
-        let via_core: Error = tickbridge_core::Error::from(access_refused()).into();
-        assert!(direct.is_terminal() && via_core.is_terminal(), "{direct}");
-        assert_eq!(direct.to_string(), via_core.to_string());
-        assert!(!Error::from(connection_reset()).is_terminal());
-        assert!(!Error::from(tickbridge_core::Error::from(connection_reset())).is_terminal());
-    }
-}

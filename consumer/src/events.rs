@@ -10,8 +10,8 @@
 //! (`worker`, `kafka` or `stream`), so one Prometheus can scrape both binaries.
 
 use metrics::counter;
-use tickbridge_core::schema::DecodeError;
-use tickbridge_core::telemetry::InternalEvent;
+use tickbridge_model::schema::DecodeError;
+use tickbridge_model::telemetry::InternalEvent;
 
 /// A message passed the handler and was written out. It happens for every
 /// message, so its counter is registered once ([`MessageHandled::counter`])
@@ -102,43 +102,6 @@ impl InternalEvent for MessageRetried<'_> {
     }
 }
 
-/// A message was sent to the dead-letter queue with its reason in `tb-error`.
-pub struct DeadLettered<'a> {
-    /// Message id, or the delivery position for unparsable bodies.
-    pub id: &'a str,
-    /// `decode:<kind>` or `handler`.
-    pub kind: &'static str,
-    /// Full reason, as stored in the `tb-error` header.
-    pub reason: &'a str,
-}
-impl InternalEvent for DeadLettered<'_> {
-    fn emit(self) {
-        tracing::warn!(
-            id = self.id,
-            kind = self.kind,
-            reason = self.reason,
-            "dead-lettered"
-        );
-        counter!("tickbridge_consumer_dead_lettered_total", "role" => "worker", "reason" => self.kind)
-            .increment(1);
-    }
-}
-
-/// The broker redelivered a message (its previous consumer died or nacked
-/// it without handling it).
-pub struct Redelivered<'a> {
-    /// Role label.
-    pub role: &'static str,
-    /// Message id.
-    pub id: &'a str,
-}
-impl InternalEvent for Redelivered<'_> {
-    fn emit(self) {
-        tracing::debug!(id = self.id, "redelivered message");
-        counter!("tickbridge_consumer_redeliveries_total", "role" => self.role).increment(1);
-    }
-}
-
 /// A message whose id this instance has already handled.
 pub struct DuplicateSeen<'a> {
     /// Role label.
@@ -210,7 +173,7 @@ pub struct GapNoticeReceived<'a> {
     /// Role label.
     pub role: &'static str,
     /// The notice.
-    pub notice: &'a tickbridge_core::GapNotice,
+    pub notice: &'a tickbridge_model::GapNotice,
 }
 impl InternalEvent for GapNoticeReceived<'_> {
     fn emit(self) {
@@ -241,20 +204,6 @@ impl InternalEvent for PriceAlert<'_> {
         tracing::warn!(symbol = self.symbol, direction = self.direction, price = %self.price, threshold = %self.threshold, mean = self.mean, vwap = self.vwap, "price alert");
         counter!("tickbridge_consumer_price_alerts_total", "symbol" => self.symbol.to_string(), "direction" => self.direction)
             .increment(1);
-    }
-}
-
-/// Committing Kafka offsets failed; they are retried on the next interval.
-pub struct CommitFailed<'a> {
-    /// Why.
-    pub error: &'a rdkafka::error::KafkaError,
-    /// `interval`, `revoke` or `shutdown`.
-    pub when: &'static str,
-}
-impl InternalEvent for CommitFailed<'_> {
-    fn emit(self) {
-        tracing::warn!(error = %self.error, when = self.when, "offset commit failed");
-        counter!("tickbridge_consumer_commit_errors_total", "when" => self.when).increment(1);
     }
 }
 
@@ -294,40 +243,11 @@ impl InternalEvent for InFlightReturned {
     }
 }
 
-/// A run failed with a recoverable error; the binary retries after `delay`.
-pub struct Reconnecting<'a> {
-    /// Why the run stopped.
-    pub error: &'a crate::Error,
-    /// Retry number since the last healthy run.
-    pub attempt: u32,
-    /// Wait before the retry.
-    pub delay: std::time::Duration,
-}
-impl InternalEvent for Reconnecting<'_> {
-    fn emit(self) {
-        tracing::warn!(error = %self.error, attempt = self.attempt, delay_ms = self.delay.as_millis() as u64, "lost the broker, reconnecting");
-        counter!("tickbridge_consumer_reconnects_total").increment(1);
-    }
-}
-
-/// Receiving from Kafka failed (librdkafka retries by itself; persistent
-/// errors such as a deleted topic stop the consumer).
-pub struct KafkaReceiveError<'a> {
-    /// Why.
-    pub error: &'a rdkafka::error::KafkaError,
-}
-impl InternalEvent for KafkaReceiveError<'_> {
-    fn emit(self) {
-        tracing::warn!(error = %self.error, "Kafka receive error");
-        counter!("tickbridge_consumer_kafka_receive_errors_total").increment(1);
-    }
-}
-
 /// The group's lag was measured from the brokers (see [`crate::lag`]):
 /// sets the group gauges. Logged at `debug`; the stats line shows it.
 pub struct GroupLagSampled<'a> {
     /// The measurement.
-    pub lag: &'a tickbridge_core::kafka::groups::GroupLag,
+    pub lag: &'a tickbridge_broker::kafka::groups::GroupLag,
     /// State at the previous sample, whose gauge drops to 0.
     pub previous_state: &'a str,
 }
@@ -361,7 +281,7 @@ pub struct GroupLagSampleFailed<'a> {
     /// Group id.
     pub group: &'a str,
     /// Why.
-    pub error: &'a tickbridge_core::Error,
+    pub error: &'a tickbridge_broker::Error,
 }
 impl InternalEvent for GroupLagSampleFailed<'_> {
     fn emit(self) {

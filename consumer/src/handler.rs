@@ -12,9 +12,9 @@ use crate::output::{Meta, Output};
 use crate::stats::Stats;
 use crate::Error;
 use chrono::Utc;
-use tickbridge_core::telemetry::InternalEvent;
-use tickbridge_core::tick::{GAP_SCHEMA, TICK_SCHEMA};
-use tickbridge_core::Message;
+use tickbridge_model::telemetry::InternalEvent;
+use tickbridge_model::tick::{GAP_SCHEMA, TICK_SCHEMA};
+use tickbridge_model::Message;
 
 /// Failures on purpose, so retries and the DLQ can be watched in the
 /// management UI and tested.
@@ -146,7 +146,7 @@ impl Handler {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::loadgen::synthetic_ticks;
+    use tickbridge_testkit::loadgen::synthetic_ticks;
 
     #[test]
     fn fail_every_fails_exactly_every_nth_call() {

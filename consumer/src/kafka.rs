@@ -23,7 +23,7 @@
 //! commit.
 
 use crate::consumer::{Assignment, ConsumerConfig, OffsetReset};
-use crate::events::{CommitFailed, DecodeFailed, KafkaReceiveError};
+use crate::events::DecodeFailed;
 use crate::handler::{FailConfig, HandleError, Handler};
 use crate::lag::LagSampler;
 use crate::output::Meta;
@@ -43,11 +43,13 @@ use rdkafka::ClientContext;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tickbridge_core::kafka::KafkaConfig;
-use tickbridge_core::telemetry::InternalEvent;
-use tickbridge_core::{schema, Shutdown};
+use tickbridge_broker::events::{CommitFailed, KafkaReceiveError, Scope};
+use tickbridge_broker::kafka::KafkaConfig;
+use tickbridge_model::telemetry::InternalEvent;
+use tickbridge_model::{schema, Shutdown};
 
-const ROLE: &str = "kafka";
+/// The `role` label of the Kafka reader's metrics.
+pub(crate) const ROLE: &str = "kafka";
 /// How long a reader that got `UNKNOWN_TOPIC_OR_PART` for its topic waits
 /// for the metadata answer that tells whether the topic was deleted.
 const TOPIC_RECHECK: Duration = Duration::from_secs(5);
@@ -149,7 +151,12 @@ fn commit<C: Consumer<X>, X: ConsumerContext>(c: &C, mode: CommitMode, when: &'s
     match c.commit_consumer_state(mode) {
         Ok(()) => {}
         Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
-        Err(e) => CommitFailed { error: &e, when }.emit(),
+        Err(e) => CommitFailed {
+            scope: Scope::Consumer(ROLE),
+            error: &e,
+            when,
+        }
+        .emit(),
     }
 }
 
@@ -334,7 +341,11 @@ async fn received(
         Ok(m) => return process(consumer, handler, &m, max_offset, store),
         Err(e) => e,
     };
-    KafkaReceiveError { error: &e }.emit();
+    KafkaReceiveError {
+        scope: Scope::Consumer(ROLE),
+        error: &e,
+    }
+    .emit();
     let code = e.rdkafka_error_code();
     // The topic existed at startup: if a broker answers without it, it was
     // deleted under us; if it is still listed, or no broker answers (a

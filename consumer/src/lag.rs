@@ -3,7 +3,7 @@
 //! interval by a task of its own (never on the message path) and published
 //! as Prometheus gauges, in the stats line and in the summary.
 //!
-//! Lag is the group's committed lag ([`tickbridge_core::kafka::groups`]):
+//! Lag is the group's committed lag ([`tickbridge_broker::kafka::groups`]):
 //! what a restart of the whole group would still have to read. The last
 //! sample is taken after the final commit, so a reader that drained its
 //! partitions reports `lag_at_end = 0`.
@@ -13,10 +13,10 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tickbridge_core::kafka::groups::{GroupLag, LagProbe};
-use tickbridge_core::kafka::KafkaConfig;
-use tickbridge_core::telemetry::InternalEvent;
-use tickbridge_core::Shutdown;
+use tickbridge_broker::kafka::groups::{GroupLag, LagProbe};
+use tickbridge_broker::kafka::KafkaConfig;
+use tickbridge_model::telemetry::InternalEvent;
+use tickbridge_model::Shutdown;
 
 /// Longest one sample may take (DescribeGroups, metadata, OffsetFetch and
 /// the watermarks together).
@@ -149,7 +149,7 @@ impl LagSampler {
         let r = tokio::time::timeout(SAMPLE_TIMEOUT * 2, probe.sample())
             .await
             .unwrap_or_else(|_| {
-                Err(tickbridge_core::Error::Timeout {
+                Err(tickbridge_broker::Error::Timeout {
                     what: format!("the last lag sample of group {:?}", probe.group()),
                     secs: (SAMPLE_TIMEOUT * 2).as_secs(),
                 })
@@ -183,7 +183,11 @@ async fn sample_loop(
     }
 }
 
-fn record(probe: &LagProbe, state: &Mutex<GroupLagSummary>, r: tickbridge_core::Result<GroupLag>) {
+fn record(
+    probe: &LagProbe,
+    state: &Mutex<GroupLagSummary>,
+    r: tickbridge_broker::Result<GroupLag>,
+) {
     let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
     match r {
         Ok(lag) => {
@@ -209,7 +213,7 @@ fn record(probe: &LagProbe, state: &Mutex<GroupLagSummary>, r: tickbridge_core::
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tickbridge_core::kafka::groups::{GroupDescription, PartitionLag};
+    use tickbridge_broker::kafka::groups::{GroupDescription, PartitionLag};
 
     fn sample(state: &str, members: usize, lags: &[i64]) -> GroupLag {
         let partitions: Vec<PartitionLag> = lags
@@ -232,7 +236,7 @@ mod tests {
                 protocol_type: "consumer".into(),
                 protocol: "range".into(),
                 members: (0..members)
-                    .map(|i| tickbridge_core::kafka::groups::GroupMember {
+                    .map(|i| tickbridge_broker::kafka::groups::GroupMember {
                         member_id: format!("m{i}"),
                         client_id: format!("c{i}"),
                         client_host: "/127.0.0.1".into(),

@@ -11,11 +11,11 @@
 //!
 //! Both share the [`handler`] (decode, fail on purpose, write, measure), the
 //! [`output`] formats, the [`stats`] and [`analytics`] they print, and the
-//! [`events`] they log and count. [`loadgen`] publishes synthetic ticks the
-//! way the producer does, for tests, the benchmark and demos.
+//! [`events`] they log and count (the events shared with the bridge are in
+//! `tickbridge_broker::events`).
 //!
 //! The binaries in `src/bin/` only parse flags and call [`worker::run`] or
-//! [`consumer::run`] with a [`Shutdown`](tickbridge_core::Shutdown), under
+//! [`consumer::run`] with a [`Shutdown`](tickbridge_model::Shutdown), under
 //! [`supervise::supervise`] (reconnect with backoff), so tests drive exactly
 //! the code users run.
 #![forbid(unsafe_code)]
@@ -29,7 +29,6 @@ pub mod events;
 pub mod handler;
 pub mod kafka;
 pub mod lag;
-pub mod loadgen;
 pub mod output;
 pub mod replay;
 pub mod stats;

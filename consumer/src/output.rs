@@ -18,8 +18,8 @@ use serde::Serialize;
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use tickbridge_core::tick::ts_micros;
-use tickbridge_core::{Message, MessageRef};
+use tickbridge_model::tick::ts_micros;
+use tickbridge_model::{Message, MessageRef};
 
 /// Where a message came from, written beside it.
 #[derive(Debug, Clone, Copy, Default)]
@@ -164,8 +164,8 @@ fn human(buf: &mut Vec<u8>, msg: &Message, meta: &Meta) {
     match msg {
         Message::Tick(t) => {
             let side = match t.side {
-                tickbridge_core::Side::Buy => "buy ",
-                tickbridge_core::Side::Sell => "sell",
+                tickbridge_model::Side::Buy => "buy ",
+                tickbridge_model::Side::Sell => "sell",
             };
             let _ = write!(
                 buf,
@@ -211,7 +211,7 @@ fn human(buf: &mut Vec<u8>, msg: &Message, meta: &Meta) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::loadgen::synthetic_ticks;
+    use tickbridge_testkit::loadgen::synthetic_ticks;
 
     #[test]
     fn jsonl_round_trips_and_human_is_one_line() {

@@ -144,7 +144,7 @@ impl fmt::Display for ReplayFrom {
                 let parts: Vec<String> = m.iter().map(|(p, o)| format!("{p}:{o}")).collect();
                 f.write_str(&parts.join(","))
             }
-            ReplayFrom::Timestamp(t) => f.write_str(&tickbridge_core::tick::ts_micros::format(t)),
+            ReplayFrom::Timestamp(t) => f.write_str(&tickbridge_model::tick::ts_micros::format(t)),
             ReplayFrom::Ago(d) => write!(f, "{}", humantime::format_duration(*d)),
         }
     }

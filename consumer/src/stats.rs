@@ -15,17 +15,18 @@
 //! * the Kafka group's committed lag, members and state, as the brokers
 //!   report them ([`crate::lag`]).
 
-use crate::events::{DuplicateSeen, GapNoticeReceived, Redelivered, SeqGap, TradeIdGap};
+use crate::events::{DuplicateSeen, GapNoticeReceived, SeqGap, TradeIdGap};
 use chrono::{DateTime, Utc};
 use rustc_hash::FxHashMap;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
-use tickbridge_core::dedup::DedupWindow;
-use tickbridge_core::telemetry::{InternalEvent, LatencyStats};
-use tickbridge_core::tick::Source;
-use tickbridge_core::Message;
+use tickbridge_broker::dedup::DedupWindow;
+use tickbridge_broker::events::{Redelivered, Scope};
+use tickbridge_model::telemetry::{InternalEvent, LatencyStats};
+use tickbridge_model::tick::Source;
+use tickbridge_model::Message;
 
 /// Latency percentiles in milliseconds, as written to the summary.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
@@ -218,7 +219,8 @@ impl Stats {
         if redelivered {
             self.s.redeliveries += 1;
             Redelivered {
-                role: self.role,
+                scope: Scope::Consumer(self.role),
+                tally: None,
                 id,
             }
             .emit();
@@ -422,8 +424,8 @@ impl Stats {
             0.0
         };
         if let (Some(a), Some(b)) = (self.first_handled, self.last_handled) {
-            s.first_handled_at = Some(tickbridge_core::tick::ts_micros::format(&a));
-            s.last_handled_at = Some(tickbridge_core::tick::ts_micros::format(&b));
+            s.first_handled_at = Some(tickbridge_model::tick::ts_micros::format(&a));
+            s.last_handled_at = Some(tickbridge_model::tick::ts_micros::format(&b));
             let secs = (b - a).as_seconds_f64();
             s.active_rate_per_sec = if secs > 0.0 {
                 (s.handled.saturating_sub(1)) as f64 / secs
@@ -460,7 +462,7 @@ impl Summary {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::loadgen::synthetic_ticks;
+    use tickbridge_testkit::loadgen::synthetic_ticks;
 
     #[test]
     fn counts_duplicates_and_gaps() {
@@ -492,18 +494,18 @@ mod tests {
             t.seq -= 4;
         }
         let mut msgs: Vec<Message> = ticks.iter().take(10).cloned().map(Message::Tick).collect();
-        msgs.push(Message::Gap(tickbridge_core::GapNotice {
-            id: tickbridge_core::GapNotice::make_id("p1", "BTC-USD", 11),
-            source: tickbridge_core::Source::Binance,
+        msgs.push(Message::Gap(tickbridge_model::GapNotice {
+            id: tickbridge_model::GapNotice::make_id("p1", "BTC-USD", 11),
+            source: tickbridge_model::Source::Binance,
             symbol: "BTC-USD".into(),
-            reason: tickbridge_core::GapReason::TradeIdJump,
+            reason: tickbridge_model::GapReason::TradeIdJump,
             missing_from: Some(11),
             missing_to: Some(15),
             missing_count: Some(5),
             detected_ts: Utc::now(),
             producer: "p1".into(),
             seq: 11,
-            via: tickbridge_core::Via::Ws,
+            via: tickbridge_model::Via::Ws,
         }));
         msgs.extend(ticks.iter().skip(15).cloned().map(Message::Tick));
         let mut s = Stats::new("kafka", "t", 100);

@@ -24,11 +24,12 @@ use chrono::Utc;
 use futures::StreamExt;
 use lapin::options::{BasicAckOptions, BasicCancelOptions};
 use lapin::types::{AMQPValue, FieldTable, ShortString};
-use tickbridge_core::amqp::{bounded, STEP_TIMEOUT};
-use tickbridge_core::telemetry::InternalEvent;
-use tickbridge_core::{schema, Shutdown};
+use tickbridge_broker::amqp::{bounded, STEP_TIMEOUT};
+use tickbridge_model::telemetry::InternalEvent;
+use tickbridge_model::{schema, Shutdown};
 
-const ROLE: &str = "stream";
+/// The `role` label of the stream reader's metrics.
+pub(crate) const ROLE: &str = "stream";
 
 /// Runs the stream reader; see the module docs.
 pub async fn run(cfg: &ConsumerConfig, shutdown: Shutdown) -> Result<Summary> {

@@ -7,14 +7,14 @@
 //! its group's committed offsets. Terminal errors (bad flags, a missing queue
 //! or topic, refused credentials) exit at once with their one-line message.
 
-use crate::events::Reconnecting;
 use crate::stats::Summary;
 use crate::{Error, Result};
 use std::future::Future;
 use std::time::{Duration, Instant};
-use tickbridge_core::backoff::Backoff;
-use tickbridge_core::telemetry::InternalEvent;
-use tickbridge_core::Shutdown;
+use tickbridge_broker::backoff::Backoff;
+use tickbridge_broker::events::{Reconnecting, Scope};
+use tickbridge_model::telemetry::InternalEvent;
+use tickbridge_model::Shutdown;
 
 /// A run that lasted this long was healthy: the next failure starts the
 /// backoff from the beginning again.
@@ -30,7 +30,12 @@ pub const EXIT_DEADLINE: Duration = Duration::from_secs(20);
 
 /// Calls `run` until it returns `Ok`, a terminal error, or `shutdown` fires.
 /// After `shutdown`, the run in progress has [`EXIT_DEADLINE`] to return.
-pub async fn supervise<F, Fut>(shutdown: &Shutdown, mut run: F) -> Result<Summary>
+/// `role` labels the reconnect counter (`worker`, `kafka` or `stream`).
+pub async fn supervise<F, Fut>(
+    role: &'static str,
+    shutdown: &Shutdown,
+    mut run: F,
+) -> Result<Summary>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<Summary>>,
@@ -39,7 +44,7 @@ where
     loop {
         let started = Instant::now();
         let Some(outcome) = shutdown.finish_within(EXIT_DEADLINE, run()).await else {
-            let e = Error::Core(tickbridge_core::Error::Timeout {
+            let e = Error::Broker(tickbridge_broker::Error::Timeout {
                 what: "the shutdown (closing the broker connections)".into(),
                 secs: EXIT_DEADLINE.as_secs(),
             });
@@ -55,6 +60,8 @@ where
                 }
                 let delay = backoff.next_delay();
                 Reconnecting {
+                    scope: Scope::Consumer(role),
+                    tally: None,
                     error: &e,
                     attempt: backoff.attempt(),
                     delay,
@@ -78,9 +85,9 @@ mod tests {
     async fn retries_recoverable_errors_and_stops_on_terminal_ones() {
         let calls = AtomicU32::new(0);
         let s = Shutdown::new();
-        let r = supervise(&s, || async {
+        let r = supervise("worker", &s, || async {
             match calls.fetch_add(1, Ordering::SeqCst) {
-                0 | 1 => Err(Error::Core(tickbridge_core::Error::Timeout {
+                0 | 1 => Err(Error::Broker(tickbridge_broker::Error::Timeout {
                     what: "broker".into(),
                     secs: 1,
                 })),
@@ -92,7 +99,7 @@ mod tests {
         assert_eq!(calls.load(Ordering::SeqCst), 3);
 
         let calls = AtomicU32::new(0);
-        let r = supervise(&s, || async {
+        let r = supervise("worker", &s, || async {
             calls.fetch_add(1, Ordering::SeqCst);
             Err(Error::Config("bad".into()))
         })
@@ -116,7 +123,7 @@ mod tests {
             trigger.trigger();
         });
         let t0 = tokio::time::Instant::now();
-        let r = supervise(&s, std::future::pending::<Result<Summary>>).await;
+        let r = supervise("worker", &s, std::future::pending::<Result<Summary>>).await;
         let e = r.expect_err("abandoned");
         assert!(e.to_string().contains("shutdown"), "{e}");
         assert_eq!(t0.elapsed(), Duration::from_secs(3) + EXIT_DEADLINE);
@@ -124,7 +131,7 @@ mod tests {
         // A run that returns within the deadline keeps its own result.
         let s = Shutdown::new();
         s.trigger();
-        let r = supervise(&s, || async {
+        let r = supervise("worker", &s, || async {
             tokio::time::sleep(Duration::from_secs(2)).await;
             Ok(Summary::default())
         })

@@ -24,7 +24,7 @@
 //! than `basic.reject(requeue=false)`, is what lets the reason travel with it.
 
 use crate::config::CommonArgs;
-use crate::events::{AckFailed, DeadLettered, DecodeFailed, InFlightReturned, MessageRetried};
+use crate::events::{AckFailed, DecodeFailed, InFlightReturned, MessageRetried};
 use crate::handler::{FailConfig, HandleError, Handler};
 use crate::output::Meta;
 use crate::stats::{Stats, Summary};
@@ -38,11 +38,14 @@ use lapin::options::{
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{BasicProperties, Channel, Connection};
 use std::time::{Duration, Instant};
-use tickbridge_core::amqp::{bounded, AmqpConfig, STEP_TIMEOUT};
-use tickbridge_core::telemetry::InternalEvent;
-use tickbridge_core::{headers, schema, Shutdown};
+use tickbridge_broker::amqp::{bounded, AmqpConfig, STEP_TIMEOUT};
+use tickbridge_broker::events::{DeadLettered, Scope};
+use tickbridge_broker::headers;
+use tickbridge_model::telemetry::InternalEvent;
+use tickbridge_model::{schema, Shutdown};
 
-const ROLE: &str = "worker";
+/// The `role` label of the worker's metrics.
+pub const ROLE: &str = "worker";
 
 /// How long a delivery being handled when the shutdown signal fires may
 /// still take before the worker stops without it.
@@ -113,7 +116,7 @@ pub async fn preflight(config: &WorkerConfig) -> Result<()> {
 /// `--exit-when-idle`, until the queue has been quiet long enough), then
 /// hands back unhandled in-flight messages and returns the final statistics.
 pub async fn run(config: WorkerConfig, shutdown: Shutdown) -> Result<Summary> {
-    tickbridge_core::telemetry::install_metrics(config.common.metrics_addr)?;
+    tickbridge_model::telemetry::install_metrics(config.common.metrics_addr)?;
     let name = config.common.instance_name("worker");
     let topo = config.amqp.topology();
     let queue = config
@@ -137,7 +140,7 @@ pub async fn run(config: WorkerConfig, shutdown: Shutdown) -> Result<Summary> {
     let (ch, mut consumer) =
         open_consumer(&conn, &queue, &name, config.prefetch, FieldTable::default()).await?;
     let publisher = bounded("opening the confirm channel", STEP_TIMEOUT, async {
-        Ok::<_, Error>(tickbridge_core::amqp::confirm_channel(&conn).await?)
+        Ok::<_, Error>(tickbridge_broker::amqp::confirm_channel(&conn).await?)
     })
     .await?;
     tracing::info!(%name, %queue, depth, prefetch = config.prefetch, max_retries = config.max_retries, url = %config.amqp.masked_url(), "worker consuming");
@@ -352,7 +355,14 @@ impl Worker {
         match self.publish(d, &dlx, d.routing_key.as_str(), props).await {
             Ok(()) => {
                 self.handler.stats.dead_lettered(kind);
-                DeadLettered { id, kind, reason }.emit();
+                DeadLettered {
+                    scope: Scope::Consumer(ROLE),
+                    tally: None,
+                    id,
+                    kind,
+                    reason,
+                }
+                .emit();
                 ack(d).await
             }
             Err(e) => {
@@ -510,7 +520,7 @@ pub(crate) async fn open_consumer(
 /// [`STEP_TIMEOUT`]. A missing queue is [`Error::UnknownQueue`].
 pub(crate) async fn queue_depth(conn: &Connection, queue: &str, amqp: &AmqpConfig) -> Result<u32> {
     bounded("reading the queue depth", STEP_TIMEOUT, async {
-        tickbridge_core::amqp::queue_depth(conn, queue)
+        tickbridge_broker::amqp::queue_depth(conn, queue)
             .await?
             .ok_or_else(|| Error::UnknownQueue {
                 queue: queue.to_string(),
@@ -532,7 +542,7 @@ pub(crate) async fn refresh_depth(
 ) -> Result<()> {
     match queue_depth(conn, queue, amqp).await {
         Ok(d) => stats.set_queue_depth(d as u64),
-        Err(e @ Error::Core(tickbridge_core::Error::Timeout { .. })) => return Err(e),
+        Err(e @ Error::Broker(tickbridge_broker::Error::Timeout { .. })) => return Err(e),
         Err(_) => {}
     }
     Ok(())

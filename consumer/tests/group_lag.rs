@@ -1,4 +1,4 @@
-//! Consumer groups seen from the brokers (`tickbridge_core::kafka::groups`)
+//! Consumer groups seen from the brokers (`tickbridge_broker::kafka::groups`)
 //! against real Kafka: exact lag per partition from committed offsets and
 //! watermarks, lag 0 once a reader drained and committed, DescribeGroups'
 //! members and their partitions as the coordinator assigned them, and the
@@ -12,11 +12,12 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
+use tickbridge_broker::kafka::groups::{self, GroupLag, LagProbe};
+use tickbridge_broker::kafka::KafkaConfig;
+use tickbridge_broker::Error;
 use tickbridge_consumer::consumer::{self, ConsumerConfig};
-use tickbridge_core::kafka::groups::{self, GroupLag, LagProbe};
-use tickbridge_core::kafka::KafkaConfig;
-use tickbridge_core::testkit::KafkaNode;
-use tickbridge_core::{Error, Shutdown};
+use tickbridge_model::Shutdown;
+use tickbridge_testkit::KafkaNode;
 
 const T: Duration = Duration::from_secs(10);
 
@@ -28,10 +29,10 @@ const WIDE: [&str; 12] = [
     "S02-USD", "S03-USD", "S04-USD", "S05-USD",
 ];
 
-fn wide_messages(producer: &str, n: usize) -> Vec<tickbridge_core::Message> {
-    tickbridge_consumer::loadgen::synthetic_ticks(producer, &WIDE, n)
+fn wide_messages(producer: &str, n: usize) -> Vec<tickbridge_model::Message> {
+    tickbridge_testkit::loadgen::synthetic_ticks(producer, &WIDE, n)
         .into_iter()
-        .map(tickbridge_core::Message::Tick)
+        .map(tickbridge_model::Message::Tick)
         .collect()
 }
 

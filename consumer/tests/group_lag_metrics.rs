@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 use tickbridge_consumer::consumer::{self, ConsumerConfig};
 use tickbridge_consumer::replay::ReplayFrom;
-use tickbridge_core::Shutdown;
+use tickbridge_model::Shutdown;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 async fn scrape(addr: std::net::SocketAddr) -> Option<String> {
@@ -62,7 +62,7 @@ async fn group_lag_is_served_in_metrics_and_written_in_the_summary() {
     let total: i64 = want.values().sum();
     assert!(total > 800, "{want:?}");
 
-    let addr: std::net::SocketAddr = format!("127.0.0.1:{}", tickbridge_core::testkit::free_port())
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{}", tickbridge_testkit::free_port())
         .parse()
         .unwrap();
     let dir = tempfile::tempdir().unwrap();

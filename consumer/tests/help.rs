@@ -1,11 +1,11 @@
 //! `--help` of `worker` and `consumer`: each one's first line says what the
 //! binary is for, the next paragraph is one example, and the example parses
-//! with the binary's own flags ([`tickbridge_core::cli::check_help`]), so
+//! with the binary's own flags ([`tickbridge_model::cli::check_help`]), so
 //! the help never shows a flag that no longer exists.
 
 use clap::CommandFactory;
 use std::path::Path;
-use tickbridge_core::cli::check_help;
+use tickbridge_model::cli::check_help;
 
 // The binaries' own sources, for their `Cli`; their `main`s go unused here.
 #[allow(dead_code)]

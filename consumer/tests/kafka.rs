@@ -10,11 +10,11 @@ use common::*;
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 use std::time::Duration;
+use tickbridge_broker::kafka::KafkaConfig;
 use tickbridge_consumer::consumer::{self, ConsumerConfig};
 use tickbridge_consumer::replay::ReplayFrom;
 use tickbridge_consumer::{Error, Summary};
-use tickbridge_core::kafka::KafkaConfig;
-use tickbridge_core::{Message, Shutdown};
+use tickbridge_model::{Message, Shutdown};
 
 fn config(k: &KafkaConfig, group: &str, jsonl: &Path) -> ConsumerConfig {
     let mut c = ConsumerConfig::local_kafka(k.clone(), group);
@@ -318,7 +318,7 @@ async fn replay_from_offset_timestamp_and_duration() {
 async fn poison_is_counted_and_skipped() {
     init_logs();
     let k = kafka_topic(1).await;
-    let pubr = tickbridge_consumer::loadgen::KafkaPublisher::new(&k).unwrap();
+    let pubr = tickbridge_testkit::loadgen::KafkaPublisher::new(&k).unwrap();
     let msgs = messages("p-poison", 10);
     pubr.send_all(&msgs[..5]).await.unwrap();
     for body in [

@@ -8,7 +8,7 @@ mod common;
 use common::*;
 use std::time::Duration;
 use tickbridge_consumer::worker::{self, WorkerConfig};
-use tickbridge_core::Shutdown;
+use tickbridge_model::Shutdown;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 async fn scrape(addr: std::net::SocketAddr) -> String {

@@ -12,11 +12,11 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use tickbridge_consumer::loadgen::AmqpPublisher;
+use tickbridge_broker::amqp::AmqpConfig;
 use tickbridge_consumer::supervise::EXIT_DEADLINE;
-use tickbridge_core::amqp::AmqpConfig;
-use tickbridge_core::testkit::RabbitNode;
-use tickbridge_core::Message;
+use tickbridge_model::Message;
+use tickbridge_testkit::loadgen::AmqpPublisher;
+use tickbridge_testkit::RabbitNode;
 
 const WORKERS: usize = 2;
 const ROUNDS: usize = 3;

@@ -8,11 +8,11 @@ mod common;
 use common::*;
 use std::path::Path;
 use std::time::Duration;
+use tickbridge_broker::amqp::AmqpConfig;
 use tickbridge_consumer::consumer::{self, ConsumerConfig};
 use tickbridge_consumer::replay::ReplayFrom;
 use tickbridge_consumer::{Error, Summary};
-use tickbridge_core::amqp::AmqpConfig;
-use tickbridge_core::{Message, Shutdown};
+use tickbridge_model::{Message, Shutdown};
 
 fn config(amqp: &AmqpConfig, replay: Option<&str>, jsonl: &Path) -> ConsumerConfig {
     let mut c = ConsumerConfig::local_stream(amqp.clone());

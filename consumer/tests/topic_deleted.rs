@@ -9,11 +9,11 @@ mod common;
 use common::*;
 use std::path::Path;
 use std::time::Duration;
+use tickbridge_broker::kafka::KafkaConfig;
 use tickbridge_consumer::consumer::{self, ConsumerConfig};
 use tickbridge_consumer::replay::ReplayFrom;
 use tickbridge_consumer::Error;
-use tickbridge_core::kafka::KafkaConfig;
-use tickbridge_core::Shutdown;
+use tickbridge_model::Shutdown;
 
 /// Value of a counter in the process's Prometheus text (0 when absent:
 /// a counter appears with its first increment).
@@ -45,7 +45,7 @@ async fn delete_under(
     jsonl: &Path,
     n: usize,
 ) -> (Error, f64) {
-    let metrics = tickbridge_core::telemetry::install_metrics(None).expect("recorder");
+    let metrics = tickbridge_model::telemetry::install_metrics(None).expect("recorder");
     let series = "tickbridge_consumer_kafka_receive_errors_total";
     let before = counter(&metrics.render(), series);
     c.common.jsonl = Some(jsonl.to_path_buf());

@@ -10,7 +10,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 use tickbridge_consumer::worker::{self, WorkerConfig};
 use tickbridge_consumer::{Error, Summary};
-use tickbridge_core::{schema, Shutdown};
+use tickbridge_model::{schema, Shutdown};
 
 fn worker_config(rabbit: &Rabbit, jsonl: &std::path::Path, name: &str) -> WorkerConfig {
     let mut c = WorkerConfig::local(&rabbit.cfg.url, &rabbit.cfg.prefix);

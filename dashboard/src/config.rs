@@ -2,8 +2,8 @@
 
 use std::net::SocketAddr;
 use std::time::Duration;
-use tickbridge_core::kafka::KafkaConfig;
-use tickbridge_core::telemetry::LogFormat;
+use tickbridge_broker::kafka::KafkaConfig;
+use tickbridge_model::telemetry::LogFormat;
 
 /// Where the dashboard's own consumer group starts when it has no
 /// committed offsets.

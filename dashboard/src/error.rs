@@ -6,12 +6,10 @@ pub enum Error {
     /// A flag or a request parameter is wrong; the text says how.
     #[error("{0}")]
     Config(String),
-    /// The shared library refused (Kafka setup, metrics).
+    /// Kafka or the metrics set-up failed, through the broker crate, which
+    /// decides whether the error is terminal.
     #[error(transparent)]
-    Core(#[from] tickbridge_core::Error),
-    /// librdkafka failed.
-    #[error("Kafka: {0}")]
-    Kafka(#[from] rdkafka::error::KafkaError),
+    Broker(#[from] tickbridge_broker::Error),
     /// A socket failed.
     #[error("I/O: {0}")]
     Io(#[from] std::io::Error),
@@ -23,11 +21,14 @@ impl Error {
     pub fn is_terminal(&self) -> bool {
         match self {
             Error::Config(_) => true,
-            Error::Core(e) => e.is_terminal(),
-            Error::Kafka(_) | Error::Io(_) => false,
+            Error::Broker(e) => e.is_terminal(),
+            Error::Io(_) => false,
         }
     }
 }
 
 /// Result with the crate's error.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+// librdkafka's (and lapin's) errors go through the broker crate's error.
+tickbridge_broker::wraps_broker_errors!(Error, Broker);

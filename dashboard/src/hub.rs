@@ -28,9 +28,9 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tickbridge_core::kafka::groups::LagProbe;
-use tickbridge_core::telemetry::{InternalEvent, LatencyStats};
-use tickbridge_core::{schema, Message, Shutdown};
+use tickbridge_broker::kafka::groups::LagProbe;
+use tickbridge_model::telemetry::{InternalEvent, LatencyStats};
+use tickbridge_model::{schema, Message, Shutdown};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 

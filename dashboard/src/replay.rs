@@ -20,8 +20,8 @@ use rdkafka::message::Message as _;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use std::collections::BTreeMap;
 use std::time::Duration;
+use tickbridge_broker::kafka::KafkaConfig;
 use tickbridge_consumer::replay::{ReplayFrom, StartAt};
-use tickbridge_core::kafka::KafkaConfig;
 use tokio::sync::mpsc;
 
 /// No message for this long while a partition is still short of its

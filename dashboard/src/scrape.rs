@@ -12,7 +12,7 @@ use crate::config::ScrapeTarget;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::time::Duration;
-use tickbridge_core::Shutdown;
+use tickbridge_model::Shutdown;
 use tokio::sync::mpsc;
 
 /// Largest `/metrics` body read.

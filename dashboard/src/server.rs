@@ -31,8 +31,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tickbridge_consumer::replay::ReplayFrom;
-use tickbridge_core::telemetry::InternalEvent;
-use tickbridge_core::Shutdown;
+use tickbridge_model::telemetry::InternalEvent;
+use tickbridge_model::Shutdown;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -56,7 +56,7 @@ struct App {
 pub async fn run(cfg: DashboardConfig, listener: TcpListener, shutdown: Shutdown) -> Result<State> {
     cfg.validate()?;
     if let Some(addr) = cfg.metrics_addr {
-        tickbridge_core::telemetry::install_metrics(Some(addr))?;
+        tickbridge_model::telemetry::install_metrics(Some(addr))?;
     }
     let cfg = Arc::new(cfg);
     let (scrape_tx, scrape_rx) = mpsc::channel(4);

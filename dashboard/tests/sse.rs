@@ -10,9 +10,9 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
-use tickbridge_core::testkit::rand_name;
-use tickbridge_core::{MessageRef, Shutdown, Source, Tick, Via};
 use tickbridge_dashboard::{Cursor, DashboardConfig};
+use tickbridge_model::{MessageRef, Shutdown, Source, Tick, Via};
+use tickbridge_testkit::rand_name;
 
 fn brokers() -> String {
     std::env::var("KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".into())
@@ -22,7 +22,7 @@ const SYMBOLS: [&str; 3] = ["BTC-USDT", "ETH-USDT", "SOL-USDT"];
 
 /// Writes `n` ticks, trade ids from `first`, keyed by symbol.
 async fn produce(topic: &str, first: u64, n: u64) {
-    let k = tickbridge_core::kafka::KafkaConfig::local(&brokers(), topic, 3);
+    let k = tickbridge_broker::kafka::KafkaConfig::local(&brokers(), topic, 3);
     let p: FutureProducer = k
         .finish(k.client_config())
         .set("linger.ms", "5")
@@ -40,7 +40,7 @@ async fn produce(topic: &str, first: u64, n: u64) {
             trade_id: i,
             price: rust_decimal::Decimal::new(100_000 + i as i64, 2),
             qty: rust_decimal::Decimal::new(5, 1),
-            side: tickbridge_core::Side::Buy,
+            side: tickbridge_model::Side::Buy,
             exchange_ts: now,
             received_ts: now,
             producer: Arc::from("test"),
@@ -77,8 +77,8 @@ struct Served {
 }
 
 async fn serve(topic: &str, tweak: impl FnOnce(&mut DashboardConfig)) -> Served {
-    tickbridge_core::telemetry::init_test_tracing();
-    let k = tickbridge_core::kafka::KafkaConfig::local(&brokers(), topic, 3);
+    tickbridge_model::telemetry::init_test_tracing();
+    let k = tickbridge_broker::kafka::KafkaConfig::local(&brokers(), topic, 3);
     k.ensure_topic(topic, 3).await.expect("topic");
     let mut cfg = DashboardConfig::local(&brokers(), topic, &rand_name("dash"));
     tweak(&mut cfg);

@@ -136,7 +136,7 @@ impl SimConfig {
             return bad("--symbols is empty".into());
         }
         for s in &self.symbols {
-            if !tickbridge_core::tick::is_normalized_symbol(s) {
+            if !tickbridge_model::tick::is_normalized_symbol(s) {
                 return bad(format!("symbol {s:?} is not normalized BASE-QUOTE"));
             }
         }

@@ -20,7 +20,7 @@ use futures::stream::SplitSink;
 use futures::{SinkExt, StreamExt};
 use std::sync::Arc;
 use std::time::Duration;
-use tickbridge_core::Shutdown;
+use tickbridge_model::Shutdown;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 

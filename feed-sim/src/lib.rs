@@ -39,7 +39,7 @@ use market::Market;
 use stats::SimStats;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use tickbridge_core::{Shutdown, Source};
+use tickbridge_model::{Shutdown, Source};
 
 /// The simulator's one error type.
 #[derive(Debug, thiserror::Error)]

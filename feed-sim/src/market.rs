@@ -21,7 +21,7 @@ use rand::{Rng, SeedableRng};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
-use tickbridge_core::{Side, Source};
+use tickbridge_model::{Side, Source};
 
 /// One simulated trade, in integer ticks so every exchange can print it with
 /// its own number of decimals without rounding.

@@ -13,7 +13,7 @@ use axum::Router;
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::sync::Arc;
-use tickbridge_core::Shutdown;
+use tickbridge_model::Shutdown;
 use tokio_util::task::TaskTracker;
 
 #[derive(Clone)]

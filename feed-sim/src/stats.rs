@@ -8,7 +8,7 @@
 use serde::Serialize;
 use std::io::Write;
 use std::sync::Mutex;
-use tickbridge_core::Source;
+use tickbridge_model::Source;
 
 /// An inclusive range of trade ids.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

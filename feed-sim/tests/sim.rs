@@ -6,8 +6,8 @@
 use futures::{SinkExt, StreamExt};
 use serde_json::Value;
 use std::time::{Duration, Instant};
-use tickbridge_core::Source;
 use tickbridge_feed_sim::{spawn, IdRange, SimConfig, SimHandle};
+use tickbridge_model::Source;
 use tokio_tungstenite::tungstenite::Message;
 
 type Ws =

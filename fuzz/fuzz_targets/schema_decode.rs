@@ -1,4 +1,4 @@
-//! `tickbridge_core::schema::decode`, what every broker reader runs on a
+//! `tickbridge_model::schema::decode`, what every broker reader runs on a
 //! message body: any bytes must give `Ok` or a `DecodeError` with a kind,
 //! never a panic; whatever decodes must serialize back to a body that
 //! decodes to the same message (the schema and the types agree); and
@@ -6,7 +6,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tickbridge_core::schema::{decode, validate};
+use tickbridge_model::schema::{decode, validate};
 
 fuzz_target!(|data: &[u8]| {
     match decode(data) {

@@ -24,13 +24,13 @@ use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 use rust_decimal::Decimal;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use tickbridge_core::amqp::{AmqpConfig, Topology};
-use tickbridge_core::headers;
-use tickbridge_core::kafka::KafkaConfig;
-use tickbridge_core::testkit::{host_cpu, host_share, KafkaNode};
-use tickbridge_core::tick::{MessageRef, Source, Tick, Via};
+use tickbridge_broker::amqp::{AmqpConfig, Topology};
+use tickbridge_broker::headers;
+use tickbridge_broker::kafka::KafkaConfig;
 use tickbridge_feed_sim::market::Market;
 use tickbridge_feed_sim::SimConfig;
+use tickbridge_model::tick::{MessageRef, Source, Tick, Via};
+use tickbridge_testkit::{host_cpu, host_share, KafkaNode};
 
 // The raw baselines run in this process on the same allocator, with the same
 // settings, as the producer binary they are compared with.

@@ -194,7 +194,7 @@ mod tests {
     use crate::pipeline::Outgoing;
     use chrono::Utc;
     use rust_decimal::Decimal;
-    use tickbridge_core::{Message, Side, Source, Tick, Via};
+    use tickbridge_model::{Message, Side, Source, Tick, Via};
 
     fn tick(id: u64) -> Arc<Outgoing> {
         Arc::new(Outgoing::new(Message::Tick(Tick {

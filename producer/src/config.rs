@@ -5,10 +5,10 @@ use clap::{Parser, ValueEnum};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
-use tickbridge_core::amqp::AmqpConfig;
-use tickbridge_core::kafka::KafkaConfig;
-use tickbridge_core::telemetry::LogFormat;
-use tickbridge_core::{Source, Via};
+use tickbridge_broker::amqp::AmqpConfig;
+use tickbridge_broker::kafka::KafkaConfig;
+use tickbridge_model::telemetry::LogFormat;
+use tickbridge_model::{Source, Via};
 
 /// Where normalized messages go. Any combination may be given.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, ValueEnum)]
@@ -66,7 +66,7 @@ pub enum OverflowPolicy {
     name = "producer",
     version,
     about = "Exchange trade feeds → RabbitMQ, Kafka and JSON Lines, with nothing lost silently",
-    help_template = tickbridge_core::cli::help_template(
+    help_template = tickbridge_model::cli::help_template(
         "with feed-sim on 127.0.0.1:9000: 10 s of ticks to the local RabbitMQ and Kafka, and to out/example",
         "producer --url ws://127.0.0.1:9000 --symbols BTC-USDT,ETH-USDT --sink rabbitmq,kafka,jsonl --out-dir out/example --max-seconds 10",
     )
@@ -204,7 +204,7 @@ impl ProducerConfig {
             return Err("--symbols is empty: give at least one BASE-QUOTE symbol".into());
         }
         for s in &self.symbols {
-            if !tickbridge_core::tick::is_normalized_symbol(s) {
+            if !tickbridge_model::tick::is_normalized_symbol(s) {
                 return Err(format!(
                     "--symbols: {s:?} is not BASE-QUOTE in upper case (e.g. BTC-USDT)"
                 ));

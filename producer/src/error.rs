@@ -10,7 +10,7 @@ pub enum ProducerError {
     Config(String),
     /// Broker setup or a shared-crate operation failed.
     #[error(transparent)]
-    Core(#[from] tickbridge_core::Error),
+    Broker(#[from] tickbridge_broker::Error),
     /// The exchange adapter rejected the configuration (e.g. an unknown symbol).
     #[error("exchange: {0}")]
     Exchange(#[from] ParseError),
@@ -26,7 +26,7 @@ impl ProducerError {
     /// `true` when retrying cannot help.
     pub fn is_terminal(&self) -> bool {
         match self {
-            ProducerError::Core(e) => e.is_terminal(),
+            ProducerError::Broker(e) => e.is_terminal(),
             _ => true,
         }
     }

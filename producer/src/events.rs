@@ -1,7 +1,7 @@
 //! Telemetry events of the producer: each one logs and counts in one place.
 
 use crate::stats::{add, Stats};
-use tickbridge_core::tick::GapNotice;
+use tickbridge_model::tick::GapNotice;
 
 /// A gap was detected in the feed.
 pub struct GapDetected<'a> {

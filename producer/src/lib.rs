@@ -32,7 +32,7 @@ use crate::stats::{get, SinkReport, Stats};
 use serde::Serialize;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tickbridge_core::{Shutdown, Via};
+use tickbridge_model::{Shutdown, Via};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -153,7 +153,7 @@ pub async fn run(cfg: ProducerConfig, shutdown: Shutdown) -> Result<RunReport, P
         let session = sinks::amqp::open(&cfg.amqp, &topo)
             .await
             .map_err(|e| match e {
-                tickbridge_core::Error::Config(_) => ProducerError::Core(e),
+                tickbridge_broker::Error::Config(_) => ProducerError::Broker(e),
                 other => ProducerError::Config(cfg.amqp.unusable(&other)),
             })?;
         tracing::info!(url = %cfg.amqp.masked_url(), exchange = %topo.exchange, "RabbitMQ sink ready");

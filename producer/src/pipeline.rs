@@ -6,7 +6,7 @@ use crate::stats::{add, Stats};
 use chrono::{DateTime, Utc};
 use rustc_hash::FxHashMap;
 use std::sync::Arc;
-use tickbridge_core::tick::{GapNotice, GapReason, Message, MessageRef, Source, Tick, Via};
+use tickbridge_model::tick::{GapNotice, GapReason, Message, MessageRef, Source, Tick, Via};
 
 /// One message ready for every sink: serialized once, shared by `Arc`.
 #[derive(Debug)]
@@ -307,7 +307,7 @@ pub fn sink_gap(
 mod tests {
     use super::*;
     use rust_decimal::Decimal;
-    use tickbridge_core::Side;
+    use tickbridge_model::Side;
 
     fn raw(id: u64) -> RawTrade {
         RawTrade {
@@ -421,7 +421,7 @@ mod tests {
         assert_eq!(g.seq, 3);
         assert_eq!(out[3].view().seq(), 4);
         // The gap message validates against the schema.
-        tickbridge_core::schema::decode(&out[2].body).unwrap();
+        tickbridge_model::schema::decode(&out[2].body).unwrap();
     }
 
     #[test]

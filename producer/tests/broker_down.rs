@@ -26,9 +26,9 @@ use common::*;
 use std::collections::HashSet;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use tickbridge_core::testkit::{free_port, RabbitNode};
-use tickbridge_core::{GapReason, Message, Source};
 use tickbridge_feed_sim::SimConfig;
+use tickbridge_model::{GapReason, Message, Source};
+use tickbridge_testkit::{free_port, RabbitNode};
 
 const MAX_BUFFER: u64 = 5_000;
 const CONFIRM_WINDOW: u64 = 1_000;
@@ -140,7 +140,7 @@ impl Outcome {
             .collect()
     }
 
-    fn gaps(&self) -> Vec<&tickbridge_core::GapNotice> {
+    fn gaps(&self) -> Vec<&tickbridge_model::GapNotice> {
         self.queued
             .iter()
             .filter_map(|m| match m {

@@ -6,8 +6,8 @@ use clap::Parser;
 use common::*;
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
-use tickbridge_core::{Message, Shutdown, Source};
 use tickbridge_feed_sim::SimConfig;
+use tickbridge_model::{Message, Shutdown, Source};
 use tickbridge_producer::config::ProducerConfig;
 
 fn producer_cfg(args: &[&str]) -> ProducerConfig {
@@ -21,7 +21,7 @@ fn producer_cfg(args: &[&str]) -> ProducerConfig {
 /// once each, validate against the schema, and keep per-symbol order in Kafka.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hundred_thousand_ticks_arrive_exactly_once_in_both_brokers() {
-    tickbridge_core::telemetry::init_test_tracing();
+    tickbridge_model::telemetry::init_test_tracing();
     const PER_SYMBOL: u64 = 16_667;
     let sim = SimConfig {
         rate: 0.0,
@@ -132,7 +132,7 @@ async fn hundred_thousand_ticks_arrive_exactly_once_in_both_brokers() {
 /// by a gap notice: no silent loss.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn injected_faults_are_detected_and_survived() {
-    tickbridge_core::telemetry::init_test_tracing();
+    tickbridge_model::telemetry::init_test_tracing();
     let sim = SimConfig {
         rate: 1000.0,
         max_count: Some(4000),
@@ -187,7 +187,7 @@ async fn injected_faults_are_detected_and_survived() {
         let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
         for line in text.lines() {
             n_lines += 1;
-            match tickbridge_core::schema::decode(line.as_bytes()).unwrap() {
+            match tickbridge_model::schema::decode(line.as_bytes()).unwrap() {
                 Message::Tick(t) => ticks
                     .entry(t.symbol.to_string())
                     .or_default()
@@ -334,7 +334,7 @@ async fn polling_dedups_overlap_and_reports_what_it_misses() {
 /// missing with no notice at all.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restart_with_state_file_reports_the_trades_missed_between_runs() {
-    tickbridge_core::telemetry::init_test_tracing();
+    tickbridge_model::telemetry::init_test_tracing();
     let sim = SimConfig {
         rate: 200.0,
         symbols: vec!["BTC-USDT".into(), "ETH-USDT".into()],
@@ -404,7 +404,7 @@ async fn restart_with_state_file_reports_the_trades_missed_between_runs() {
                 _ => None,
             })
             .unwrap_or_else(|| panic!("{symbol}: the second run reports the trades it missed"));
-        assert_eq!(notice.reason, tickbridge_core::GapReason::Reconnect);
+        assert_eq!(notice.reason, tickbridge_model::GapReason::Reconnect);
         assert_eq!(notice.missing_from, Some(last_of_first + 1), "{notice:?}");
         assert_eq!(notice.missing_to, Some(first_of_second - 1), "{notice:?}");
     }

@@ -9,10 +9,10 @@ use common::*;
 use std::collections::HashSet;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use tickbridge_core::testkit::RabbitNode;
-use tickbridge_core::{GapReason, Message, Shutdown, Source};
 use tickbridge_feed_sim::SimConfig;
+use tickbridge_model::{GapReason, Message, Shutdown, Source};
 use tickbridge_producer::config::ProducerConfig;
+use tickbridge_testkit::RabbitNode;
 
 /// RabbitMQ restarted mid-run: every tick that was confirmed is in the queue
 /// afterwards, the producer reconnects by itself, and the unconfirmed ones
@@ -23,7 +23,7 @@ use tickbridge_producer::config::ProducerConfig;
 /// some, and is stopped by its shutdown signal.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rabbitmq_restart_mid_run_loses_nothing() {
-    tickbridge_core::telemetry::init_test_tracing();
+    tickbridge_model::telemetry::init_test_tracing();
     let node = tokio::task::spawn_blocking(RabbitNode::start)
         .await
         .unwrap()

@@ -7,9 +7,9 @@
 
 use std::process::Command;
 use std::time::Duration;
-use tickbridge_core::testkit::{rand_name, run_bounded, RabbitNode};
-use tickbridge_core::Source;
 use tickbridge_feed_sim::SimConfig;
+use tickbridge_model::Source;
+use tickbridge_testkit::{rand_name, run_bounded, RabbitNode};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn producer_publishes_over_amqps_with_the_ca_flag() {

@@ -13,7 +13,7 @@
 //! * tick arrival over time, cumulative: the stream is a smooth ramp, the
 //!   poller a staircase with one step per poll.
 //!
-//! Each line is decoded and schema-checked with `tickbridge_core::schema`;
+//! Each line is decoded and schema-checked with `tickbridge_model::schema`;
 //! a line that fails is counted, reported with its file and line number,
 //! and skipped, never silently dropped. The `report` binary is a thin
 //! wrapper around [`run`].

@@ -1,7 +1,7 @@
 //! Reading the producer's JSON Lines into one [`Series`] per transport.
 //!
 //! A line is one `tick.v1` or `gap.v1` message, decoded and schema-checked
-//! by `tickbridge_core::schema::decode`, the same gate every reader of the
+//! by `tickbridge_model::schema::decode`, the same gate every reader of the
 //! pipeline uses. Ticks are sorted into the series their own `via` field
 //! names, so a file's name never decides what a tick is. A line that fails
 //! (not JSON, not UTF-8, fails the schema, over the size limit) is counted
@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use chrono::{DateTime, Utc};
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
-use tickbridge_core::{schema, Message, Via};
+use tickbridge_model::{schema, Message, Via};
 
 /// How ticks were obtained.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

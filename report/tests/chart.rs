@@ -4,8 +4,8 @@
 
 use clap::Parser;
 use std::path::Path;
-use tickbridge_core::Shutdown;
 use tickbridge_feed_sim::SimConfig;
+use tickbridge_model::Shutdown;
 use tickbridge_producer::config::ProducerConfig;
 use tickbridge_report::{ReportConfig, Transport};
 

@@ -4,8 +4,8 @@
 
 use clap::Parser;
 use tickbridge_bridge::{BridgeConfig, Direction};
-use tickbridge_core::cli::help_template;
-use tickbridge_core::Shutdown;
+use tickbridge_model::cli::help_template;
+use tickbridge_model::Shutdown;
 
 /// Bridges ticks between RabbitMQ and Kafka, at least once, with ids and
 /// headers intact. SIGTERM or Ctrl-C drains in-flight messages and exits.
@@ -30,7 +30,7 @@ async fn main() -> std::process::ExitCode {
     // lapin's duplicates of errors the bridge reports itself (a missing
     // queue, refused credentials, returned messages) are dropped there;
     // `RUST_LOG=...,lapin=info` brings them back.
-    tickbridge_core::telemetry::init_tracing(config.shared.log_format);
+    tickbridge_model::telemetry::init_tracing(config.shared.log_format);
     let shutdown = Shutdown::on_signals();
     match tickbridge_bridge::run(config, shutdown).await {
         Ok(_) => std::process::ExitCode::SUCCESS,

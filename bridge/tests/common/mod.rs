@@ -1,6 +1,6 @@
 //! Helpers of the bridge's integration tests: broker addresses from the
 //! environment, random names, publishing test ticks with exactly the
-//! metadata of `tickbridge_core::headers`, reading a queue or a topic back
+//! metadata of `tickbridge_broker::headers`, reading a queue or a topic back
 //! with every body checked against the schema, and running the bridge
 //! in-process.
 //!
@@ -25,10 +25,11 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 use tickbridge_bridge::{BridgeConfig, K2rArgs, R2kArgs, Shared, Stats, Summary};
-use tickbridge_core::amqp::{AmqpConfig, Topology};
-use tickbridge_core::kafka::KafkaConfig;
-use tickbridge_core::schema::decode;
-use tickbridge_core::{headers, Message, Shutdown, Side, Source, Tick, Via};
+use tickbridge_broker::amqp::{AmqpConfig, Topology};
+use tickbridge_broker::headers;
+use tickbridge_broker::kafka::KafkaConfig;
+use tickbridge_model::schema::decode;
+use tickbridge_model::{Message, Shutdown, Side, Source, Tick, Via};
 
 /// Symbols the tests publish, round-robin.
 pub const SYMBOLS: [&str; 6] = [
@@ -36,9 +37,9 @@ pub const SYMBOLS: [&str; 6] = [
 ];
 
 #[allow(unused_imports)]
-pub use tickbridge_core::testkit::{amqp_url, kafka_brokers, rand_name};
+pub use tickbridge_testkit::{amqp_url, kafka_brokers, rand_name};
 pub fn init_logs() {
-    tickbridge_core::telemetry::init_test_tracing();
+    tickbridge_model::telemetry::init_test_tracing();
 }
 
 /// `n` valid ticks from `producer`, round-robin over [`SYMBOLS`], with

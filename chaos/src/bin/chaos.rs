@@ -3,8 +3,8 @@
 
 use clap::Parser;
 use tickbridge_chaos::{run, ChaosConfig};
-use tickbridge_core::cli::help_template;
-use tickbridge_core::telemetry::{init_tracing, LogFormat};
+use tickbridge_model::cli::help_template;
+use tickbridge_model::telemetry::{init_tracing, LogFormat};
 
 /// The whole tickbridge pipeline under seeded faults, reconciled by tick id.
 #[derive(Parser)]

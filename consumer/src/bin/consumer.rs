@@ -4,8 +4,8 @@
 use clap::Parser;
 use tickbridge_consumer::consumer::{self, ConsumerConfig};
 use tickbridge_consumer::supervise::supervise;
-use tickbridge_core::cli::help_template;
-use tickbridge_core::Shutdown;
+use tickbridge_model::cli::help_template;
+use tickbridge_model::Shutdown;
 
 /// Broadcast delivery with replay: every Kafka consumer group (or RabbitMQ
 /// stream reader) receives every tick, and `--replay-from` re-reads history.
@@ -26,14 +26,14 @@ pub(crate) struct Cli {
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    tickbridge_core::telemetry::init_tracing(cli.config.common.log_format);
+    tickbridge_model::telemetry::init_tracing(cli.config.common.log_format);
     let shutdown = Shutdown::on_signals();
     let config = cli.config;
     if let Err(e) = consumer::preflight(&config).await {
         eprintln!("consumer: error: {e}");
         return std::process::ExitCode::FAILURE;
     }
-    match supervise(&shutdown, || {
+    match supervise(config.role(), &shutdown, || {
         consumer::run(config.clone(), shutdown.clone())
     })
     .await

@@ -4,8 +4,8 @@
 use clap::Parser;
 use tickbridge_consumer::supervise::supervise;
 use tickbridge_consumer::worker::{self, WorkerConfig};
-use tickbridge_core::cli::help_template;
-use tickbridge_core::Shutdown;
+use tickbridge_model::cli::help_template;
+use tickbridge_model::Shutdown;
 
 /// One-to-one delivery from the RabbitMQ work queue: every tick is handled
 /// by exactly one worker, acked after it was handled, retried, and
@@ -27,14 +27,18 @@ pub(crate) struct Cli {
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    tickbridge_core::telemetry::init_tracing(cli.config.common.log_format);
+    tickbridge_model::telemetry::init_tracing(cli.config.common.log_format);
     let shutdown = Shutdown::on_signals();
     let config = cli.config;
     if let Err(e) = worker::preflight(&config).await {
         eprintln!("worker: error: {e}");
         return std::process::ExitCode::FAILURE;
     }
-    match supervise(&shutdown, || worker::run(config.clone(), shutdown.clone())).await {
+    match supervise(worker::ROLE, &shutdown, || {
+        worker::run(config.clone(), shutdown.clone())
+    })
+    .await
+    {
         Ok(_) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("worker: error: {e}");

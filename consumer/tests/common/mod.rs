@@ -1,7 +1,7 @@
 //! Shared helpers of the integration tests: broker addresses from the
 //! environment, random resource names, publishing synthetic ticks with
-//! confirms (through `tickbridge_consumer::loadgen`, which uses the same
-//! AMQP properties and Kafka headers as `tickbridge_core::headers`), and
+//! confirms (through `tickbridge_testkit::loadgen`, which uses the same
+//! AMQP properties and Kafka headers as `tickbridge_broker::headers`), and
 //! reading queues and JSON Lines files back.
 //!
 //! Every helper panics with a "run scripts/stack.sh up" hint when a broker
@@ -13,12 +13,12 @@ use lapin::{Channel, Connection};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::time::Duration;
-use tickbridge_consumer::loadgen::{synthetic_ticks, AmqpPublisher, KafkaPublisher};
+use tickbridge_broker::amqp::AmqpConfig;
+use tickbridge_broker::kafka::KafkaConfig;
 use tickbridge_consumer::output::JsonLine;
 use tickbridge_consumer::worker::{header_str, header_u32};
-use tickbridge_core::amqp::AmqpConfig;
-use tickbridge_core::kafka::KafkaConfig;
-use tickbridge_core::Message;
+use tickbridge_model::Message;
+use tickbridge_testkit::loadgen::{synthetic_ticks, AmqpPublisher, KafkaPublisher};
 
 /// Symbols the tests publish, round-robin.
 pub const SYMBOLS: [&str; 6] = [
@@ -26,10 +26,10 @@ pub const SYMBOLS: [&str; 6] = [
 ];
 
 #[allow(unused_imports)]
-pub use tickbridge_core::testkit::{amqp_url, kafka_brokers, rand_name};
+pub use tickbridge_testkit::{amqp_url, kafka_brokers, rand_name};
 
 pub fn init_logs() {
-    tickbridge_core::telemetry::init_test_tracing();
+    tickbridge_model::telemetry::init_test_tracing();
 }
 
 /// `n` valid ticks from producer `producer` over [`SYMBOLS`].
@@ -104,8 +104,8 @@ impl Rabbit {
             let props = &m.delivery.properties;
             out.push((
                 m.delivery.data.clone(),
-                header_str(props, tickbridge_core::headers::ERROR),
-                header_u32(props, tickbridge_core::headers::RETRIES),
+                header_str(props, tickbridge_broker::headers::ERROR),
+                header_u32(props, tickbridge_broker::headers::RETRIES),
             ));
             m.delivery.ack(BasicAckOptions::default()).await.unwrap();
         }

@@ -3,10 +3,10 @@
 
 use anyhow::Context;
 use clap::Parser;
-use tickbridge_core::cli::help_template;
-use tickbridge_core::telemetry::init_tracing;
-use tickbridge_core::Shutdown;
 use tickbridge_dashboard::{limits, run, DashboardConfig};
+use tickbridge_model::cli::help_template;
+use tickbridge_model::telemetry::init_tracing;
+use tickbridge_model::Shutdown;
 
 /// Live view of the pipeline in the browser: reads Kafka as one more
 /// consumer group, scrapes the other processes' /metrics, and pushes both

@@ -25,10 +25,9 @@ use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tickbridge_core::kafka::KafkaConfig;
-use tickbridge_core::telemetry::{init_tracing, LogFormat};
-use tickbridge_core::testkit::rand_name;
-use tickbridge_core::{MessageRef, Source, Tick, Via};
+use tickbridge_broker::kafka::KafkaConfig;
+use tickbridge_model::telemetry::{init_tracing, LogFormat};
+use tickbridge_model::{MessageRef, Source, Tick, Via};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::{watch, Semaphore};
 
@@ -39,7 +38,7 @@ use tokio::sync::{watch, Semaphore};
 #[command(
     name = "dashboard-fanout-bench",
     version,
-    help_template = tickbridge_core::cli::help_template(
+    help_template = tickbridge_model::cli::help_template(
         "1,000 clients for 10 s at 1,000 ticks/s, against the local Kafka; prints the table",
         "dashboard-fanout-bench --clients 1000 --hold 10s",
     )
@@ -336,7 +335,7 @@ fn tick_body(i: u64) -> Vec<u8> {
         trade_id: i,
         price: rust_decimal::Decimal::new(100_000 + (i % 1000) as i64, 2),
         qty: rust_decimal::Decimal::new(5, 1),
-        side: tickbridge_core::Side::Buy,
+        side: tickbridge_model::Side::Buy,
         exchange_ts: now,
         received_ts: now,
         producer: Arc::from("fanout-bench"),
@@ -637,4 +636,13 @@ async fn main() -> anyhow::Result<()> {
         write_table(&cli, &rows, None)?;
     }
     Ok(())
+}
+
+/// A topic or group name no earlier run used.
+fn rand_name(prefix: &str) -> String {
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        chrono::Utc::now().timestamp_micros()
+    )
 }

@@ -3,10 +3,10 @@
 //! last is the JSON report of what was sent.
 
 use clap::Parser;
-use tickbridge_core::cli::help_template;
-use tickbridge_core::telemetry::{init_tracing, LogFormat};
-use tickbridge_core::Shutdown;
 use tickbridge_feed_sim::{run, SimConfig};
+use tickbridge_model::cli::help_template;
+use tickbridge_model::telemetry::{init_tracing, LogFormat};
+use tickbridge_model::Shutdown;
 
 /// Offline exchange feed simulator (Binance, Coinbase, Kraken).
 #[derive(Parser)]

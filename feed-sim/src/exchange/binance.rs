@@ -16,7 +16,7 @@ use axum::extract::ws::Utf8Bytes;
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
-use tickbridge_core::{Side, Source};
+use tickbridge_model::{Side, Source};
 
 /// Binance's number of decimals for prices and quantities on the wire.
 const SCALE: u32 = 8;

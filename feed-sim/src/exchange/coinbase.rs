@@ -21,7 +21,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
 use std::sync::Arc;
-use tickbridge_core::{Side, Source};
+use tickbridge_model::{Side, Source};
 
 fn maker_side(t: &SimTrade) -> &'static str {
     match t.taker {

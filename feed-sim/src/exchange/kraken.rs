@@ -17,7 +17,7 @@ use axum::extract::ws::Utf8Bytes;
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
-use tickbridge_core::{Side, Source};
+use tickbridge_model::{Side, Source};
 
 fn side(t: &SimTrade) -> &'static str {
     match t.taker {

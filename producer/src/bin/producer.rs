@@ -1,8 +1,8 @@
 //! `producer`: parses flags and calls [`tickbridge_producer::run`].
 
 use clap::Parser;
-use tickbridge_core::telemetry::{init_tracing, install_metrics};
-use tickbridge_core::Shutdown;
+use tickbridge_model::telemetry::{init_tracing, install_metrics};
+use tickbridge_model::Shutdown;
 use tickbridge_producer::config::ProducerConfig;
 
 tickbridge_producer::use_jemalloc!();

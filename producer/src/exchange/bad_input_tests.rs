@@ -6,7 +6,7 @@
 //! changes one thing, so a rejection is known to be caused by that one thing.
 
 use super::{adapter, Exchange, MAX_FRAME_BYTES, MAX_REST_BYTES};
-use tickbridge_core::Source;
+use tickbridge_model::Source;
 
 /// A real trade frame per exchange, and the fields the cases replace.
 struct Template {

@@ -244,7 +244,7 @@ impl SymbolMap {
             raw: Vec::new(),
         };
         for s in symbols {
-            if !tickbridge_core::tick::is_normalized_symbol(s) {
+            if !tickbridge_model::tick::is_normalized_symbol(s) {
                 return Err(ParseError::UnknownSymbol(format!(
                     "{s:?} is not a normalized BASE-QUOTE symbol"
                 )));

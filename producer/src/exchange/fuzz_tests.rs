@@ -6,7 +6,7 @@
 
 use super::{adapter, Exchange, RawTrade};
 use proptest::prelude::*;
-use tickbridge_core::Source;
+use tickbridge_model::Source;
 
 fn adapters() -> Vec<Box<dyn Exchange>> {
     let symbols = vec![

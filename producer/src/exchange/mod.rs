@@ -20,7 +20,7 @@
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use std::sync::Arc;
-use tickbridge_core::{Side, Source};
+use tickbridge_model::{Side, Source};
 
 pub mod binance;
 pub mod coinbase;
@@ -46,7 +46,7 @@ pub use kraken::Kraken;
 ///
 /// Adapters stop here on purpose: the producer id, the per-symbol sequence and
 /// the receive time belong to the pipeline, which turns a `RawTrade` into a
-/// [`tickbridge_core::Tick`].
+/// [`tickbridge_model::Tick`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RawTrade {
     /// Normalized `BASE-QUOTE`, e.g. `BTC-USDT`. Shared with the adapter's

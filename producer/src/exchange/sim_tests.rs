@@ -11,8 +11,8 @@
 use super::{adapter, Exchange, FrameKind, ParseError, RawTrade};
 use futures::{SinkExt, StreamExt};
 use std::time::Duration;
-use tickbridge_core::{Side, Source};
 use tickbridge_feed_sim::{spawn, SimConfig, SimHandle};
+use tickbridge_model::{Side, Source};
 use tokio_tungstenite::tungstenite::Message;
 
 const N: u64 = 300;

@@ -4,7 +4,7 @@ use super::{Exchange, FrameKind, ParseError, RawTrade};
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use std::str::FromStr;
-use tickbridge_core::Side;
+use tickbridge_model::Side;
 
 /// Builds an expected trade from text, so test tables read like the docs.
 #[allow(clippy::too_many_arguments)]

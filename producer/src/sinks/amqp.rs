@@ -21,9 +21,10 @@ use std::collections::VecDeque;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
-use tickbridge_core::amqp::{bounded, AmqpConfig, Topology, STEP_TIMEOUT};
-use tickbridge_core::backoff::Backoff;
-use tickbridge_core::{headers, Shutdown};
+use tickbridge_broker::amqp::{bounded, AmqpConfig, Topology, STEP_TIMEOUT};
+use tickbridge_broker::backoff::Backoff;
+use tickbridge_broker::headers;
+use tickbridge_model::Shutdown;
 
 const SINK: &str = "rabbitmq";
 
@@ -48,12 +49,12 @@ pub struct AmqpSession {
 
 /// Connects, enables confirms and declares the topology. Used at startup
 /// (where failure is fatal, so bad URLs fail fast) and on every reconnect.
-pub async fn open(cfg: &AmqpConfig, topo: &Topology) -> tickbridge_core::Result<AmqpSession> {
+pub async fn open(cfg: &AmqpConfig, topo: &Topology) -> tickbridge_broker::Result<AmqpSession> {
     let conn = cfg.connect("tickbridge-producer").await?;
     let channel = bounded("opening a confirm channel", STEP_TIMEOUT, async {
-        let channel = tickbridge_core::amqp::confirm_channel(&conn).await?;
+        let channel = tickbridge_broker::amqp::confirm_channel(&conn).await?;
         topo.declare(&channel).await?;
-        Ok::<_, tickbridge_core::Error>(channel)
+        Ok::<_, tickbridge_broker::Error>(channel)
     })
     .await?;
     Ok(AmqpSession { conn, channel })
@@ -63,7 +64,7 @@ pub async fn open(cfg: &AmqpConfig, topo: &Topology) -> tickbridge_core::Result<
 /// comes (the connection died without lapin noticing) counts as a broken
 /// channel, and the message is published again.
 type ConfirmFut =
-    futures::future::BoxFuture<'static, (Result<Confirmation, tickbridge_core::Error>, Pending)>;
+    futures::future::BoxFuture<'static, (Result<Confirmation, tickbridge_broker::Error>, Pending)>;
 
 /// Runs until the buffer is closed and everything is confirmed, or until
 /// `hard_stop`. Returns the number of messages left unconfirmed.
@@ -211,14 +212,14 @@ async fn publish(
         props,
     );
     let res = bounded("publishing", STEP_TIMEOUT, async {
-        send.await.map_err(tickbridge_core::Error::from)
+        send.await.map_err(tickbridge_broker::Error::from)
     })
     .await;
     match res {
         Ok(confirm) => {
             add(&st.published, 1);
             let confirmed = bounded("waiting for a publisher confirm", STEP_TIMEOUT, async {
-                confirm.await.map_err(tickbridge_core::Error::from)
+                confirm.await.map_err(tickbridge_broker::Error::from)
             });
             inflight.push_back(async move { (confirmed.await, p) }.boxed());
         }

@@ -7,7 +7,7 @@ use crate::stats::add;
 use chrono::Utc;
 use std::path::PathBuf;
 use std::sync::Arc;
-use tickbridge_core::{Shutdown, Via};
+use tickbridge_model::{Shutdown, Via};
 use tokio::io::AsyncWriteExt;
 
 /// File name for a day.

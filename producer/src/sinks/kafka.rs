@@ -22,8 +22,9 @@ use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
-use tickbridge_core::kafka::KafkaConfig;
-use tickbridge_core::{headers, Shutdown};
+use tickbridge_broker::headers;
+use tickbridge_broker::kafka::KafkaConfig;
+use tickbridge_model::Shutdown;
 use tokio::sync::mpsc;
 
 const SINK: &str = "kafka";
@@ -99,7 +100,7 @@ pub struct KafkaProducer {
 pub fn producer(
     cfg: &KafkaConfig,
     opts: &KafkaSinkOptions,
-) -> tickbridge_core::Result<KafkaProducer> {
+) -> tickbridge_broker::Result<KafkaProducer> {
     let mut c = cfg.client_config();
     c.set("enable.idempotence", "true")
         .set("acks", "all")
@@ -388,7 +389,7 @@ mod tests {
     use crate::pipeline::Continuity;
     use crate::stats::{get, Stats};
     use chrono::Utc;
-    use tickbridge_core::tick::{GapReason, Message, Source, Via};
+    use tickbridge_model::tick::{GapReason, Message, Source, Via};
 
     fn tick(id: u64) -> Arc<Outgoing> {
         let stats = Stats::default();
@@ -400,7 +401,7 @@ mod tests {
             trade_id: id,
             price: rust_decimal::Decimal::new(1, 2),
             qty: rust_decimal::Decimal::new(5, 1),
-            side: tickbridge_core::Side::Buy,
+            side: tickbridge_model::Side::Buy,
             exchange_ts: Utc::now(),
             feed_seq: None,
         };

@@ -6,7 +6,7 @@ use crate::buffer::Buffer;
 use crate::pipeline::{sink_gap, Outgoing};
 use crate::stats::{add, SinkStats};
 use std::sync::Arc;
-use tickbridge_core::tick::GapReason;
+use tickbridge_model::tick::GapReason;
 
 pub mod amqp;
 pub mod jsonl;

@@ -12,8 +12,8 @@ use crate::stats::{add, Stats};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
-use tickbridge_core::backoff::Backoff;
-use tickbridge_core::Shutdown;
+use tickbridge_broker::backoff::Backoff;
+use tickbridge_model::Shutdown;
 use tokio::sync::mpsc;
 
 /// Poller settings.

@@ -10,8 +10,8 @@ use futures::{FutureExt, SinkExt, StreamExt};
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
-use tickbridge_core::backoff::Backoff;
-use tickbridge_core::Shutdown;
+use tickbridge_broker::backoff::Backoff;
+use tickbridge_model::Shutdown;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage};
@@ -331,7 +331,7 @@ mod tests {
     use super::*;
     use crate::exchange::{adapter, MAX_FRAME_BYTES};
     use crate::stats::get;
-    use tickbridge_core::Source;
+    use tickbridge_model::Source;
     use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
     use tokio_tungstenite::tungstenite::protocol::frame::Frame;
 
@@ -343,7 +343,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn bad_frames_are_counted_by_kind_and_bounded() {
-        let metrics = tickbridge_core::telemetry::install_metrics(None).unwrap();
+        let metrics = tickbridge_model::telemetry::install_metrics(None).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move {

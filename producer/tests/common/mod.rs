@@ -9,14 +9,14 @@ use lapin::types::FieldTable;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::Message as _;
 use std::time::Duration;
-use tickbridge_core::amqp::AmqpConfig;
-use tickbridge_core::kafka::KafkaConfig;
-use tickbridge_core::schema::decode;
-use tickbridge_core::Message;
+use tickbridge_broker::amqp::AmqpConfig;
+use tickbridge_broker::kafka::KafkaConfig;
+use tickbridge_model::schema::decode;
+use tickbridge_model::Message;
 
 // Not every test binary uses all three.
 #[allow(unused_imports)]
-pub use tickbridge_core::testkit::{amqp_url, kafka_brokers, rand_name};
+pub use tickbridge_testkit::{amqp_url, kafka_brokers, rand_name};
 
 /// Reads every message from `queue` until it has been quiet for `quiet`,
 /// acking as it goes. Every body must decode against the schema.

@@ -2,7 +2,7 @@
 //! `tickbridge_report`.
 
 use clap::Parser;
-use tickbridge_core::cli::help_template;
+use tickbridge_model::cli::help_template;
 use tickbridge_report::ReportConfig;
 
 /// Reads the producer's JSON Lines (`stream_ws_*.jsonl`, `poll_*.jsonl`) and

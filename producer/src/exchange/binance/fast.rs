@@ -199,7 +199,7 @@ impl<'a> Reader<'a> {
     /// closing `"`, which is read too.
     fn rest_of_string(&mut self) -> Option<&'a str> {
         let start = self.i;
-        let len = tickbridge_core::tick::json_special_byte(&self.s[start..])?;
+        let len = tickbridge_model::tick::json_special_byte(&self.s[start..])?;
         if self.s[start + len] != b'"' {
             return None;
         }
@@ -371,7 +371,7 @@ mod tests {
             )
         ) {
             let expected = s.iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20);
-            prop_assert_eq!(tickbridge_core::tick::json_special_byte(&s), expected);
+            prop_assert_eq!(tickbridge_model::tick::json_special_byte(&s), expected);
         }
     }
 

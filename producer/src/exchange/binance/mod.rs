@@ -13,7 +13,7 @@ mod trade;
 
 use super::decode::{self, SymbolMap};
 use super::{Exchange, FrameKind, ParseError, RawTrade};
-use tickbridge_core::{Side, Source};
+use tickbridge_model::{Side, Source};
 use trade::{BinanceEnvelope, BinanceEvent, BinanceRestError, BinanceRestTrade};
 
 /// Binance spot adapter.

@@ -16,7 +16,7 @@ mod trade;
 
 use super::decode::{self, SymbolMap};
 use super::{Exchange, FrameKind, ParseError, RawTrade};
-use tickbridge_core::{Side, Source};
+use tickbridge_model::{Side, Source};
 use trade::{CoinbaseError, CoinbaseMatch, CoinbaseRestTrade, CoinbaseType, MakerSide};
 
 /// Coinbase Exchange adapter.

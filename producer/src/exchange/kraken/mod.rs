@@ -15,7 +15,7 @@ mod trade;
 use super::decode::{self, SymbolMap};
 use super::{Exchange, FrameKind, ParseError, RawTrade};
 use std::time::Duration;
-use tickbridge_core::{Side, Source};
+use tickbridge_model::{Side, Source};
 use trade::{KrakenMessage, KrakenRest, KrakenRestTrade, KrakenTrade};
 
 /// How often the producer pings Kraken. Kraken closes idle connections after

@@ -4,7 +4,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::borrow::Cow;
 use std::collections::HashMap;
-use tickbridge_core::Side;
+use tickbridge_model::Side;
 
 /// Every v2 message is either a channel message (`channel`, `type`, `data`)
 /// or a method response (`method`, `success`, `error`); one struct reads the

@@ -11,8 +11,8 @@ use lapin::options::{
 };
 use lapin::types::FieldTable;
 use std::time::Duration;
-use tickbridge_core::amqp::AmqpConfig;
-use tickbridge_core::testkit::{rand_name, RabbitNode, TestCa};
+use tickbridge_broker::amqp::AmqpConfig;
+use tickbridge_testkit::{rand_name, RabbitNode, TestCa};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn amqps_round_trip_only_with_the_right_ca() {

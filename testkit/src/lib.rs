@@ -1,15 +1,24 @@
-//! Private brokers for tests that must break them: a RabbitMQ node and an
-//! Apache Kafka node on spare ports, with their own data directories, so
-//! that restarting or killing them never disturbs the shared stack on
-//! 5672/9092.
+//! tickbridge-testkit: what the tests, benchmarks and the chaos runner
+//! share, and nothing a production binary needs (it is only ever a
+//! dev-dependency, except of the chaos runner, which is a test harness).
 //!
-//! Used by integration tests and the chaos runner; nothing here is needed at
-//! run time.
+//! * Private brokers for tests that must break them: a [`RabbitNode`] and an
+//!   Apache Kafka [`KafkaNode`] on spare ports, with their own data
+//!   directories, so that restarting or killing them never disturbs the
+//!   shared stack on 5672/9092.
+//! * [`loadgen`]: synthetic ticks, and publishers that send them the way
+//!   the producer does (confirms, headers, keys).
+//! * [`run_bounded`]: a child binary with a time limit, its output kept.
+//! * [`wait_until`], [`rand_name`], [`amqp_url`], [`kafka_brokers`]: the
+//!   small helpers every integration test repeated.
+//! * [`process_cpu`], [`host_cpu`]: CPU accounting for the benchmarks.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+pub mod loadgen;
 
 /// A free TCP port on 127.0.0.1 (bound, read, released).
 pub fn free_port() -> u16 {

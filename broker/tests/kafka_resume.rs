@@ -15,8 +15,8 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Message as _, Offset, TopicPartitionList};
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
-use tickbridge_core::kafka::KafkaConfig;
-use tickbridge_core::testkit::{kafka_brokers, rand_name};
+use tickbridge_broker::kafka::KafkaConfig;
+use tickbridge_testkit::{kafka_brokers, rand_name};
 
 const PARTITIONS: i32 = 3;
 

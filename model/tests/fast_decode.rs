@@ -5,7 +5,7 @@
 //! Schema, deserialize) returns, and the fast path takes every valid tick.
 
 use proptest::prelude::*;
-use tickbridge_core::schema::{decode, decode_full, fast_tick};
+use tickbridge_model::schema::{decode, decode_full, fast_tick};
 
 /// One valid tick as (key, raw JSON value) pairs, in the producer's order.
 fn valid_fields() -> impl Strategy<Value = Vec<(String, String)>> {
@@ -227,7 +227,7 @@ proptest! {
         let b = apply(fields, &m);
         let full = decode_full(&b);
         if let Some(t) = fast_tick(&b) {
-            prop_assert_eq!(Ok(tickbridge_core::Message::Tick(t)), full.clone(), "{:?}: {}", m, String::from_utf8_lossy(&b));
+            prop_assert_eq!(Ok(tickbridge_model::Message::Tick(t)), full.clone(), "{:?}: {}", m, String::from_utf8_lossy(&b));
         }
         prop_assert_eq!(decode(&b), full, "{:?}: {}", m, String::from_utf8_lossy(&b));
     }

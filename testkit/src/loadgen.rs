@@ -2,13 +2,12 @@
 //! them, for tests, the benchmark and demos that must not depend on a live
 //! exchange or on the producer binary.
 //!
-//! Messages carry exactly the metadata of `tickbridge_core::headers`: AMQP
+//! Messages carry exactly the metadata of `tickbridge_broker::headers`: AMQP
 //! `message_id`/`type`/`tb-*` headers, routed to the pipeline's exchange with
 //! key `source.symbol`; Kafka key = symbol and the `tb-*` headers. AMQP
 //! publishes are `mandatory` and every confirm is awaited (a nack or a return
 //! is an error); Kafka publishes wait for every delivery report.
 
-use crate::{Error, Result};
 use chrono::{Duration as ChronoDuration, Utc};
 use futures::stream::{FuturesOrdered, StreamExt};
 use lapin::options::BasicPublishOptions;
@@ -18,10 +17,11 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rust_decimal::Decimal;
 use std::collections::VecDeque;
 use std::time::Duration;
-use tickbridge_core::amqp::{AmqpConfig, Topology};
-use tickbridge_core::headers;
-use tickbridge_core::kafka::KafkaConfig;
-use tickbridge_core::{Message, Side, Source, Tick, Via};
+use tickbridge_broker::amqp::{AmqpConfig, Topology};
+use tickbridge_broker::headers;
+use tickbridge_broker::kafka::KafkaConfig;
+use tickbridge_broker::{Error, Result};
+use tickbridge_model::{Message, Side, Source, Tick, Via};
 
 /// `n` ticks from one producer, round-robin over `symbols`, with per-symbol
 /// trade ids and sequence numbers both starting at 1 and no gaps. Timestamps
@@ -82,7 +82,7 @@ impl AmqpPublisher {
     /// Connects and enables confirms on a fresh channel.
     pub async fn connect(cfg: &AmqpConfig) -> Result<Self> {
         let conn = cfg.connect("tickbridge-loadgen").await?;
-        let channel = tickbridge_core::amqp::confirm_channel(&conn).await?;
+        let channel = tickbridge_broker::amqp::confirm_channel(&conn).await?;
         Ok(Self {
             _conn: conn,
             channel,
@@ -244,7 +244,7 @@ mod tests {
         let ticks = synthetic_ticks("p1", &["BTC-USD", "ETH-USD"], 6);
         for t in &ticks {
             let body = Message::Tick(t.clone()).as_ref().to_json();
-            tickbridge_core::schema::decode(&body).expect("valid against the schema");
+            tickbridge_model::schema::decode(&body).expect("valid against the schema");
         }
         let eth: Vec<u64> = ticks
             .iter()

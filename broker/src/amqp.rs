@@ -9,13 +9,13 @@
 //! which is how tests get private, random names.
 
 use crate::error::{BrokerReply, Error, Result};
-use crate::telemetry::mask_url;
 use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{Channel, Connection, ConnectionProperties, ExchangeKind};
 use serde::Deserialize;
 use std::path::PathBuf;
 use std::time::Duration;
+use tickbridge_model::telemetry::mask_url;
 
 /// Text of `stack/definitions.json`, compiled in.
 pub const DEFINITIONS_JSON: &str = include_str!("../../stack/definitions.json");

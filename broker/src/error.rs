@@ -1,6 +1,6 @@
 //! The one error type of the shared crate.
 
-use crate::schema::DecodeError;
+use tickbridge_model::schema::DecodeError;
 
 /// Errors from broker setup, I/O and decoding.
 #[derive(Debug, thiserror::Error)]
@@ -129,6 +129,71 @@ impl BrokerReply {
 
 /// Result alias.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The model crate's errors (decoding, local I/O, metrics set-up) keep their
+/// meaning here: the same variant, so `is_terminal` treats them alike.
+impl From<tickbridge_model::Error> for Error {
+    fn from(e: tickbridge_model::Error) -> Self {
+        match e {
+            tickbridge_model::Error::Io(e) => Error::Io(e),
+            tickbridge_model::Error::Decode(e) => Error::Decode(e),
+            tickbridge_model::Error::Config(m) => Error::Config(m),
+        }
+    }
+}
+
+/// Gives a crate's own error enum the `From` impls for lapin's, rdkafka's and
+/// the model crate's errors, all through [`Error`] in the variant named, so
+/// whether an error is terminal is decided once ([`Error::is_terminal`]),
+/// whichever way it reached the caller: `?` on a lapin or rdkafka call, or
+/// wrapped by this crate. Under `cfg(test)` it also adds a test that shows
+/// it, for ACCESS_REFUSED and a connection reset (it needs
+/// `tickbridge-testkit` as a dev-dependency).
+///
+/// ```ignore
+/// tickbridge_broker::wraps_broker_errors!(Error, Broker);
+/// ```
+#[macro_export]
+macro_rules! wraps_broker_errors {
+    ($error:ident, $variant:ident) => {
+        impl From<$crate::__private::lapin::Error> for $error {
+            fn from(e: $crate::__private::lapin::Error) -> Self {
+                $error::$variant(e.into())
+            }
+        }
+
+        impl From<$crate::__private::rdkafka::error::KafkaError> for $error {
+            fn from(e: $crate::__private::rdkafka::error::KafkaError) -> Self {
+                $error::$variant(e.into())
+            }
+        }
+
+        impl From<$crate::__private::tickbridge_model::Error> for $error {
+            fn from(e: $crate::__private::tickbridge_model::Error) -> Self {
+                $error::$variant(e.into())
+            }
+        }
+
+        #[cfg(test)]
+        mod broker_error_paths {
+            use super::$error;
+
+            /// ACCESS_REFUSED is terminal whichever way it reaches this
+            /// crate's error: straight from lapin (`?` on a channel call) or
+            /// wrapped by the broker crate (a connect). A reset is not.
+            #[test]
+            fn access_refused_is_terminal_on_every_path() {
+                use tickbridge_testkit::{access_refused, connection_reset};
+                let direct: $error = access_refused().into();
+                let wrapped: $error = $crate::Error::from(access_refused()).into();
+                assert!(direct.is_terminal() && wrapped.is_terminal(), "{direct}");
+                assert_eq!(direct.to_string(), wrapped.to_string());
+                assert!(!$error::from(connection_reset()).is_terminal());
+                assert!(!$error::from($crate::Error::from(connection_reset())).is_terminal());
+            }
+        }
+    };
+}
 
 #[cfg(test)]
 mod tests {

@@ -4,9 +4,9 @@
 
 use clap::Parser;
 use std::time::{Duration, Instant};
-use tickbridge_core::amqp::AmqpConfig;
-use tickbridge_core::cli::help_template;
-use tickbridge_core::kafka::KafkaConfig;
+use tickbridge_broker::amqp::AmqpConfig;
+use tickbridge_broker::kafka::KafkaConfig;
+use tickbridge_model::cli::help_template;
 
 /// Checks that the local brokers answer real protocol requests.
 #[derive(Parser, Debug)]

@@ -358,7 +358,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn ping_fails_fast_on_refused_and_unresolvable() {
-        let reserved = crate::testkit::closed_port();
+        let reserved = tickbridge_testkit::closed_port();
         let closed = reserved.port;
         for brokers in [
             format!("127.0.0.1:{closed}"),

@@ -388,7 +388,8 @@ mod tests {
             tracing::info!(target: "lapin::channel", method = ?not_found, "Channel closed");
             // TC8-TC10: a late close-ok after a refused login, the three ways
             // lapin logs it (dropped).
-            let late = "unexpected connection close-ok received on channel 0, was awaiting for None";
+            let late =
+                "unexpected connection close-ok received on channel 0, was awaiting for None";
             tracing::error!(target: "lapin::channel", error = %late);
             let hard = format!("AMQP hard error: UNEXPECTED-FRAME: {late}");
             tracing::error!(target: "lapin::channel", error = %hard);

@@ -1,6 +1,6 @@
 //! `--help` of `stack-check`: its first line says what the binary is for, the next
 //! paragraph is one example, and the example parses with the binary's own
-//! flags ([`tickbridge_core::cli::check_help`]), so the help never shows a
+//! flags ([`tickbridge_model::cli::check_help`]), so the help never shows a
 //! flag that no longer exists.
 //!
 //! The example also runs, against the local stack (`scripts/stack.sh up`).
@@ -9,8 +9,8 @@ use clap::CommandFactory;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
-use tickbridge_core::cli::check_help;
-use tickbridge_core::testkit::run_bounded;
+use tickbridge_model::cli::check_help;
+use tickbridge_testkit::run_bounded;
 
 // The binary's own source, for its `Args`; its `main` goes unused here.
 #[allow(dead_code)]

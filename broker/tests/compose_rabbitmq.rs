@@ -13,8 +13,8 @@ use lapin::types::FieldTable;
 use lapin::{BasicProperties, ExchangeKind};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use tickbridge_core::amqp::{AmqpConfig, DEFINITIONS_JSON};
-use tickbridge_core::testkit::RabbitNode;
+use tickbridge_broker::amqp::{AmqpConfig, DEFINITIONS_JSON};
+use tickbridge_testkit::RabbitNode;
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -7,8 +7,8 @@ use rand::{rngs::StdRng, Rng, SeedableRng};
 use rust_decimal::Decimal;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use tickbridge_core::schema::{decode, validate};
-use tickbridge_core::tick::{GapNotice, GapReason, Message, MessageRef, Side, Source, Tick, Via};
+use tickbridge_model::schema::{decode, validate};
+use tickbridge_model::tick::{GapNotice, GapReason, Message, MessageRef, Side, Source, Tick, Via};
 
 fn examples(kind: &str) -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -194,8 +194,8 @@ fn gap_notices_validate_and_round_trip() {
         assert_eq!(back.reason, reason);
         assert_eq!(back.missing_count, g.missing_count);
         assert_eq!(
-            tickbridge_core::tick::ts_micros::format(&back.detected_ts),
-            tickbridge_core::tick::ts_micros::format(&g.detected_ts)
+            tickbridge_model::tick::ts_micros::format(&back.detected_ts),
+            tickbridge_model::tick::ts_micros::format(&g.detected_ts)
         );
     }
 }

@@ -4,13 +4,13 @@
 //! stream retention) and every binding on vhost `/`.
 //!
 //! The expectations are read from the definitions file itself (compiled in
-//! as `tickbridge_core::amqp::DEFINITIONS_JSON`), so this test cannot drift
+//! as `tickbridge_broker::amqp::DEFINITIONS_JSON`), so this test cannot drift
 //! from it. The API is `RABBITMQ_MGMT_URL` (default
 //! `http://guest:guest@127.0.0.1:15672/api`, the local stack of
 //! `scripts/stack.sh up`); an unreachable API fails the test with that URL.
 
 use serde_json::{json, Value};
-use tickbridge_core::amqp::DEFINITIONS_JSON;
+use tickbridge_broker::amqp::DEFINITIONS_JSON;
 
 const DEFAULT_URL: &str = "http://guest:guest@127.0.0.1:15672/api";
 

@@ -13,9 +13,9 @@ use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::Message as _;
 use std::time::Duration;
-use tickbridge_core::amqp::{AmqpConfig, Topology};
-use tickbridge_core::kafka::KafkaConfig;
-use tickbridge_core::testkit::{amqp_url, kafka_brokers, rand_name};
+use tickbridge_broker::amqp::{AmqpConfig, Topology};
+use tickbridge_broker::kafka::KafkaConfig;
+use tickbridge_testkit::{amqp_url, kafka_brokers, rand_name};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn amqp_publish_with_confirm_and_read_back() {
@@ -142,7 +142,7 @@ async fn kafka_produce_and_consume_from_zero_with_a_group() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn private_brokers_survive_restarts_with_their_data() {
-    use tickbridge_core::testkit::{KafkaNode, RabbitNode};
+    use tickbridge_testkit::{KafkaNode, RabbitNode};
     // RabbitMQ: a durable queue with a persistent message survives a restart.
     let node = tokio::task::spawn_blocking(RabbitNode::start)
         .await
