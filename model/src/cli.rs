@@ -5,7 +5,7 @@
 //!
 //! [`help_template`] puts the example under clap's about line, for `-h` and
 //! `--help` alike. [`check_help`] is what each crate's `tests/help.rs` runs
-//! on the built binary: the first line is the about line, and the example
+//! on the built binary, through [`help_test!`](crate::help_test): the first line is the about line, and the example
 //! parses with the binary's own [`clap::Command`], so the help never shows a
 //! flag that no longer exists.
 
@@ -138,6 +138,33 @@ pub fn check_help(bin: &Path, cmd: clap::Command) -> Result<Vec<String>, String>
     cmd.try_get_matches_from(&words)
         .map_err(|e| format!("{name}: the example {words:?} does not parse:\n{e}"))?;
     Ok(words)
+}
+
+/// clap, for what [`help_test!`](crate::help_test) expands to.
+#[doc(hidden)]
+pub use clap as __clap;
+
+/// One `#[test]` per binary: `--help` of the built binary (`CARGO_BIN_EXE_<bin>`)
+/// passes [`check_help`] against the binary's own `Parser` type, so the help
+/// never shows a flag that no longer exists.
+///
+/// ```ignore
+/// tickbridge_model::help_test!(worker_help: "worker" => worker_bin::Cli);
+/// ```
+#[macro_export]
+macro_rules! help_test {
+    ($($test:ident: $bin:literal => $cli:ty),+ $(,)?) => {
+        $(
+            #[test]
+            fn $test() {
+                let bin = ::std::path::Path::new(env!(concat!("CARGO_BIN_EXE_", $bin)));
+                let cmd = <$cli as $crate::cli::__clap::CommandFactory>::command();
+                if let Err(e) = $crate::cli::check_help(bin, cmd) {
+                    panic!("{e}");
+                }
+            }
+        )+
+    };
 }
 
 #[cfg(test)]

@@ -1,18 +1,7 @@
-//! `--help` of `producer`: its first line says what the binary is for, the next
-//! paragraph is one example, and the example parses with the binary's own
-//! flags ([`tickbridge_model::cli::check_help`]), so the help never shows a
-//! flag that no longer exists.
+//! `--help` of `producer`, checked by [`tickbridge_model::help_test!`].
 
-use clap::CommandFactory;
-use std::path::Path;
-use tickbridge_model::cli::check_help;
 use tickbridge_producer::config::ProducerConfig;
 
-#[test]
-fn producer_help_starts_with_purpose_and_example() {
-    check_help(
-        Path::new(env!("CARGO_BIN_EXE_producer")),
-        ProducerConfig::command(),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-}
+tickbridge_model::help_test!(
+    producer_help_starts_with_purpose_and_example: "producer" => ProducerConfig,
+);
