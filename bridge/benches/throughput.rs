@@ -353,7 +353,9 @@ async fn once(
     match paced {
         Some(rate) => child = Some(spawn_publisher(&rabbit, &kafka, r2k, n, rate)),
         None if r2k => rabbit.publish(&ticks("bench", n)).await,
-        None => kafka_publish(&kafka, &ticks("bench", n)).await,
+        None => {
+            kafka_publish(&kafka, &ticks("bench", n)).await;
+        }
     }
     let host = host_cpu();
     let cpu = process_cpu();

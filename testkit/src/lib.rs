@@ -18,7 +18,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod fixtures;
 pub mod loadgen;
+
+pub use fixtures::{kafka_publish, kafka_topic, ticks, wait_until, SYMBOLS};
 
 /// A free TCP port on 127.0.0.1 (bound, read, released).
 pub fn free_port() -> u16 {

@@ -28,6 +28,12 @@ use tickbridge_model::{Message, Side, Source, Tick, Via};
 /// are "now" (`exchange_ts` 1 ms before `received_ts`); call [`stamp`] right
 /// before publishing when latency matters.
 pub fn synthetic_ticks(producer: &str, symbols: &[&str], n: usize) -> Vec<Tick> {
+    synthetic_ticks_after(producer, symbols, 0, n)
+}
+
+/// [`synthetic_ticks`] with trade ids starting after `base`: tests that share
+/// a broker pick a random base, so their ids never meet another test's.
+pub fn synthetic_ticks_after(producer: &str, symbols: &[&str], base: u64, n: usize) -> Vec<Tick> {
     let now = Utc::now();
     let mut next = vec![0u64; symbols.len()];
     (0..n)
@@ -37,11 +43,11 @@ pub fn synthetic_ticks(producer: &str, symbols: &[&str], n: usize) -> Vec<Tick> 
             let k = next[s];
             let symbol = symbols[s].to_string();
             Tick {
-                id: Tick::make_id(Source::Binance, &symbol, k),
+                id: Tick::make_id(Source::Binance, &symbol, base + k),
                 source: Source::Binance,
                 raw_symbol: symbol.replace('-', "").into(),
                 symbol: symbol.into(),
-                trade_id: k,
+                trade_id: base + k,
                 price: Decimal::new(9_700_000 + (k as i64 % 500), 2),
                 qty: Decimal::new(1 + (k as i64 % 1000), 4),
                 side: if k.is_multiple_of(2) {

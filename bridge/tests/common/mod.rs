@@ -8,7 +8,6 @@
 //! is missing: these tests fail loudly, they never skip.
 #![allow(dead_code)]
 
-use chrono::Utc;
 use futures::stream::{FuturesOrdered, StreamExt};
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
@@ -18,9 +17,8 @@ use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Headers;
-use rdkafka::producer::{FutureProducer, FutureRecord};
+
 use rdkafka::Message as _;
-use rust_decimal::Decimal;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,49 +27,19 @@ use tickbridge_broker::amqp::{AmqpConfig, Topology};
 use tickbridge_broker::headers;
 use tickbridge_broker::kafka::KafkaConfig;
 use tickbridge_model::schema::decode;
-use tickbridge_model::{Message, Shutdown, Side, Source, Tick, Via};
-
-/// Symbols the tests publish, round-robin.
-pub const SYMBOLS: [&str; 6] = [
-    "BTC-USD", "ETH-USD", "SOL-USD", "XRP-USD", "ADA-USD", "DOGE-USD",
-];
+use tickbridge_model::{Message, Shutdown};
 
 #[allow(unused_imports)]
-pub use tickbridge_testkit::{amqp_url, kafka_brokers, rand_name};
+pub use tickbridge_testkit::{
+    amqp_url, kafka_brokers, kafka_publish, rand_name, ticks, wait_until, SYMBOLS,
+};
+
+/// A Kafka topic of this test's own, with `partitions`.
+pub async fn kafka_topic(brokers: &str, partitions: i32) -> KafkaConfig {
+    tickbridge_testkit::kafka_topic(brokers, "tb-bridge-test", partitions).await
+}
 pub fn init_logs() {
     tickbridge_model::telemetry::init_test_tracing();
-}
-
-/// `n` valid ticks from `producer`, round-robin over [`SYMBOLS`], with
-/// per-symbol sequence numbers 1, 2, 3, ... and trade ids from a random
-/// base, so ids are unique across tests and calls.
-pub fn ticks(producer: &str, n: usize) -> Vec<Message> {
-    let now = Utc::now();
-    let base = rand::random_range(1_000_000_000u64..1_000_000_000_000) * 1000;
-    let mut next = [0u64; SYMBOLS.len()];
-    (0..n)
-        .map(|i| {
-            let s = i % SYMBOLS.len();
-            next[s] += 1;
-            let k = next[s];
-            let symbol: std::sync::Arc<str> = SYMBOLS[s].into();
-            Message::Tick(Tick {
-                id: Tick::make_id(Source::Coinbase, &symbol, base + k),
-                source: Source::Coinbase,
-                raw_symbol: symbol.clone(),
-                symbol,
-                trade_id: base + k,
-                price: Decimal::new(9_700_000 + (k as i64 % 500), 2),
-                qty: Decimal::new(1 + (k as i64 % 1000), 4),
-                side: if k % 2 == 0 { Side::Buy } else { Side::Sell },
-                exchange_ts: now,
-                received_ts: now,
-                producer: producer.into(),
-                seq: k,
-                via: Via::Ws,
-            })
-        })
-        .collect()
 }
 
 /// A private RabbitMQ pipeline declared from `stack/definitions.json` under
@@ -405,56 +373,6 @@ pub async fn committed_sum(kafka: &KafkaConfig, group: &str, partitions: i32) ->
     .unwrap()
 }
 
-/// A Kafka topic with a random name.
-pub async fn kafka_topic(brokers: &str, partitions: i32) -> KafkaConfig {
-    let topic = rand_name("tb-bridge-test");
-    let cfg = KafkaConfig::local(brokers, &topic, partitions);
-    cfg.ping(Duration::from_secs(10)).await.unwrap_or_else(|e| {
-        panic!("Kafka is required at {brokers} (run scripts/stack.sh up): {e}")
-    });
-    cfg.ensure_topic(&topic, partitions)
-        .await
-        .expect("create test topic");
-    cfg
-}
-
-/// Produces to Kafka as the producer does (key = symbol, core headers),
-/// waiting for every delivery report.
-pub async fn kafka_publish(cfg: &KafkaConfig, msgs: &[Message]) {
-    let mut c = cfg.client_config();
-    c.set("enable.idempotence", "true")
-        .set("acks", "all")
-        .set("linger.ms", "20")
-        .set("batch.num.messages", "10000")
-        .set("message.timeout.ms", "30000");
-    let producer: FutureProducer = cfg.finish(c).create().unwrap();
-    let mut inflight = FuturesOrdered::new();
-    for m in msgs {
-        let r = m.as_ref();
-        let body = r.to_json();
-        let key = r.symbol().to_string();
-        let hdrs = headers::kafka_headers(r);
-        let p = producer.clone();
-        let topic = cfg.topic.clone();
-        inflight.push_back(async move {
-            let rec = FutureRecord::to(&topic)
-                .key(&key)
-                .payload(&body)
-                .headers(hdrs);
-            p.send(rec, Duration::from_secs(30))
-                .await
-                .map(|_| ())
-                .map_err(|(e, _)| e)
-        });
-        if inflight.len() >= 10_000 {
-            inflight.next().await.unwrap().expect("delivered");
-        }
-    }
-    while let Some(r) = inflight.next().await {
-        r.expect("delivered");
-    }
-}
-
 /// One record read back from Kafka.
 #[derive(Debug, Clone)]
 pub struct KafkaGot {
@@ -681,17 +599,5 @@ impl Running {
             .expect("bridge drains and exits")
             .expect("bridge task")
             .expect("bridge ran without error")
-    }
-}
-
-/// Waits until `f` holds, polling, or panics with `what` after `timeout`.
-pub async fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + timeout;
-    while !f() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

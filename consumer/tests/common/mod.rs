@@ -12,21 +12,22 @@ use lapin::options::{BasicAckOptions, BasicGetOptions};
 use lapin::{Channel, Connection};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
-use std::time::Duration;
 use tickbridge_broker::amqp::AmqpConfig;
 use tickbridge_broker::kafka::KafkaConfig;
 use tickbridge_consumer::output::JsonLine;
 use tickbridge_consumer::worker::{header_str, header_u32};
 use tickbridge_model::Message;
-use tickbridge_testkit::loadgen::{synthetic_ticks, AmqpPublisher, KafkaPublisher};
-
-/// Symbols the tests publish, round-robin.
-pub const SYMBOLS: [&str; 6] = [
-    "BTC-USD", "ETH-USD", "SOL-USD", "XRP-USD", "ADA-USD", "DOGE-USD",
-];
+use tickbridge_testkit::loadgen::{synthetic_ticks, AmqpPublisher};
 
 #[allow(unused_imports)]
-pub use tickbridge_testkit::{amqp_url, kafka_brokers, rand_name};
+pub use tickbridge_testkit::{
+    amqp_url, kafka_brokers, kafka_publish, rand_name, wait_until, SYMBOLS,
+};
+
+/// A Kafka topic of this test's own, with `partitions`.
+pub async fn kafka_topic(partitions: i32) -> KafkaConfig {
+    tickbridge_testkit::kafka_topic(&kafka_brokers(), "tb-cons-test", partitions).await
+}
 
 pub fn init_logs() {
     tickbridge_model::telemetry::init_test_tracing();
@@ -118,31 +119,6 @@ impl Rabbit {
     }
 }
 
-/// A private Kafka topic with `partitions`, created through the admin API.
-pub async fn kafka_topic(partitions: i32) -> KafkaConfig {
-    let topic = rand_name("tb-cons-test");
-    let cfg = KafkaConfig::local(&kafka_brokers(), &topic, partitions);
-    cfg.ping(Duration::from_secs(10)).await.unwrap_or_else(|e| {
-        panic!(
-            "Kafka is required at {} (run scripts/stack.sh up): {e}",
-            cfg.brokers
-        )
-    });
-    cfg.ensure_topic(&topic, partitions)
-        .await
-        .expect("create test topic");
-    cfg
-}
-
-/// Publishes to Kafka and returns each message's `(partition, offset)`.
-pub async fn kafka_publish(cfg: &KafkaConfig, msgs: &[Message]) -> Vec<(i32, i64)> {
-    KafkaPublisher::new(cfg)
-        .unwrap()
-        .send_all(msgs)
-        .await
-        .expect("every message delivered")
-}
-
 /// Reads a `--jsonl` file.
 pub fn lines(path: &Path) -> Vec<JsonLine> {
     JsonLine::read_all(path).unwrap_or_default()
@@ -167,16 +143,4 @@ pub fn seqs_by_symbol<'a>(
         m.entry(r.symbol().to_string()).or_default().push(r.seq());
     }
     m
-}
-
-/// Waits until `f` holds, polling, or panics with `what` after `timeout`.
-pub async fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + timeout;
-    while !f() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }

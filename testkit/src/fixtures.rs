@@ -1,0 +1,66 @@
+//! What the integration tests of every crate need against the shared stack:
+//! ticks with ids no other test uses, a Kafka topic of their own, publishing
+//! to it with delivery reports, and waiting for a condition.
+//!
+//! Every helper panics with a "run scripts/stack.sh up" hint when a broker
+//! is missing: these tests fail loudly, they never skip.
+
+use crate::loadgen::{synthetic_ticks_after, KafkaPublisher};
+use crate::rand_name;
+use std::time::Duration;
+use tickbridge_broker::kafka::KafkaConfig;
+use tickbridge_model::Message;
+
+/// Symbols the tests publish, round-robin.
+pub const SYMBOLS: [&str; 6] = [
+    "BTC-USD", "ETH-USD", "SOL-USD", "XRP-USD", "ADA-USD", "DOGE-USD",
+];
+
+/// `n` valid ticks from `producer`, round-robin over [`SYMBOLS`], with
+/// per-symbol sequence numbers 1, 2, 3, ... and trade ids after a random
+/// base, so ids are unique across tests and calls.
+pub fn ticks(producer: &str, n: usize) -> Vec<Message> {
+    let base = rand::random_range(1_000_000_000u64..1_000_000_000_000) * 1000;
+    synthetic_ticks_after(producer, &SYMBOLS, base, n)
+        .into_iter()
+        .map(Message::Tick)
+        .collect()
+}
+
+/// A Kafka topic of its own (named `<prefix>-<random>`), with `partitions`,
+/// created through the admin API.
+pub async fn kafka_topic(brokers: &str, prefix: &str, partitions: i32) -> KafkaConfig {
+    let topic = rand_name(prefix);
+    let cfg = KafkaConfig::local(brokers, &topic, partitions);
+    cfg.ping(Duration::from_secs(10)).await.unwrap_or_else(|e| {
+        panic!("Kafka is required at {brokers} (run scripts/stack.sh up): {e}")
+    });
+    cfg.ensure_topic(&topic, partitions)
+        .await
+        .expect("create test topic");
+    cfg
+}
+
+/// Produces to Kafka as the producer does (key = symbol, the `tb-*`
+/// headers, idempotent) and returns each message's `(partition, offset)`
+/// once every delivery report is in.
+pub async fn kafka_publish(cfg: &KafkaConfig, msgs: &[Message]) -> Vec<(i32, i64)> {
+    KafkaPublisher::new(cfg)
+        .expect("Kafka producer")
+        .send_all(msgs)
+        .await
+        .expect("every message delivered")
+}
+
+/// Waits until `f` holds, polling every 50 ms, or panics with `what` after
+/// `timeout`.
+pub async fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + timeout;
+    while !f() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
