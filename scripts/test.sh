@@ -15,8 +15,8 @@ scripts/stack.sh up
 step "cargo fmt --check"
 cargo fmt --all --check
 
-step "cargo clippy --all-targets -- -D warnings"
-cargo clippy --workspace --all-targets -- -D warnings
+step "cargo clippy --all-targets --all-features -- -D warnings"
+cargo clippy --workspace --all-targets --all-features -- -D warnings
 
 step "cargo build --workspace --bins (the chaos suite and the compose check run the real binaries)"
 cargo build --workspace --bins
@@ -34,7 +34,7 @@ export KAFKA_BROKERS="${KAFKA_BROKERS:-127.0.0.1:${KAFKA_PORT:-9092}}"
 TEST_LOG="$ROOT/target/test-output.log"
 mkdir -p "$ROOT/target"
 set +e
-cargo test --workspace --no-fail-fast -- --test-threads "${TEST_THREADS:-2}" 2>&1 | tee "$TEST_LOG"
+cargo test --workspace --all-features --no-fail-fast -- --test-threads "${TEST_THREADS:-2}" 2>&1 | tee "$TEST_LOG"
 tests_rc=${PIPESTATUS[0]}
 set -e
 if [ "$tests_rc" -ne 0 ]; then
