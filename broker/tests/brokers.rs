@@ -140,6 +140,11 @@ async fn kafka_produce_and_consume_from_zero_with_a_group() {
     assert_eq!(got, want);
 }
 
+/// The private RabbitMQ and Kafka nodes keep their data across a restart
+/// (what the restart-fault tests rely on).
+///
+/// Long (~120 lines) on purpose: the same write, restart, read-back
+/// sequence once per broker, each half a scenario read top to bottom.
 #[tokio::test(flavor = "multi_thread")]
 async fn private_brokers_survive_restarts_with_their_data() {
     use tickbridge_testkit::{KafkaNode, RabbitNode};

@@ -483,80 +483,142 @@ async fn main() {
         if !wanted(reader) {
             continue;
         }
-        // Kafka drains 30,000 records in a fifth of a second: too short a
-        // window to time, so it gets five times as many.
-        let n_drain = if reader == Reader::Kafka {
-            150_000
-        } else {
-            30_000
-        };
-        let mut raw = RawRow {
-            label: reader.label(),
-            drains: Vec::new(),
-            paced: None,
-        };
-        if !drains_only {
-            let paced_raw = raw_read(reader, 10_000, Some(1_000)).await;
-            eprintln!(
-                "{} raw paced 1000/s: {:?} us/msg",
-                reader.label(),
-                paced_raw.cpu_us
-            );
-            raw.paced = Some(paced_raw);
-        }
-        let paced_runs: &[(u64, u64)] = if drains_only {
-            &[]
-        } else {
-            &[(1_000, 10), (10_000, 5)]
-        };
-        for &(rate, secs) in paced_runs {
-            let r = paced(reader, rate, secs).await;
-            eprintln!(
-                "{} {}: {:?}, {:?} us/msg",
-                r.reader, r.mode, r.s.latency_from_received, r.cpu_us
-            );
-            rows.push(r);
-        }
-        for round in 0..2 {
-            let raw_first = round == 0;
-            for raw_turn in [raw_first, !raw_first] {
-                if raw_turn {
-                    let run = raw_read(reader, n_drain, None).await;
-                    eprintln!(
-                        "{} raw drain {n_drain}: {:.0}/s, {:?} us/msg",
-                        reader.label(),
-                        run.rate,
-                        run.cpu_us
-                    );
-                    raw.drains.push(run);
-                } else {
-                    let r = drain(reader, n_drain).await;
-                    eprintln!(
-                        "{} {}: {:.0}/s, {:?} us/msg (first {:?}, last {:?}, run {:.1}s)",
-                        r.reader,
-                        r.mode,
-                        r.s.active_rate_per_sec,
-                        r.cpu_us,
-                        r.s.first_handled_at,
-                        r.s.last_handled_at,
-                        r.s.elapsed_secs
-                    );
-                    rows.push(r);
-                }
+        raws.push(measure(reader, drains_only, &mut rows).await);
+    }
+    let mut md = runs_table(&rows);
+    md.push_str(&drains_table(&rows, &raws));
+    md.push_str(&paced_cpu_table(&rows, &raws));
+    md.push_str(&format!(
+        "\nRun at {} UTC.\n",
+        chrono::Utc::now().format("%Y-%m-%d %H:%M")
+    ));
+    print!("{md}");
+    // A filtered run prints only; the page holds the whole table.
+    if filter.is_empty() && !drains_only {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/BENCHMARKS.md");
+        let page = std::fs::read_to_string(path).unwrap_or_default();
+        let head = page
+            .split_once("## Results")
+            .map_or(page.as_str(), |(h, _)| h);
+        std::fs::write(path, format!("{}\n\n## Results\n\n{md}", head.trim_end()))
+            .expect("write BENCHMARKS.md");
+    }
+}
+
+/// Every run of one reader: the raw paced run and the paced runs (unless
+/// `drains_only`), then two rounds of a raw drain and a reader drain. The
+/// reader's rows go to `rows`; the raw runs are returned.
+async fn measure(reader: Reader, drains_only: bool, rows: &mut Vec<Row>) -> RawRow {
+    // Kafka drains 30,000 records in a fifth of a second: too short a
+    // window to time, so it gets five times as many.
+    let n_drain = if reader == Reader::Kafka {
+        150_000
+    } else {
+        30_000
+    };
+    let mut raw = RawRow {
+        label: reader.label(),
+        drains: Vec::new(),
+        paced: None,
+    };
+    if !drains_only {
+        let paced_raw = raw_read(reader, 10_000, Some(1_000)).await;
+        eprintln!(
+            "{} raw paced 1000/s: {:?} us/msg",
+            reader.label(),
+            paced_raw.cpu_us
+        );
+        raw.paced = Some(paced_raw);
+    }
+    let paced_runs: &[(u64, u64)] = if drains_only {
+        &[]
+    } else {
+        &[(1_000, 10), (10_000, 5)]
+    };
+    for &(rate, secs) in paced_runs {
+        let r = paced(reader, rate, secs).await;
+        eprintln!(
+            "{} {}: {:?}, {:?} us/msg",
+            r.reader, r.mode, r.s.latency_from_received, r.cpu_us
+        );
+        rows.push(r);
+    }
+    for round in 0..2 {
+        let raw_first = round == 0;
+        for raw_turn in [raw_first, !raw_first] {
+            if raw_turn {
+                let run = raw_read(reader, n_drain, None).await;
+                eprintln!(
+                    "{} raw drain {n_drain}: {:.0}/s, {:?} us/msg",
+                    reader.label(),
+                    run.rate,
+                    run.cpu_us
+                );
+                raw.drains.push(run);
+            } else {
+                let r = drain(reader, n_drain).await;
+                eprintln!(
+                    "{} {}: {:.0}/s, {:?} us/msg (first {:?}, last {:?}, run {:.1}s)",
+                    r.reader,
+                    r.mode,
+                    r.s.active_rate_per_sec,
+                    r.cpu_us,
+                    r.s.first_handled_at,
+                    r.s.last_handled_at,
+                    r.s.elapsed_secs
+                );
+                rows.push(r);
             }
         }
-        raws.push(raw);
     }
-    let pct = |m: Option<(f64, f64)>| {
-        m.map_or("?".to_string(), |(busy, steal)| {
-            format!("{busy:.0}% / {steal:.1}%")
-        })
-    };
-    let us = |v: Option<f64>| v.map_or("?".to_string(), |v| format!("{v:.1}"));
+    raw
+}
+
+/// The machine's busy and stolen shares, or `?`.
+fn fmt_machine(m: Option<(f64, f64)>) -> String {
+    m.map_or("?".to_string(), |(busy, steal)| {
+        format!("{busy:.0}% / {steal:.1}%")
+    })
+}
+
+/// µs per message, or `?`.
+fn fmt_us(v: Option<f64>) -> String {
+    v.map_or("?".to_string(), |v| format!("{v:.1}"))
+}
+
+/// Mean (0 for none).
+fn avg(v: &[f64]) -> f64 {
+    v.iter().sum::<f64>() / v.len().max(1) as f64
+}
+
+/// Mean, if there is at least one value and none is missing.
+fn avg_all(v: Vec<Option<f64>>) -> Option<f64> {
+    let v: Option<Vec<f64>> = v.into_iter().collect();
+    v.filter(|v| !v.is_empty()).map(|v| avg(&v))
+}
+
+/// Every sample, comma separated.
+fn list(v: &[f64]) -> String {
+    v.iter()
+        .map(|x| format!("{x:.0}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `a / b` as `1.23×`, or `?`.
+fn fmt_ratio(a: Option<f64>, b: Option<f64>) -> String {
+    match (a, b) {
+        (Some(a), Some(b)) if b > 0.0 => format!("{:.2}×", a / b),
+        _ => "?".into(),
+    }
+}
+
+/// One line per reader run (latency only for paced runs).
+fn runs_table(rows: &[Row]) -> String {
     let mut md = String::from(
         "| reader | run | published/s | handled | handled/s | CPU µs/msg | p50 ms | p90 ms | p99 ms | max ms | machine busy / stolen |\n| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
     );
-    for r in &rows {
+    for r in rows {
         let l = &r.s.latency_from_received;
         let latency = r.mode.starts_with("paced");
         let f = |v: f64| {
@@ -573,68 +635,63 @@ async fn main() {
             r.published_rate,
             r.s.handled,
             r.s.active_rate_per_sec,
-            us(r.cpu_us),
+            fmt_us(r.cpu_us),
             f(l.p50_ms),
             f(l.p90_ms),
             f(l.p99_ms),
             f(l.max_ms),
-            pct(r.machine),
+            fmt_machine(r.machine),
         ));
     }
-    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
-    let mean_opt = |v: Vec<Option<f64>>| -> Option<f64> {
-        let v: Option<Vec<f64>> = v.into_iter().collect();
-        v.filter(|v| !v.is_empty()).map(|v| mean(&v))
-    };
-    let list = |v: &[f64]| {
-        v.iter()
-            .map(|x| format!("{x:.0}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
-        (Some(a), Some(b)) if b > 0.0 => format!("{:.2}×", a / b),
-        _ => "?".into(),
-    };
-    md.push_str(
+    md
+}
+
+/// Each reader's drains against the raw reader's.
+fn drains_table(rows: &[Row], raws: &[RawRow]) -> String {
+    let mut md = String::from(
         "\nDrains of N preloaded ticks against a raw reader of the same preload, in the same run (two rounds each, the raw reader first in the first round; mean rates, every sample in brackets; target: ratio ≥ 80%):\n\n| reader | N | raw msgs/s | reader handled/s | ratio | raw CPU µs/msg | reader CPU µs/msg | CPU reader/raw | machine busy / stolen (raw; reader) |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n"
     );
-    for raw in &raws {
+    for raw in raws {
         let mine: Vec<&Row> = rows
             .iter()
             .filter(|r| r.reader == raw.label && r.mode.starts_with("drain"))
             .collect();
         let rates: Vec<f64> = mine.iter().map(|r| r.s.active_rate_per_sec).collect();
         let raw_rates: Vec<f64> = raw.drains.iter().map(|r| r.rate).collect();
-        let raw_cpu = mean_opt(raw.drains.iter().map(|r| r.cpu_us).collect());
-        let cpu = mean_opt(mine.iter().map(|r| r.cpu_us).collect());
+        let raw_cpu = avg_all(raw.drains.iter().map(|r| r.cpu_us).collect());
+        let cpu = avg_all(mine.iter().map(|r| r.cpu_us).collect());
         md.push_str(&format!(
             "| {} | {} | {:.0} ({}) | {:.0} ({}) | {:.0}% | {} | {} | {} | {}; {} |\n",
             raw.label,
             mine.first().map_or(0, |r| r.s.handled),
-            mean(&raw_rates),
+            avg(&raw_rates),
             list(&raw_rates),
-            mean(&rates),
+            avg(&rates),
             list(&rates),
-            100.0 * mean(&rates) / mean(&raw_rates).max(1e-9),
-            us(raw_cpu),
-            us(cpu),
-            ratio(cpu, raw_cpu),
+            100.0 * avg(&rates) / avg(&raw_rates).max(1e-9),
+            fmt_us(raw_cpu),
+            fmt_us(cpu),
+            fmt_ratio(cpu, raw_cpu),
             raw.drains
                 .iter()
-                .map(|m| pct(m.machine))
+                .map(|m| fmt_machine(m.machine))
                 .collect::<Vec<_>>()
                 .join(", "),
             mine.iter()
-                .map(|r| pct(r.machine))
+                .map(|r| fmt_machine(r.machine))
                 .collect::<Vec<_>>()
                 .join(", "),
         ));
     }
-    md.push_str(
+    md
+}
+
+/// Each reader's CPU per message at 1,000/s against the raw reader's.
+fn paced_cpu_table(rows: &[Row], raws: &[RawRow]) -> String {
+    let mut md = String::from(
         "\nCPU per message at 1,000 ticks/s for 10 s, the publisher in a child process (target: reader within 2× of raw):\n\n| reader | raw CPU µs/msg | reader CPU µs/msg | CPU reader/raw | machine busy / stolen (raw; reader) |\n| --- | ---: | ---: | ---: | --- |\n",
     );
-    for raw in &raws {
+    for raw in raws {
         let Some(p) = raw.paced else { continue };
         let Some(r) = rows
             .iter()
@@ -645,26 +702,12 @@ async fn main() {
         md.push_str(&format!(
             "| {} | {} | {} | {} | {}; {} |\n",
             raw.label,
-            us(p.cpu_us),
-            us(r.cpu_us),
-            ratio(r.cpu_us, p.cpu_us),
-            pct(p.machine),
-            pct(r.machine),
+            fmt_us(p.cpu_us),
+            fmt_us(r.cpu_us),
+            fmt_ratio(r.cpu_us, p.cpu_us),
+            fmt_machine(p.machine),
+            fmt_machine(r.machine),
         ));
     }
-    md.push_str(&format!(
-        "\nRun at {} UTC.\n",
-        chrono::Utc::now().format("%Y-%m-%d %H:%M")
-    ));
-    print!("{md}");
-    // A filtered run prints only; the page holds the whole table.
-    if filter.is_empty() && !drains_only {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/BENCHMARKS.md");
-        let page = std::fs::read_to_string(path).unwrap_or_default();
-        let head = page
-            .split_once("## Results")
-            .map_or(page.as_str(), |(h, _)| h);
-        std::fs::write(path, format!("{}\n\n## Results\n\n{md}", head.trim_end()))
-            .expect("write BENCHMARKS.md");
-    }
+    md
 }

@@ -537,77 +537,121 @@ async fn main() {
         let row = kafka_only("Kafka only", &kafka, &ws, sz(1_000_000.0), rounds).await;
         rows.push(row.print());
     }
-
-    // RabbitMQ alone, persistent + confirms
     if wanted("rabbitmq") {
-        let n = sz(90_000.0);
-        let mut row = Row::new("RabbitMQ only (persistent, confirms)", n);
-        for round in 0..rounds {
-            for producer_turn in order(round) {
-                if !producer_turn {
-                    row.base.push(raw_rabbit(&amqp, n).await);
-                    continue;
-                }
-                let prefix = format!("bench-{:x}", rand::random::<u32>());
-                let (a, p, ws) = (amqp.clone(), prefix.clone(), ws.clone());
-                let run = tokio::task::spawn_blocking(move || {
-                    producer_run(&ws, "rabbitmq", &["--amqp-url", &a, "--amqp-prefix", &p], n)
-                })
-                .await
-                .unwrap();
-                row.add(run);
-                purge(&amqp, &prefix).await;
-            }
-        }
-        rows.push(row.print());
+        rows.push(rabbit_only(&amqp, &ws, sz(90_000.0), rounds).await.print());
     }
-
-    // Both at once, vs the slower sink's baseline.
     if wanted("both") {
-        let n = sz(90_000.0);
-        let mut row = Row::new("Both (RabbitMQ + Kafka)", n);
-        for round in 0..rounds {
-            for producer_turn in order(round) {
-                if !producer_turn {
-                    let kbase = raw_kafka(&kafka.brokers(), n).await;
-                    let rbase = raw_rabbit(&amqp, n).await;
-                    row.base.push(kbase.min(rbase));
-                    continue;
-                }
-                let prefix = format!("bench-{:x}", rand::random::<u32>());
-                let topic = format!("bench-{:x}", rand::random::<u32>());
-                let (a, p, b, ws) = (amqp.clone(), prefix.clone(), kafka.brokers(), ws.clone());
-                let run = tokio::task::spawn_blocking(move || {
-                    producer_run(
-                        &ws,
-                        "rabbitmq,kafka",
-                        &[
-                            "--amqp-url",
-                            &a,
-                            "--amqp-prefix",
-                            &p,
-                            "--kafka-brokers",
-                            &b,
-                            "--kafka-topic",
-                            &topic,
-                        ],
-                        n,
-                    )
-                })
-                .await
-                .unwrap();
-                row.add(run);
-                purge(&amqp, &prefix).await;
-            }
-        }
+        let row = both_sinks(&amqp, &kafka, &ws, sz(90_000.0), rounds).await;
         rows.push(row.print());
     }
 
     sim.stop().await.ok();
     drop(kafka);
 
+    let md = markdown(&rows, rounds, scale);
+    println!("\n{md}");
+    if only.is_none() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/BENCHMARKS.md");
+        std::fs::write(path, &md).expect("write BENCHMARKS.md");
+    }
+}
+
+/// RabbitMQ alone, persistent + confirms: `rounds` pairs of the raw
+/// baseline and the producer on fresh queues.
+async fn rabbit_only(amqp: &str, ws: &str, n: usize, rounds: usize) -> Row {
+    let mut row = Row::new("RabbitMQ only (persistent, confirms)", n);
+    for round in 0..rounds {
+        for producer_turn in order(round) {
+            if !producer_turn {
+                row.base.push(raw_rabbit(amqp, n).await);
+                continue;
+            }
+            let prefix = format!("bench-{:x}", rand::random::<u32>());
+            let (a, p, ws) = (amqp.to_string(), prefix.clone(), ws.to_string());
+            let run = tokio::task::spawn_blocking(move || {
+                producer_run(&ws, "rabbitmq", &["--amqp-url", &a, "--amqp-prefix", &p], n)
+            })
+            .await
+            .unwrap();
+            row.add(run);
+            purge(amqp, &prefix).await;
+        }
+    }
+    row
+}
+
+/// Both at once, vs the slower sink's baseline.
+async fn both_sinks(amqp: &str, kafka: &KafkaNode, ws: &str, n: usize, rounds: usize) -> Row {
+    let mut row = Row::new("Both (RabbitMQ + Kafka)", n);
+    for round in 0..rounds {
+        for producer_turn in order(round) {
+            if !producer_turn {
+                let kbase = raw_kafka(&kafka.brokers(), n).await;
+                let rbase = raw_rabbit(amqp, n).await;
+                row.base.push(kbase.min(rbase));
+                continue;
+            }
+            let prefix = format!("bench-{:x}", rand::random::<u32>());
+            let topic = format!("bench-{:x}", rand::random::<u32>());
+            let (a, p, b, ws) = (
+                amqp.to_string(),
+                prefix.clone(),
+                kafka.brokers(),
+                ws.to_string(),
+            );
+            let run = tokio::task::spawn_blocking(move || {
+                producer_run(
+                    &ws,
+                    "rabbitmq,kafka",
+                    &[
+                        "--amqp-url",
+                        &a,
+                        "--amqp-prefix",
+                        &p,
+                        "--kafka-brokers",
+                        &b,
+                        "--kafka-topic",
+                        &topic,
+                    ],
+                    n,
+                )
+            })
+            .await
+            .unwrap();
+            row.add(run);
+            purge(amqp, &prefix).await;
+        }
+    }
+    row
+}
+
+/// `BENCHMARKS.md`: how the run was made, the results table, the Kafka
+/// target's verdict, every sample, and where the CPU went.
+fn markdown(rows: &[Row], rounds: usize, scale: f64) -> String {
+    let mut md = results_table(rows, rounds);
+    md.push_str(&kafka_target(rows));
+    md.push_str("\nSamples (producer ticks/s / baseline msgs/s, in run order):\n\n");
+    for r in rows {
+        let pairs: Vec<String> = r
+            .producer
+            .iter()
+            .zip(&r.base)
+            .map(|(p, b)| format!("{p:.0} / {b:.0}"))
+            .collect();
+        md.push_str(&format!("* {}: {}\n", r.name, pairs.join(", ")));
+    }
+    md.push_str(&cpu_table(rows));
+    md.push_str(&format!(
+        "\nRun at {} (BENCH_SCALE={scale}, BENCH_ROUNDS={rounds}).\n",
+        chrono::Utc::now().format("%Y-%m-%d %H:%M UTC")
+    ));
+    md
+}
+
+/// The method and the table of medians.
+fn results_table(rows: &[Row], rounds: usize) -> String {
     let mut md = format!("# Producer throughput\n\nGenerated by `cargo bench -p tickbridge-producer --bench throughput` on this project's 2-core machine. The producer is the release binary reading the feed simulator at full speed (Binance combined stream, 3 symbols); the baseline is a raw publisher in the same run (same broker, same client library, same bodies and headers, no WebSocket, no parsing; its ticks are the ones the producer publishes for the simulator's trades, built with the simulator's generator and seed, Binance's eight decimals, millisecond trade times and a producer id of the producer's default form, so both send messages of the same size). RabbitMQ: Debian's 3.10, persistent messages, publisher confirms, 1,000 in flight, routed to the work queue and the stream queue. Kafka: idempotent, `acks=all`, lz4, at most 5,000 messages inside librdkafka for both (the producer's default `--kafka-in-flight`; the raw publisher's `queue.buffering.max.messages`), and both fetch the topic's metadata through their own client before the first message (the producer's sink does it at startup; without it the first messages waited 0.4-0.9 s for partition leaders), and neither side's clock runs while the idempotent producer waits for its producer id (the producer's sink waits for it at startup; the raw publisher builds its ticks after creating its client, which takes longer than librdkafka's 500 ms retry); Kafka is a private Apache Kafka 4.1.1 node (KRaft, single node, its own log directory) that serves only this benchmark. Each configuration ran {rounds} rounds of one baseline and one producer sample, the baseline first in even rounds and the producer first in odd ones; rates are medians, the ratio is median over median, the mean ratio is the mean of the producer's samples over the mean of the baseline's (single samples swing by ±20% on this machine, so one run's median moves a lot), and every sample is listed under the table.\n\n| configuration | ticks | producer ticks/s | baseline msgs/s | ratio | mean ratio | producer peak RSS |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n");
-    for r in &rows {
+    for r in rows {
         md.push_str(&format!(
             "| {} | {} | {:.0} | {:.0} | {:.0}% | {:.0}% | {:.1} MiB |\n",
             r.name,
@@ -619,8 +663,13 @@ async fn main() {
             r.peak_rss_kib as f64 / 1024.0
         ));
     }
-    // The project's target for durable Kafka-only publishing, judged on
-    // this run's medians.
+    md
+}
+
+/// The project's target for durable Kafka-only publishing, judged on
+/// this run's medians (empty without a Kafka-only row).
+fn kafka_target(rows: &[Row]) -> String {
+    let mut md = String::new();
     if let Some(k) = rows.iter().find(|r| r.name == "Kafka only") {
         let (rate, ratio) = (median(&k.producer), k.ratio());
         let verdict = |ok: bool| if ok { "met" } else { "**missed**" };
@@ -649,18 +698,13 @@ async fn main() {
             ));
         }
     }
-    md.push_str("\nSamples (producer ticks/s / baseline msgs/s, in run order):\n\n");
-    for r in &rows {
-        let pairs: Vec<String> = r
-            .producer
-            .iter()
-            .zip(&r.base)
-            .map(|(p, b)| format!("{p:.0} / {b:.0}"))
-            .collect();
-        md.push_str(&format!("* {}: {}\n", r.name, pairs.join(", ")));
-    }
-    md.push_str("\nCPU time per message, in µs (medians; user + system from `/proc`), where it could be told apart: the producer process; the simulator (this process during a producer sample); the raw publisher (this process during a baseline sample); and, for Kafka-only samples, the private Kafka broker in producer and in baseline samples. The two sides compete for the same 2 cores: a producer sample needs producer + simulator + broker per tick, a baseline sample raw publisher + broker. The last columns are the share of the whole machine (both cores) in use during each side's samples, and the largest share the hypervisor stole in any sample (from `/proc/stat`): a side near 100% was short of CPU, not waiting on the broker.\n\n| configuration | producer | simulator | raw publisher | broker (producer samples) | broker (baseline samples) | machine busy (producer / baseline samples) | most stolen |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
-    for r in &rows {
+    md
+}
+
+/// CPU time per message on each side, and how busy the machine was.
+fn cpu_table(rows: &[Row]) -> String {
+    let mut md = String::from("\nCPU time per message, in µs (medians; user + system from `/proc`), where it could be told apart: the producer process; the simulator (this process during a producer sample); the raw publisher (this process during a baseline sample); and, for Kafka-only samples, the private Kafka broker in producer and in baseline samples. The two sides compete for the same 2 cores: a producer sample needs producer + simulator + broker per tick, a baseline sample raw publisher + broker. The last columns are the share of the whole machine (both cores) in use during each side's samples, and the largest share the hypervisor stole in any sample (from `/proc/stat`): a side near 100% was short of CPU, not waiting on the broker.\n\n| configuration | producer | simulator | raw publisher | broker (producer samples) | broker (baseline samples) | machine busy (producer / baseline samples) | most stolen |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+    for r in rows {
         let cell = |v: &[f64]| {
             if v.is_empty() {
                 "-".to_string()
@@ -694,15 +738,7 @@ async fn main() {
             most_stolen
         ));
     }
-    md.push_str(&format!(
-        "\nRun at {} (BENCH_SCALE={scale}, BENCH_ROUNDS={rounds}).\n",
-        chrono::Utc::now().format("%Y-%m-%d %H:%M UTC")
-    ));
-    println!("\n{md}");
-    if only.is_none() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/BENCHMARKS.md");
-        std::fs::write(path, &md).expect("write BENCHMARKS.md");
-    }
+    md
 }
 
 async fn purge(url: &str, prefix: &str) {

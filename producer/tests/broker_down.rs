@@ -154,6 +154,9 @@ impl Outcome {
 /// Runs the producer binary against the simulator and a private node, stops
 /// the node for the outage under load, starts it again and collects what
 /// arrived.
+///
+/// Long (~170 lines) on purpose: one timed scenario, read top to bottom,
+/// whose steps share the child, the node, the sampler and their clocks.
 async fn outage_run(policy: &str) -> Outcome {
     let outage = Duration::from_secs(
         std::env::var("TB_OUTAGE_SECS")

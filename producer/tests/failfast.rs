@@ -37,6 +37,10 @@ fn lapin_lines(stderr: &str) -> Vec<&str> {
         .collect()
 }
 
+/// Every bad flag or unusable broker makes the producer exit at once with
+/// one error line naming the problem (and no password).
+///
+/// Long (~160 lines) on purpose: table-driven, one `TestCase` per case.
 #[test]
 fn bad_flags_and_unusable_brokers_fail_fast_with_one_line() {
     let reserved = closed_port();

@@ -130,6 +130,9 @@ async fn hundred_thousand_ticks_arrive_exactly_once_in_both_brokers() {
 /// malformed frames are counted, and the producer keeps running. Every
 /// trade id the simulator's market produced is either delivered or covered
 /// by a gap notice: no silent loss.
+///
+/// Long (~120 lines) on purpose: one run whose assertions, one per kind of
+/// injected fault, read the same collected output.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn injected_faults_are_detected_and_survived() {
     tickbridge_model::telemetry::init_test_tracing();

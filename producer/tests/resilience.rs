@@ -21,6 +21,9 @@ use tickbridge_testkit::RabbitNode;
 /// The run has no fixed length: `rabbitmqctl stop` can take seconds to act on
 /// a busy machine, so the producer streams until the node is back and then
 /// some, and is stopped by its shutdown signal.
+///
+/// Long (~130 lines) on purpose: one scenario in time order (run, restart,
+/// drain, reconcile), its assertions next to the step they check.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rabbitmq_restart_mid_run_loses_nothing() {
     tickbridge_model::telemetry::init_test_tracing();

@@ -20,7 +20,7 @@
 use anyhow::{bail, Context};
 use clap::Parser;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
@@ -118,6 +118,22 @@ struct Shared {
     e2e: Hist,
 }
 
+impl Shared {
+    /// Nothing counted yet, not measuring.
+    fn new() -> Self {
+        Self {
+            measuring: AtomicBool::new(false),
+            events: AtomicU64::new(0),
+            messages: AtomicU64::new(0),
+            violations: AtomicU64::new(0),
+            live: AtomicUsize::new(0),
+            closed: AtomicUsize::new(0),
+            fanout: Hist::new(),
+            e2e: Hist::new(),
+        }
+    }
+}
+
 fn now_us() -> i64 {
     chrono::Utc::now().timestamp_micros()
 }
@@ -149,138 +165,201 @@ async fn client(
     connect: Arc<Semaphore>,
     mut storm: watch::Receiver<u32>,
 ) {
-    let mut last_id: Option<String> = None;
-    let mut total: Option<i64> = None;
-    let mut generation = *storm.borrow();
+    let mut pos = Position::default();
     loop {
         if *storm.borrow() == u32::MAX {
             shared.closed.fetch_add(1, Relaxed);
             return;
         }
-        let permit = connect.acquire().await;
-        let stream = match tokio::net::TcpStream::connect(addr).await {
-            Ok(s) => s,
-            Err(_) => {
-                drop(permit);
-                tokio::time::sleep(Duration::from_millis(200)).await;
+        let mut r = match open_events(addr, &view, pos.last_id.as_deref(), &connect).await {
+            Ok(r) => r,
+            Err(wait) => {
+                if !wait.is_zero() {
+                    tokio::time::sleep(wait).await;
+                }
                 continue;
             }
         };
-        let mut req = format!(
-            "GET /events?view={view} HTTP/1.1\r\nHost: bench\r\nAccept: text/event-stream\r\n"
-        );
-        if let Some(id) = &last_id {
-            req.push_str(&format!("Last-Event-ID: {id}\r\n"));
-        }
-        req.push_str("\r\n");
-        let mut r = BufReader::with_capacity(16 * 1024, stream);
-        if r.get_mut().write_all(req.as_bytes()).await.is_err() {
-            continue;
-        }
-        let mut line = String::new();
-        // Status line and headers.
-        let mut ok = false;
-        loop {
-            line.clear();
-            match r.read_line(&mut line).await {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {}
+        match read_events(i, &mut r, &shared, &mut storm, &mut pos).await {
+            StreamEnd::Stop => {
+                shared.closed.fetch_add(1, Relaxed);
+                return;
             }
-            if line.starts_with("HTTP/1.1 ") {
-                ok = line.starts_with("HTTP/1.1 200");
-            }
-            if line == "\r\n" {
-                break;
+            StreamEnd::Storm => {}
+            StreamEnd::Cut => {
+                // Cut by the server (or it went away): resume, as a browser does.
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
-        drop(permit);
-        if !ok {
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            continue;
+    }
+}
+
+/// Where a client is in the stream, kept across its reconnections.
+#[derive(Default)]
+struct Position {
+    /// The last event id seen: sent back as `Last-Event-ID` on resuming.
+    last_id: Option<String>,
+    /// Messages before the last event (from its id), to check that the next
+    /// one follows it with no gap and no duplicate.
+    total: Option<i64>,
+}
+
+/// How one connection's event stream ended.
+enum StreamEnd {
+    /// The server cut it (or went away).
+    Cut,
+    /// The storm told the client to drop it and resume.
+    Storm,
+    /// The run is over.
+    Stop,
+}
+
+/// Connects and asks for the events (resuming after `last_id`), holding a
+/// `connect` permit until the response headers are read. `Err` is how long
+/// to wait before trying again.
+async fn open_events(
+    addr: std::net::SocketAddr,
+    view: &str,
+    last_id: Option<&str>,
+    connect: &Semaphore,
+) -> Result<BufReader<tokio::net::TcpStream>, Duration> {
+    let permit = connect.acquire().await;
+    let stream = match tokio::net::TcpStream::connect(addr).await {
+        Ok(s) => s,
+        Err(_) => {
+            drop(permit);
+            return Err(Duration::from_millis(200));
         }
-        // Chunked body: chunk-size lines, then data. The events are parsed
-        // from the lines, whatever the chunk boundaries.
-        let mut id: Option<String> = None;
-        let mut event = String::new();
-        let mut data = String::new();
-        let mut resumed = false;
-        loop {
-            line.clear();
-            let read = tokio::select! {
-                r = r.read_line(&mut line) => r,
-                _ = storm.changed() => {
-                    generation = *storm.borrow();
-                    if generation == u32::MAX {
-                        shared.closed.fetch_add(1, Relaxed);
-                        return;
-                    }
-                    resumed = true;
-                    break;
+    };
+    let mut req =
+        format!("GET /events?view={view} HTTP/1.1\r\nHost: bench\r\nAccept: text/event-stream\r\n");
+    if let Some(id) = last_id {
+        req.push_str(&format!("Last-Event-ID: {id}\r\n"));
+    }
+    req.push_str("\r\n");
+    let mut r = BufReader::with_capacity(16 * 1024, stream);
+    if r.get_mut().write_all(req.as_bytes()).await.is_err() {
+        return Err(Duration::ZERO);
+    }
+    let mut line = String::new();
+    // Status line and headers.
+    let mut ok = false;
+    loop {
+        line.clear();
+        match r.read_line(&mut line).await {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+        if line.starts_with("HTTP/1.1 ") {
+            ok = line.starts_with("HTTP/1.1 200");
+        }
+        if line == "\r\n" {
+            break;
+        }
+    }
+    drop(permit);
+    if !ok {
+        return Err(Duration::from_millis(500));
+    }
+    Ok(r)
+}
+
+/// Reads one connection's events until it ends or the storm says otherwise.
+async fn read_events(
+    i: usize,
+    r: &mut BufReader<tokio::net::TcpStream>,
+    shared: &Shared,
+    storm: &mut watch::Receiver<u32>,
+    pos: &mut Position,
+) -> StreamEnd {
+    // Chunked body: chunk-size lines, then data. The events are parsed
+    // from the lines, whatever the chunk boundaries.
+    let mut line = String::new();
+    let mut id: Option<String> = None;
+    let mut event = String::new();
+    let mut data = String::new();
+    loop {
+        line.clear();
+        let read = tokio::select! {
+            r = r.read_line(&mut line) => r,
+            _ = storm.changed() => {
+                let generation = *storm.borrow();
+                if generation == u32::MAX {
+                    return StreamEnd::Stop;
                 }
+                return StreamEnd::Storm;
+            }
+        };
+        match read {
+            Ok(0) | Err(_) => return StreamEnd::Cut,
+            Ok(_) => {}
+        }
+        let l = line.trim_end_matches(['\r', '\n']);
+        if let Some(v) = l.strip_prefix("id: ") {
+            id = Some(v.to_string());
+        } else if let Some(v) = l.strip_prefix("event: ") {
+            event = v.to_string();
+        } else if let Some(v) = l.strip_prefix("data: ") {
+            data = v.to_string();
+        } else if l.is_empty() && !data.is_empty() {
+            on_event(i, shared, &event, &data, id.as_deref(), &mut pos.total);
+            if let Some(x) = id.take() {
+                pos.last_id = Some(x);
+            }
+            data.clear();
+            event.clear();
+        }
+    }
+}
+
+/// One complete event: checks that it follows the previous one (`total`)
+/// and, while measuring, counts it and records its delays.
+fn on_event(
+    i: usize,
+    shared: &Shared,
+    event: &str,
+    data: &str,
+    id: Option<&str>,
+    total: &mut Option<i64>,
+) {
+    let now = now_us();
+    match event {
+        "live" => {
+            let t = id.and_then(id_total);
+            if let (Some(prev), Some(t)) = (*total, t) {
+                if prev != t {
+                    shared.violations.fetch_add(1, Relaxed);
+                }
+            }
+            *total = t.or(*total);
+            shared.live.fetch_add(1, Relaxed);
+        }
+        "summary" | "batch" => {
+            let n = if event == "summary" {
+                json_int(data, "\"n\":").unwrap_or(0)
+            } else {
+                data.matches("\"o\":").count() as i64
             };
-            match read {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {}
+            let t = id.and_then(id_total);
+            match (*total, t) {
+                (Some(prev), Some(t)) if t - prev != n => {
+                    shared.violations.fetch_add(1, Relaxed);
+                }
+                _ => {}
             }
-            let l = line.trim_end_matches(['\r', '\n']);
-            if let Some(v) = l.strip_prefix("id: ") {
-                id = Some(v.to_string());
-            } else if let Some(v) = l.strip_prefix("event: ") {
-                event = v.to_string();
-            } else if let Some(v) = l.strip_prefix("data: ") {
-                data = v.to_string();
-            } else if l.is_empty() && !data.is_empty() {
-                let now = now_us();
-                match event.as_str() {
-                    "live" => {
-                        let t = id.as_deref().and_then(id_total);
-                        if let (Some(prev), Some(t)) = (total, t) {
-                            if prev != t {
-                                shared.violations.fetch_add(1, Relaxed);
-                            }
-                        }
-                        total = t.or(total);
-                        shared.live.fetch_add(1, Relaxed);
-                    }
-                    "summary" | "batch" => {
-                        let n = if event == "summary" {
-                            json_int(&data, "\"n\":").unwrap_or(0)
-                        } else {
-                            data.matches("\"o\":").count() as i64
-                        };
-                        let t = id.as_deref().and_then(id_total);
-                        match (total, t) {
-                            (Some(prev), Some(t)) if t - prev != n => {
-                                shared.violations.fetch_add(1, Relaxed);
-                            }
-                            _ => {}
-                        }
-                        total = t.or(total);
-                        if shared.measuring.load(Relaxed) {
-                            shared.events.fetch_add(1, Relaxed);
-                            shared.messages.fetch_add(n as u64, Relaxed);
-                            if let Some(at) = json_int(&data, "\"at\":") {
-                                shared.fanout.record(i, now - at * 1000);
-                            }
-                            if let Some(rt) = json_int(&data, "\"rt\":") {
-                                shared.e2e.record(i, now - rt * 1000);
-                            }
-                        }
-                    }
-                    _ => {}
+            *total = t.or(*total);
+            if shared.measuring.load(Relaxed) {
+                shared.events.fetch_add(1, Relaxed);
+                shared.messages.fetch_add(n as u64, Relaxed);
+                if let Some(at) = json_int(data, "\"at\":") {
+                    shared.fanout.record(i, now - at * 1000);
                 }
-                if let Some(x) = id.take() {
-                    last_id = Some(x);
+                if let Some(rt) = json_int(data, "\"rt\":") {
+                    shared.e2e.record(i, now - rt * 1000);
                 }
-                data.clear();
-                event.clear();
             }
         }
-        if !resumed {
-            // Cut by the server (or it went away): resume, as a browser does.
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        let _ = generation;
+        _ => {}
     }
 }
 
@@ -345,111 +424,19 @@ fn tick_body(i: u64) -> Vec<u8> {
     MessageRef::Tick(&t).to_json()
 }
 
-async fn run_one(cli: &Cli, dashboard: &PathBuf, n: usize) -> anyhow::Result<Row> {
+/// One run with `n` clients: a dashboard on a fresh topic under load, the
+/// clients connected, held while measuring, put through a reconnect storm,
+/// and everything stopped.
+async fn run_one(cli: &Cli, dashboard: &Path, n: usize) -> anyhow::Result<Row> {
     let topic = rand_name("fanout");
     let k = KafkaConfig::local(&cli.kafka_brokers, &topic, 3);
     k.ensure_topic(&topic, 3).await?;
-    // The dashboard's log, for when a run goes wrong.
-    let log_path = std::env::temp_dir().join(format!("fanout-dashboard-{n}.log"));
-    let mut child = tokio::process::Command::new(dashboard)
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--kafka-brokers",
-            &cli.kafka_brokers,
-        ])
-        .args([
-            "--kafka-topic",
-            &topic,
-            "--group",
-            &rand_name("fanout-dash"),
-        ])
-        .args(["--max-clients", &(n + 16).to_string()])
-        .args([
-            "--batch-interval",
-            &humantime::format_duration(cli.batch_interval).to_string(),
-        ])
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::from(std::fs::File::create(&log_path)?))
-        .kill_on_drop(true)
-        .spawn()
-        .with_context(|| format!("cannot start {}", dashboard.display()))?;
-    let pid = child.id().context("dashboard pid")?;
-    let mut out = BufReader::new(child.stdout.take().context("stdout")?);
-    let mut first = String::new();
-    out.read_line(&mut first).await?;
-    let url = first
-        .trim()
-        .strip_prefix("dashboard on ")
-        .with_context(|| format!("unexpected first line {first:?}"))?;
-    let addr: std::net::SocketAddr = url
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .parse()?;
-    // Serving once /healthz answers.
-    let mut up = false;
-    for _ in 0..300 {
-        if let Ok(mut s) = tokio::net::TcpStream::connect(addr).await {
-            let _ = s
-                .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-                .await;
-            let mut b = Vec::new();
-            let _ = s.read_to_end(&mut b).await;
-            if b.starts_with(b"HTTP/1.1 200") {
-                up = true;
-                break;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    if !up {
-        bail!("the dashboard did not come up");
-    }
-    let rss0 = rss_kib(pid);
+    let mut dash = Dashboard::start(cli, dashboard, &topic, n).await?;
+    let rss0 = rss_kib(dash.pid);
 
-    // The load: `rate` ticks per second, in 10 ms slices.
     let stop = Arc::new(AtomicBool::new(false));
-    let producer: ThreadedProducer<DefaultProducerContext> =
-        k.finish(k.client_config()).set("linger.ms", "5").create()?;
-    let writer = {
-        let stop = stop.clone();
-        let topic = topic.clone();
-        let rate = cli.rate;
-        tokio::task::spawn_blocking(move || {
-            let start = Instant::now();
-            let mut sent = 0u64;
-            while !stop.load(Relaxed) {
-                let due = (start.elapsed().as_secs_f64() * rate as f64) as u64;
-                while sent < due {
-                    let body = tick_body(sent);
-                    let key = ["a", "b", "c"][(sent % 3) as usize];
-                    if producer
-                        .send(BaseRecord::to(&topic).key(key).payload(&body))
-                        .is_err()
-                    {
-                        std::thread::sleep(Duration::from_millis(5));
-                        break;
-                    }
-                    sent += 1;
-                }
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            let _ = producer.flush(Duration::from_secs(10));
-            sent
-        })
-    };
-
-    let shared = Arc::new(Shared {
-        measuring: AtomicBool::new(false),
-        events: AtomicU64::new(0),
-        messages: AtomicU64::new(0),
-        violations: AtomicU64::new(0),
-        live: AtomicUsize::new(0),
-        closed: AtomicUsize::new(0),
-        fanout: Hist::new(),
-        e2e: Hist::new(),
-    });
+    let writer = start_load(&k, &topic, cli.rate, stop.clone())?;
+    let shared = Arc::new(Shared::new());
     let (storm_tx, storm_rx) = watch::channel(0u32);
     // At most this many connections opening at once: the listen backlog
     // is finite, and a refused SYN costs a second of retry.
@@ -459,51 +446,21 @@ async fn run_one(cli: &Cli, dashboard: &PathBuf, n: usize) -> anyhow::Result<Row
     for i in 0..n {
         tasks.push(tokio::spawn(client(
             i,
-            addr,
+            dash.addr,
             cli.view.clone(),
             shared.clone(),
             connect.clone(),
             storm_rx.clone(),
         )));
     }
-    tokio::select! {
-        r = wait_for(|| shared.live.load(Relaxed) >= n, Duration::from_secs(300)) => r?,
-        s = child.wait() => bail!("the dashboard exited ({s:?}); see {}", log_path.display()),
-    }
+    dash.wait_live(&shared, n).await?;
     let connect_s = t0.elapsed().as_secs_f64();
-
-    // Hold under load, measuring.
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let cpu0 = cpu_ticks(pid);
-    let w0 = Instant::now();
-    shared.measuring.store(true, Relaxed);
-    tokio::time::sleep(cli.hold).await;
-    shared.measuring.store(false, Relaxed);
-    let wall = w0.elapsed().as_secs_f64();
-    let cpu_pct = (cpu_ticks(pid) - cpu0) as f64 / 100.0 / wall * 100.0;
-    let rss = rss_kib(pid);
-
-    // Reconnect storm: every client drops its connection at once and
-    // resumes with its last event id.
-    shared.live.store(0, Relaxed);
-    let t1 = Instant::now();
-    storm_tx.send(1)?;
-    tokio::select! {
-        r = wait_for(|| shared.live.load(Relaxed) >= n, Duration::from_secs(300)) => r?,
-        s = child.wait() => bail!("the dashboard exited ({s:?}); see {}", log_path.display()),
-    }
-    let storm_s = t1.elapsed().as_secs_f64();
+    let held = hold(cli.hold, dash.pid, &shared).await;
+    let storm_s = reconnect_storm(&mut dash, &shared, &storm_tx, n).await?;
     // A little more traffic after the storm, so a gap would show.
     tokio::time::sleep(Duration::from_secs(2)).await;
+    let cut_off = cut_off(dash.addr).await?;
 
-    let cut_off = {
-        let mut s = tokio::net::TcpStream::connect(addr).await?;
-        s.write_all(b"GET /api/state HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            .await?;
-        let mut b = String::new();
-        s.read_to_string(&mut b).await?;
-        json_int(&b, "\"cut_off\":").unwrap_or(-1) as u64
-    };
     storm_tx.send(u32::MAX)?;
     for t in tasks {
         t.abort();
@@ -511,7 +468,7 @@ async fn run_one(cli: &Cli, dashboard: &PathBuf, n: usize) -> anyhow::Result<Row
     }
     stop.store(true, Relaxed);
     let _ = writer.await;
-    let _ = child.kill().await;
+    let _ = dash.child.kill().await;
 
     let fan = shared.fanout.merged();
     let e2e = shared.e2e.merged();
@@ -521,20 +478,195 @@ async fn run_one(cli: &Cli, dashboard: &PathBuf, n: usize) -> anyhow::Result<Row
         n,
         events,
         messages: shared.messages.load(Relaxed),
-        per_client_rate: events as f64 / n as f64 / wall,
+        per_client_rate: events as f64 / n as f64 / held.wall,
         fan_p50: ms(&fan, 0.5),
         fan_p99: ms(&fan, 0.99),
         fan_max: fan.max() as f64 / 1000.0,
         e2e_p50: ms(&e2e, 0.5),
         e2e_p99: ms(&e2e, 0.99),
-        cpu_pct,
-        rss_per_conn_kib: rss.saturating_sub(rss0) as f64 / n as f64,
-        rss_mib: rss as f64 / 1024.0,
+        cpu_pct: held.cpu_pct,
+        rss_per_conn_kib: held.rss.saturating_sub(rss0) as f64 / n as f64,
+        rss_mib: held.rss as f64 / 1024.0,
         connect_s,
         storm_s,
         violations: shared.violations.load(Relaxed),
         cut_off,
     })
+}
+
+/// A running `dashboard` process, serving.
+struct Dashboard {
+    child: tokio::process::Child,
+    pid: u32,
+    addr: std::net::SocketAddr,
+    /// Its stderr, for when a run goes wrong.
+    log_path: PathBuf,
+    /// Its stdout, held open so the process never writes into a closed
+    /// pipe.
+    _stdout: BufReader<tokio::process::ChildStdout>,
+}
+
+impl Dashboard {
+    /// Starts one on `topic` for `n` clients and waits until it serves.
+    async fn start(cli: &Cli, dashboard: &Path, topic: &str, n: usize) -> anyhow::Result<Self> {
+        // The dashboard's log, for when a run goes wrong.
+        let log_path = std::env::temp_dir().join(format!("fanout-dashboard-{n}.log"));
+        let mut child = tokio::process::Command::new(dashboard)
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--kafka-brokers",
+                &cli.kafka_brokers,
+            ])
+            .args(["--kafka-topic", topic, "--group", &rand_name("fanout-dash")])
+            .args(["--max-clients", &(n + 16).to_string()])
+            .args([
+                "--batch-interval",
+                &humantime::format_duration(cli.batch_interval).to_string(),
+            ])
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(std::fs::File::create(&log_path)?))
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("cannot start {}", dashboard.display()))?;
+        let pid = child.id().context("dashboard pid")?;
+        let mut out = BufReader::new(child.stdout.take().context("stdout")?);
+        let mut first = String::new();
+        out.read_line(&mut first).await?;
+        let url = first
+            .trim()
+            .strip_prefix("dashboard on ")
+            .with_context(|| format!("unexpected first line {first:?}"))?;
+        let addr: std::net::SocketAddr = url
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .parse()?;
+        if !healthy(addr).await {
+            bail!("the dashboard did not come up");
+        }
+        Ok(Self {
+            child,
+            pid,
+            addr,
+            log_path,
+            _stdout: out,
+        })
+    }
+
+    /// Waits until `n` clients are live, or fails if the dashboard exits
+    /// meanwhile.
+    async fn wait_live(&mut self, shared: &Shared, n: usize) -> anyhow::Result<()> {
+        tokio::select! {
+            r = wait_for(|| shared.live.load(Relaxed) >= n, Duration::from_secs(300)) => r?,
+            s = self.child.wait() => bail!("the dashboard exited ({s:?}); see {}", self.log_path.display()),
+        }
+        Ok(())
+    }
+}
+
+/// Serving once /healthz answers (tried for 30 s).
+async fn healthy(addr: std::net::SocketAddr) -> bool {
+    for _ in 0..300 {
+        if let Ok(mut s) = tokio::net::TcpStream::connect(addr).await {
+            let _ = s
+                .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                .await;
+            let mut b = Vec::new();
+            let _ = s.read_to_end(&mut b).await;
+            if b.starts_with(b"HTTP/1.1 200") {
+                return true;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+/// The load: `rate` ticks per second, in 10 ms slices, until `stop`. The
+/// task returns how many it sent.
+fn start_load(
+    k: &KafkaConfig,
+    topic: &str,
+    rate: u64,
+    stop: Arc<AtomicBool>,
+) -> anyhow::Result<tokio::task::JoinHandle<u64>> {
+    let producer: ThreadedProducer<DefaultProducerContext> =
+        k.finish(k.client_config()).set("linger.ms", "5").create()?;
+    let topic = topic.to_string();
+    Ok(tokio::task::spawn_blocking(move || {
+        let start = Instant::now();
+        let mut sent = 0u64;
+        while !stop.load(Relaxed) {
+            let due = (start.elapsed().as_secs_f64() * rate as f64) as u64;
+            while sent < due {
+                let body = tick_body(sent);
+                let key = ["a", "b", "c"][(sent % 3) as usize];
+                if producer
+                    .send(BaseRecord::to(&topic).key(key).payload(&body))
+                    .is_err()
+                {
+                    std::thread::sleep(Duration::from_millis(5));
+                    break;
+                }
+                sent += 1;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = producer.flush(Duration::from_secs(10));
+        sent
+    }))
+}
+
+/// What the measuring window saw.
+struct Held {
+    /// Its length, seconds.
+    wall: f64,
+    /// The dashboard's CPU over it, percent of one core.
+    cpu_pct: f64,
+    /// The dashboard's RSS at its end, KiB.
+    rss: u64,
+}
+
+/// Hold under load, measuring (after 2 s to settle).
+async fn hold(hold: Duration, pid: u32, shared: &Shared) -> Held {
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let cpu0 = cpu_ticks(pid);
+    let w0 = Instant::now();
+    shared.measuring.store(true, Relaxed);
+    tokio::time::sleep(hold).await;
+    shared.measuring.store(false, Relaxed);
+    let wall = w0.elapsed().as_secs_f64();
+    let cpu_pct = (cpu_ticks(pid) - cpu0) as f64 / 100.0 / wall * 100.0;
+    let rss = rss_kib(pid);
+    Held { wall, cpu_pct, rss }
+}
+
+/// Reconnect storm: every client drops its connection at once and
+/// resumes with its last event id. Returns the seconds until all `n` are
+/// live again.
+async fn reconnect_storm(
+    dash: &mut Dashboard,
+    shared: &Shared,
+    storm_tx: &watch::Sender<u32>,
+    n: usize,
+) -> anyhow::Result<f64> {
+    shared.live.store(0, Relaxed);
+    let t1 = Instant::now();
+    storm_tx.send(1)?;
+    dash.wait_live(shared, n).await?;
+    Ok(t1.elapsed().as_secs_f64())
+}
+
+/// The dashboard's `cut_off` count (clients it dropped for falling
+/// behind), from `/api/state`; -1 as u64 if absent.
+async fn cut_off(addr: std::net::SocketAddr) -> anyhow::Result<u64> {
+    let mut s = tokio::net::TcpStream::connect(addr).await?;
+    s.write_all(b"GET /api/state HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await?;
+    let mut b = String::new();
+    s.read_to_string(&mut b).await?;
+    Ok(json_int(&b, "\"cut_off\":").unwrap_or(-1) as u64)
 }
 
 async fn wait_for(f: impl Fn() -> bool, limit: Duration) -> anyhow::Result<()> {
