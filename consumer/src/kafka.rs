@@ -162,35 +162,34 @@ fn commit<C: Consumer<X>, X: ConsumerContext>(c: &C, mode: CommitMode, when: &'s
 
 /// Runs the Kafka reader; see the module docs.
 pub async fn run(cfg: &ConsumerConfig, shutdown: Shutdown) -> Result<Summary> {
-    let name = cfg.common.instance_name("consumer");
-    let k = &cfg.kafka;
-    // An unreachable broker is its own error, not "no such topic".
-    k.ping(cfg.topic_wait).await?;
-    let partitions = k
-        .wait_for_topic(&k.topic, cfg.topic_wait)
-        .await
-        .map_err(|_| Error::UnknownTopic {
-            topic: k.topic.clone(),
-            brokers: k.brokers.clone(),
-        })?;
-    let now = Utc::now();
-    let start = cfg.replay_from.as_ref().map(|r| r.resolve(now));
-    let replay = match &start {
-        Some(s) => resolve_offsets(k, s, partitions).await?,
-        None => HashMap::new(),
-    };
-    let commit_enabled = !cfg.no_commit;
-    let lag = Arc::new(Mutex::new(BTreeMap::new()));
-    let ctx = Ctx {
-        topic: k.topic.clone(),
-        replay: Mutex::new(replay.clone()),
-        commit: commit_enabled,
-        lag: lag.clone(),
-        assignment: cfg.assignment.clone(),
-    };
-    let mut c = k.client_config();
+    let mut reader = Reader::open(cfg, &shutdown).await?;
+    let result = reader.read(&shutdown).await;
+    reader.finish(result).await
+}
+
+/// A Kafka reader from the moment its consumer is subscribed (or assigned):
+/// what the read loop and the final commit share. [`run`] takes it through
+/// [`Reader::open`], [`Reader::read`] and [`Reader::finish`].
+struct Reader<'a> {
+    cfg: &'a ConsumerConfig,
+    name: String,
+    consumer: StreamConsumer<Ctx>,
+    handler: Handler,
+    /// Per-partition lag from librdkafka's statistics (see [`Ctx`]).
+    lag: Arc<Mutex<BTreeMap<i32, i64>>>,
+    group_lag: Option<LagSampler>,
+    commit_enabled: bool,
+    /// Highest offset handled per partition: anything at or below it is a
+    /// re-read.
+    max_offset: HashMap<i32, i64>,
+}
+
+/// The consumer's librdkafka settings: the brokers' from [`KafkaConfig`],
+/// plus the group, manual offset store (see the module docs) and timings.
+fn client_config(cfg: &ConsumerConfig, name: &str) -> rdkafka::ClientConfig {
+    let mut c = cfg.kafka.client_config();
     c.set("group.id", &cfg.group)
-        .set("client.id", &name)
+        .set("client.id", name)
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set(
@@ -220,108 +219,188 @@ pub async fn run(cfg: &ConsumerConfig, shutdown: Shutdown) -> Result<Summary> {
                 .clamp(1000, 60_000)
                 .to_string(),
         );
-    let consumer: StreamConsumer<Ctx> = k.finish(c).create_with_context(ctx)?;
-    if commit_enabled {
-        consumer.subscribe(&[&k.topic])?;
-    } else {
-        let mut tpl = TopicPartitionList::new();
-        for p in 0..partitions {
-            tpl.add_partition_offset(
-                &k.topic,
-                p,
-                replay.get(&p).copied().unwrap_or(Offset::Stored),
-            )?;
-        }
-        consumer.assign(&tpl)?;
-        cfg.assignment.add(&(0..partitions).collect::<Vec<_>>());
-    }
-    tracing::info!(%name, topic = %k.topic, group = %cfg.group, partitions, replay_from = ?cfg.replay_from.as_ref().map(|r| r.to_string()), commit = commit_enabled, brokers = %k.brokers, "consumer reading Kafka");
+    c
+}
 
-    let mut handler = Handler::new(ROLE, "kafka", &name, &cfg.common, FailConfig::default())?;
-    // The group's lag from the brokers, off the message path; a read-only
-    // reader is not in the group, so its lag is not this reader's.
-    let group_lag = if commit_enabled {
-        Some(LagSampler::start(
-            k,
-            &cfg.group,
-            cfg.common.stats_interval,
-            &shutdown,
-        )?)
-    } else {
-        None
-    };
-    let mut max_offset: HashMap<i32, i64> = HashMap::new();
-    let mut stats_tick = tokio::time::interval(cfg.common.stats_interval);
-    stats_tick.tick().await;
-    let mut commit_tick = tokio::time::interval(cfg.commit_interval);
-    let mut idle = Idle::new(cfg.common.exit_when_idle);
-    let mut idle_tick = tokio::time::interval(idle.check_every());
-
-    let result: Result<()> = loop {
-        tokio::select! {
-            biased;
-            _ = shutdown.cancelled() => break Ok(()),
-            // The timers come before the records: with `biased`, a reader
-            // that always has a record ready (a backlog) would otherwise
-            // never commit, report or notice idleness until it caught up.
-            _ = commit_tick.tick(), if commit_enabled => commit(&consumer, CommitMode::Async, "interval"),
-            _ = stats_tick.tick() => {
-                handler.stats.set_lag(lag.lock().unwrap_or_else(|e| e.into_inner()).clone());
-                if let Some(g) = &group_lag {
-                    handler.stats.set_group_lag(g.current());
-                }
-                handler.stats.log_report();
+impl<'a> Reader<'a> {
+    /// Startup: checks the brokers and the topic, resolves replay offsets,
+    /// creates the consumer and joins the group (or, with `--no-commit`,
+    /// assigns every partition), so a wrong broker, topic or replay start
+    /// fails before anything is read.
+    async fn open(cfg: &'a ConsumerConfig, shutdown: &Shutdown) -> Result<Reader<'a>> {
+        let name = cfg.common.instance_name("consumer");
+        let k = &cfg.kafka;
+        // An unreachable broker is its own error, not "no such topic".
+        k.ping(cfg.topic_wait).await?;
+        let partitions = k
+            .wait_for_topic(&k.topic, cfg.topic_wait)
+            .await
+            .map_err(|_| Error::UnknownTopic {
+                topic: k.topic.clone(),
+                brokers: k.brokers.clone(),
+            })?;
+        let now = Utc::now();
+        let start = cfg.replay_from.as_ref().map(|r| r.resolve(now));
+        let replay = match &start {
+            Some(s) => resolve_offsets(k, s, partitions).await?,
+            None => HashMap::new(),
+        };
+        let commit_enabled = !cfg.no_commit;
+        let lag = Arc::new(Mutex::new(BTreeMap::new()));
+        let ctx = Ctx {
+            topic: k.topic.clone(),
+            replay: Mutex::new(replay.clone()),
+            commit: commit_enabled,
+            lag: lag.clone(),
+            assignment: cfg.assignment.clone(),
+        };
+        let consumer: StreamConsumer<Ctx> = k
+            .finish(client_config(cfg, &name))
+            .create_with_context(ctx)?;
+        if commit_enabled {
+            consumer.subscribe(&[&k.topic])?;
+        } else {
+            let mut tpl = TopicPartitionList::new();
+            for p in 0..partitions {
+                tpl.add_partition_offset(
+                    &k.topic,
+                    p,
+                    replay.get(&p).copied().unwrap_or(Offset::Stored),
+                )?;
             }
-            _ = idle_tick.tick() => if idle.expired() {
-                tracing::info!(%name, "no messages for a while, exiting (--exit-when-idle)");
-                break Ok(());
-            },
-            m = consumer.recv() => {
-                if m.is_ok() {
-                    idle.activity();
-                }
-                if let Err(e) = received(&consumer, &mut handler, m, &mut max_offset, commit_enabled, k).await {
-                    break Err(e);
-                }
-                // Records librdkafka has already fetched are handled here,
-                // up to BATCH of them, without going back through the
-                // `select!`: its shutdown, timers and idle check are polled
-                // once per batch instead of once per record.
-                let mut batch_err = None;
-                for _ in 0..BATCH {
-                    let Some(m) = consumer.recv().now_or_never() else { break };
-                    if let Err(e) = received(&consumer, &mut handler, m, &mut max_offset, commit_enabled, k).await {
-                        batch_err = Some(e);
-                        break;
+            consumer.assign(&tpl)?;
+            cfg.assignment.add(&(0..partitions).collect::<Vec<_>>());
+        }
+        tracing::info!(%name, topic = %k.topic, group = %cfg.group, partitions, replay_from = ?cfg.replay_from.as_ref().map(|r| r.to_string()), commit = commit_enabled, brokers = %k.brokers, "consumer reading Kafka");
+
+        let handler = Handler::new(ROLE, "kafka", &name, &cfg.common, FailConfig::default())?;
+        // The group's lag from the brokers, off the message path; a read-only
+        // reader is not in the group, so its lag is not this reader's.
+        let group_lag = if commit_enabled {
+            Some(LagSampler::start(
+                k,
+                &cfg.group,
+                cfg.common.stats_interval,
+                shutdown,
+            )?)
+        } else {
+            None
+        };
+        Ok(Reader {
+            cfg,
+            name,
+            consumer,
+            handler,
+            lag,
+            group_lag,
+            commit_enabled,
+            max_offset: HashMap::new(),
+        })
+    }
+
+    /// The read loop: records, interval commits, the stats line and the idle
+    /// check, until shutdown, `--exit-when-idle`, or an error that ends the
+    /// reader.
+    async fn read(&mut self, shutdown: &Shutdown) -> Result<()> {
+        let cfg = self.cfg;
+        let mut stats_tick = tokio::time::interval(cfg.common.stats_interval);
+        stats_tick.tick().await;
+        let mut commit_tick = tokio::time::interval(cfg.commit_interval);
+        let mut idle = Idle::new(cfg.common.exit_when_idle);
+        let mut idle_tick = tokio::time::interval(idle.check_every());
+        loop {
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => return Ok(()),
+                // The timers come before the records: with `biased`, a reader
+                // that always has a record ready (a backlog) would otherwise
+                // never commit, report or notice idleness until it caught up.
+                _ = commit_tick.tick(), if self.commit_enabled => commit(&self.consumer, CommitMode::Async, "interval"),
+                _ = stats_tick.tick() => self.log_stats(),
+                _ = idle_tick.tick() => if idle.expired() {
+                    tracing::info!(name = %self.name, "no messages for a while, exiting (--exit-when-idle)");
+                    return Ok(());
+                },
+                m = self.consumer.recv() => {
+                    if m.is_ok() {
+                        idle.activity();
                     }
+                    received(&self.consumer, &mut self.handler, m, &mut self.max_offset, self.commit_enabled, &cfg.kafka).await?;
+                    self.take_fetched().await?;
+                    // librdkafka's queue is not a tokio resource: while a
+                    // backlog keeps `recv` ready this task would never yield,
+                    // and the timers above would never fire (no commits until
+                    // the backlog drained). Counting each batch against
+                    // tokio's budget makes it yield now and then.
+                    tokio::task::consume_budget().await;
                 }
-                if let Some(e) = batch_err {
-                    break Err(e);
-                }
-                // librdkafka's queue is not a tokio resource: while a
-                // backlog keeps `recv` ready this task would never yield,
-                // and the timers above would never fire (no commits until
-                // the backlog drained). Counting each batch against
-                // tokio's budget makes it yield now and then.
-                tokio::task::consume_budget().await;
             }
         }
-    };
-    if commit_enabled {
-        commit(&consumer, CommitMode::Sync, "shutdown");
     }
-    // After the final commit, so a drained group ends at lag 0.
-    if let Some(g) = group_lag {
-        handler.stats.set_group_lag(g.finish().await);
+
+    /// Records librdkafka has already fetched are handled here,
+    /// up to BATCH of them, without going back through the
+    /// `select!`: its shutdown, timers and idle check are polled
+    /// once per batch instead of once per record.
+    async fn take_fetched(&mut self) -> Result<()> {
+        for _ in 0..BATCH {
+            let Some(m) = self.consumer.recv().now_or_never() else {
+                break;
+            };
+            received(
+                &self.consumer,
+                &mut self.handler,
+                m,
+                &mut self.max_offset,
+                self.commit_enabled,
+                &self.cfg.kafka,
+            )
+            .await?;
+        }
+        Ok(())
     }
-    handler
-        .stats
-        .set_lag(lag.lock().unwrap_or_else(|e| e.into_inner()).clone());
-    handler.stats.log_report();
-    drop(consumer);
-    // Closed: whatever the last rebalance left, this process owns nothing.
-    cfg.assignment.clear();
-    result.map(|()| handler.stats.summary())
+
+    /// The stats interval's report, with the lag librdkafka and the group
+    /// sampler last measured.
+    fn log_stats(&mut self) {
+        self.handler
+            .stats
+            .set_lag(self.lag.lock().unwrap_or_else(|e| e.into_inner()).clone());
+        if let Some(g) = &self.group_lag {
+            self.handler.stats.set_group_lag(g.current());
+        }
+        self.handler.stats.log_report();
+    }
+
+    /// Whatever ended the loop: commits what was handled, takes the final
+    /// lag, reports, and closes the consumer; then `result` decides the
+    /// outcome.
+    async fn finish(self, result: Result<()>) -> Result<Summary> {
+        let Reader {
+            cfg,
+            consumer,
+            mut handler,
+            lag,
+            group_lag,
+            commit_enabled,
+            ..
+        } = self;
+        if commit_enabled {
+            commit(&consumer, CommitMode::Sync, "shutdown");
+        }
+        // After the final commit, so a drained group ends at lag 0.
+        if let Some(g) = group_lag {
+            handler.stats.set_group_lag(g.finish().await);
+        }
+        handler
+            .stats
+            .set_lag(lag.lock().unwrap_or_else(|e| e.into_inner()).clone());
+        handler.stats.log_report();
+        drop(consumer);
+        // Closed: whatever the last rebalance left, this process owns nothing.
+        cfg.assignment.clear();
+        result.map(|()| handler.stats.summary())
+    }
 }
 
 /// Records handled per pass of the read loop, beyond the one that woke it.

@@ -117,146 +117,199 @@ pub async fn preflight(config: &WorkerConfig) -> Result<()> {
 /// hands back unhandled in-flight messages and returns the final statistics.
 pub async fn run(config: WorkerConfig, shutdown: Shutdown) -> Result<Summary> {
     tickbridge_model::telemetry::install_metrics(config.common.metrics_addr)?;
-    let name = config.common.instance_name("worker");
-    let topo = config.amqp.topology();
-    let queue = config
-        .queue
-        .clone()
-        .unwrap_or_else(|| topo.work_queue.clone());
-    let conn = config.amqp.connect(&name).await?;
-    // Every step below waits for the broker's answer; each is bounded
-    // (`STEP_TIMEOUT`) so a node that goes away mid-request fails the
-    // session instead of leaving it pending.
-    if config.declare_topology {
-        bounded("declaring the topology", STEP_TIMEOUT, async {
-            let ch = conn.create_channel().await?;
-            topo.declare(&ch).await?;
-            let _ = ch.close(200, "declared".into()).await;
-            Ok::<_, Error>(())
+    let mut session = Session::open(&config).await?;
+    let result = session.consume(&config, &shutdown).await;
+    session.close().await;
+    session.finish(&config, result).await
+}
+
+/// One connection's worth of consuming: the connection, the channel the
+/// deliveries come on, and the [`Worker`] that handles them. [`run`] takes it
+/// through [`Session::open`], [`Session::consume`], [`Session::close`] and
+/// [`Session::finish`].
+struct Session {
+    name: String,
+    conn: Connection,
+    /// The consuming channel (prefetch, cancel, hand-back).
+    ch: Channel,
+    consumer: lapin::Consumer,
+    w: Worker,
+}
+
+impl Session {
+    /// Connects, declares the topology if asked, checks the queue exists
+    /// and starts consuming, so a missing queue or a broker that does not
+    /// answer fails before any delivery.
+    async fn open(config: &WorkerConfig) -> Result<Session> {
+        let name = config.common.instance_name("worker");
+        let topo = config.amqp.topology();
+        let queue = config
+            .queue
+            .clone()
+            .unwrap_or_else(|| topo.work_queue.clone());
+        let conn = config.amqp.connect(&name).await?;
+        // Every step below waits for the broker's answer; each is bounded
+        // (`STEP_TIMEOUT`) so a node that goes away mid-request fails the
+        // session instead of leaving it pending.
+        if config.declare_topology {
+            bounded("declaring the topology", STEP_TIMEOUT, async {
+                let ch = conn.create_channel().await?;
+                topo.declare(&ch).await?;
+                let _ = ch.close(200, "declared".into()).await;
+                Ok::<_, Error>(())
+            })
+            .await?;
+        }
+        let depth = queue_depth(&conn, &queue, &config.amqp).await?;
+        let (ch, consumer) =
+            open_consumer(&conn, &queue, &name, config.prefetch, FieldTable::default()).await?;
+        let publisher = bounded("opening the confirm channel", STEP_TIMEOUT, async {
+            Ok::<_, Error>(tickbridge_broker::amqp::confirm_channel(&conn).await?)
         })
         .await?;
+        tracing::info!(%name, %queue, depth, prefetch = config.prefetch, max_retries = config.max_retries, url = %config.amqp.masked_url(), "worker consuming");
+
+        let mut w = Worker {
+            handler: Handler::new(
+                ROLE,
+                "rabbitmq-work",
+                &name,
+                &config.common,
+                config.fail.clone(),
+            )?,
+            publisher,
+            queue,
+            dlx: topo.dlx.clone(),
+            max_retries: config.max_retries,
+        };
+        w.handler.stats.set_queue_depth(depth as u64);
+        Ok(Session {
+            name,
+            conn,
+            ch,
+            consumer,
+            w,
+        })
     }
-    let depth = queue_depth(&conn, &queue, &config.amqp).await?;
-    let (ch, mut consumer) =
-        open_consumer(&conn, &queue, &name, config.prefetch, FieldTable::default()).await?;
-    let publisher = bounded("opening the confirm channel", STEP_TIMEOUT, async {
-        Ok::<_, Error>(tickbridge_broker::amqp::confirm_channel(&conn).await?)
-    })
-    .await?;
-    tracing::info!(%name, %queue, depth, prefetch = config.prefetch, max_retries = config.max_retries, url = %config.amqp.masked_url(), "worker consuming");
 
-    let mut w = Worker {
-        handler: Handler::new(
-            ROLE,
-            "rabbitmq-work",
-            &name,
-            &config.common,
-            config.fail.clone(),
-        )?,
-        publisher,
-        queue: queue.clone(),
-        dlx: topo.dlx.clone(),
-        max_retries: config.max_retries,
-    };
-    w.handler.stats.set_queue_depth(depth as u64);
-    let mut stats_tick = tokio::time::interval(config.common.stats_interval);
-    stats_tick.tick().await;
-    let idle = Idle::new(config.common.exit_when_idle);
-    let mut idle_tick = tokio::time::interval(idle.check_every());
-    let mut idle = idle;
-
-    let result: Result<()> = loop {
-        tokio::select! {
-            biased;
-            _ = shutdown.cancelled() => break Ok(()),
-            next = consumer.next() => match next {
-                None => break Err(Error::Cancelled(queue.clone())),
-                Some(Err(e)) => break Err(e.into()),
-                Some(Ok(delivery)) => {
-                    idle.activity();
-                    // Handling includes a confirmed publish (retry, dead
-                    // letter) and the ack. A shutdown signal during it
-                    // leaves the message `SHUTDOWN_GRACE` to finish; one
-                    // that does not is left unacked, and the broker hands
-                    // it out again once this connection closes.
-                    let step = bounded("handling a delivery", STEP_TIMEOUT, w.process(delivery));
-                    match shutdown.finish_within(SHUTDOWN_GRACE, step).await {
-                        Some(Ok(())) => {}
-                        Some(Err(e)) => break Err(e),
-                        None => {
-                            tracing::warn!(%name, grace = ?SHUTDOWN_GRACE, "a delivery was still being handled at shutdown; it stays unacked and is redelivered");
-                            break Ok(());
+    /// The consume loop: handles deliveries one at a time, refreshes the
+    /// queue depth and logs stats on the interval, and watches for idleness,
+    /// until shutdown, `--exit-when-idle`, or an error that ends the session.
+    async fn consume(&mut self, config: &WorkerConfig, shutdown: &Shutdown) -> Result<()> {
+        let name = &self.name;
+        let mut stats_tick = tokio::time::interval(config.common.stats_interval);
+        stats_tick.tick().await;
+        let idle = Idle::new(config.common.exit_when_idle);
+        let mut idle_tick = tokio::time::interval(idle.check_every());
+        let mut idle = idle;
+        loop {
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => return Ok(()),
+                next = self.consumer.next() => match next {
+                    None => return Err(Error::Cancelled(self.w.queue.clone())),
+                    Some(Err(e)) => return Err(e.into()),
+                    Some(Ok(delivery)) => {
+                        idle.activity();
+                        // Handling includes a confirmed publish (retry, dead
+                        // letter) and the ack. A shutdown signal during it
+                        // leaves the message `SHUTDOWN_GRACE` to finish; one
+                        // that does not is left unacked, and the broker hands
+                        // it out again once this connection closes.
+                        let step = bounded("handling a delivery", STEP_TIMEOUT, self.w.process(delivery));
+                        match shutdown.finish_within(SHUTDOWN_GRACE, step).await {
+                            Some(Ok(())) => {}
+                            Some(Err(e)) => return Err(e),
+                            None => {
+                                tracing::warn!(%name, grace = ?SHUTDOWN_GRACE, "a delivery was still being handled at shutdown; it stays unacked and is redelivered");
+                                return Ok(());
+                            }
                         }
                     }
+                },
+                _ = stats_tick.tick() => {
+                    refresh_depth(&self.conn, &self.w.queue, &config.amqp, &mut self.w.handler.stats).await?;
+                    self.w.handler.stats.log_report();
                 }
-            },
-            _ = stats_tick.tick() => {
-                if let Err(e) = refresh_depth(&conn, &queue, &config.amqp, &mut w.handler.stats).await {
-                    break Err(e);
+                _ = idle_tick.tick() => if idle.expired() {
+                    tracing::info!(%name, "queue idle, exiting (--exit-when-idle)");
+                    return Ok(());
                 }
-                w.handler.stats.log_report();
-            }
-            _ = idle_tick.tick() => if idle.expired() {
-                tracing::info!(%name, "queue idle, exiting (--exit-when-idle)");
-                break Ok(());
             }
         }
-    };
+    }
 
-    // Stop deliveries, then hand back what was prefetched but not handled.
-    // On a lost connection there is nothing to hand back (the broker
-    // requeues a dead connection's unacked messages itself), and every
-    // step is bounded so a broker that stopped answering cannot hold up the
-    // exit.
-    let mut returned = 0u64;
-    let closing = async {
-        if !conn.status().connected() {
-            return;
-        }
-        let _ = ch
-            .basic_cancel(name.as_str().into(), BasicCancelOptions::default())
-            .await;
-        while let Ok(Some(Ok(_))) =
-            tokio::time::timeout(Duration::from_millis(100), consumer.next()).await
-        {
-            returned += 1;
-        }
-        if ch.status().connected() {
+    /// Stop deliveries, then hand back what was prefetched but not handled.
+    /// On a lost connection there is nothing to hand back (the broker
+    /// requeues a dead connection's unacked messages itself), and every
+    /// step is bounded so a broker that stopped answering cannot hold up the
+    /// exit.
+    async fn close(&mut self) {
+        let mut returned = 0u64;
+        let Session {
+            name,
+            conn,
+            ch,
+            consumer,
+            ..
+        } = self;
+        let closing = async {
+            if !conn.status().connected() {
+                return;
+            }
             let _ = ch
-                .basic_nack(
-                    0,
-                    BasicNackOptions {
-                        multiple: true,
-                        requeue: true,
-                    },
-                )
+                .basic_cancel(name.as_str().into(), BasicCancelOptions::default())
                 .await;
+            while let Ok(Some(Ok(_))) =
+                tokio::time::timeout(Duration::from_millis(100), consumer.next()).await
+            {
+                returned += 1;
+            }
+            if ch.status().connected() {
+                let _ = ch
+                    .basic_nack(
+                        0,
+                        BasicNackOptions {
+                            multiple: true,
+                            requeue: true,
+                        },
+                    )
+                    .await;
+            }
+            let _ = ch.close(200, "worker shutting down".into()).await;
+            let _ = conn.close(200, "worker shutting down".into()).await;
+        };
+        if tokio::time::timeout(CLOSE_TIMEOUT, closing).await.is_err() {
+            tracing::warn!(%name, timeout = ?CLOSE_TIMEOUT, "RabbitMQ did not answer while the worker closed its channel; unacked messages return to the queue when the connection drops");
         }
-        let _ = ch.close(200, "worker shutting down".into()).await;
-        let _ = conn.close(200, "worker shutting down".into()).await;
-    };
-    if tokio::time::timeout(CLOSE_TIMEOUT, closing).await.is_err() {
-        tracing::warn!(%name, timeout = ?CLOSE_TIMEOUT, "RabbitMQ did not answer while the worker closed its channel; unacked messages return to the queue when the connection drops");
-    }
-    if returned > 0 {
-        InFlightReturned {
-            role: ROLE,
-            count: returned,
+        if returned > 0 {
+            InFlightReturned {
+                role: ROLE,
+                count: returned,
+            }
+            .emit();
         }
-        .emit();
     }
 
-    if let Ok(Ok(d)) =
-        tokio::time::timeout(CLOSE_TIMEOUT, queue_depth_quiet(&config.amqp, &queue)).await
-    {
-        w.handler.stats.set_queue_depth(d as u64);
+    /// The final report: the queue depth on a fresh connection (this one is
+    /// closed), the last stats line and `--summary-json`; then `result`
+    /// decides the outcome.
+    async fn finish(mut self, config: &WorkerConfig, result: Result<()>) -> Result<Summary> {
+        if let Ok(Ok(d)) = tokio::time::timeout(
+            CLOSE_TIMEOUT,
+            queue_depth_quiet(&config.amqp, &self.w.queue),
+        )
+        .await
+        {
+            self.w.handler.stats.set_queue_depth(d as u64);
+        }
+        self.w.handler.stats.log_report();
+        let summary = self.w.handler.stats.summary();
+        if let Some(path) = &config.common.summary_json {
+            summary.write_json(path)?;
+        }
+        result.map(|()| summary)
     }
-    w.handler.stats.log_report();
-    let summary = w.handler.stats.summary();
-    if let Some(path) = &config.common.summary_json {
-        summary.write_json(path)?;
-    }
-    result.map(|()| summary)
 }
 
 struct Worker {

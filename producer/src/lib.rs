@@ -112,43 +112,138 @@ fn default_producer_id(cfg: &ProducerConfig) -> String {
 /// Runs a producer until `shutdown`, `--max-events` or `--max-seconds`, then
 /// drains every sink and reports.
 pub async fn run(cfg: ProducerConfig, shutdown: Shutdown) -> Result<RunReport, ProducerError> {
-    cfg.validate().map_err(ProducerError::Config)?;
-    let started = Instant::now();
-    let adapter: Arc<dyn exchange::Exchange> =
-        Arc::from(exchange::adapter(cfg.exchange, &cfg.symbols)?);
-    let via: Via = cfg.via.into();
-    let producer_id = cfg
-        .producer_id
-        .clone()
-        .unwrap_or_else(|| default_producer_id(&cfg));
-    // An exchange host that does not resolve stops the run before any
-    // broker is touched; a refused connection is retried by the reader.
-    let feed_url = match cfg.via {
-        ViaArg::Ws => (
-            "--url",
-            cfg.url
-                .clone()
-                .unwrap_or_else(|| exchange::default_ws_url(cfg.exchange).to_string()),
-        ),
-        ViaArg::Poll => (
-            "--rest-url",
-            cfg.rest_url
-                .clone()
-                .unwrap_or_else(|| exchange::default_rest_url(cfg.exchange).to_string()),
-        ),
-    };
-    source::check_feed_host(feed_url.0, &feed_url.1)
-        .await
-        .map_err(ProducerError::Config)?;
-    let stats = Arc::new(Stats::default());
-    let hard_stop = Shutdown::new();
-    let mut sinks: Vec<SinkTask> = Vec::new();
+    let mut pipeline = Pipeline::open(cfg, shutdown).await?;
+    let mut feed = pipeline.spawn_source();
+    let handed = pipeline.hand_over(&mut feed).await?;
+    let remaining = pipeline.drain(feed, &handed).await;
+    Ok(pipeline.report(handed, remaining))
+}
 
-    // Sinks first, so a broker that is down or misconfigured at startup fails
-    // the run at once with a clear message instead of buffering forever.
-    let retry_min = cfg.reconnect_min;
-    let retry_max = cfg.reconnect_max;
-    if cfg.has_sink(SinkKind::Rabbitmq) {
+/// Per sink: messages left unconfirmed and when the sink finished, `None`
+/// until its task has ended.
+type Remaining = Vec<Option<(u64, Instant)>>;
+
+/// One producer run, as the steps [`run`] takes in order: [`Pipeline::open`],
+/// [`Pipeline::spawn_source`], [`Pipeline::hand_over`], [`Pipeline::drain`],
+/// [`Pipeline::report`]. It holds what every step shares, so each step reads
+/// as one thing instead of one function threading a dozen locals.
+struct Pipeline {
+    cfg: ProducerConfig,
+    /// The caller's signal: stops the reader, after which the sinks drain.
+    shutdown: Shutdown,
+    started: Instant,
+    adapter: Arc<dyn exchange::Exchange>,
+    via: Via,
+    producer_id: String,
+    stats: Arc<Stats>,
+    /// Stops the sinks outright once the drain timeout has passed.
+    hard_stop: Shutdown,
+    sinks: Vec<SinkTask>,
+}
+
+/// The running feed reader and its end of the channel.
+struct Feed {
+    rx: mpsc::Receiver<SourceEvent>,
+    /// Trade vectors handed back to the reader once emptied.
+    pool: source::BatchPool,
+    /// Stops the reader only (a child of the run's shutdown).
+    stop: Shutdown,
+    task: JoinHandle<()>,
+}
+
+/// The main loop's state, and what drain and report need from it.
+struct HandOver {
+    continuity: Continuity,
+    stats_tick: tokio::time::Interval,
+    /// When the last stats line was written, and the ticks then.
+    last_line: (Instant, u64),
+    /// One batch's messages, reused from batch to batch.
+    out: Vec<Arc<Outgoing>>,
+    /// Messages never handed to a sink because the drain deadline passed
+    /// while its buffer was full.
+    abandoned: u64,
+    handover_deadline: Option<tokio::time::Instant>,
+    first_tick: Option<Instant>,
+    /// Once stopping, the reader is told to stop and the loop keeps going
+    /// until it has handed over every trade already read off the socket.
+    stopping: bool,
+}
+
+impl HandOver {
+    /// Starts stopping: the reader stops, the loop hands over what it read.
+    fn stop(&mut self, feed: &Feed) {
+        self.stopping = true;
+        feed.stop.trigger();
+    }
+}
+
+impl Pipeline {
+    /// Validates the configuration, resolves the adapter and the feed host,
+    /// and opens every sink: whatever can fail at startup fails here, before
+    /// a trade is read.
+    async fn open(cfg: ProducerConfig, shutdown: Shutdown) -> Result<Self, ProducerError> {
+        cfg.validate().map_err(ProducerError::Config)?;
+        let started = Instant::now();
+        let adapter: Arc<dyn exchange::Exchange> =
+            Arc::from(exchange::adapter(cfg.exchange, &cfg.symbols)?);
+        let via: Via = cfg.via.into();
+        let producer_id = cfg
+            .producer_id
+            .clone()
+            .unwrap_or_else(|| default_producer_id(&cfg));
+        // An exchange host that does not resolve stops the run before any
+        // broker is touched; a refused connection is retried by the reader.
+        let feed_url = match cfg.via {
+            ViaArg::Ws => ("--url", Self::ws_base(&cfg)),
+            ViaArg::Poll => ("--rest-url", Self::rest_base(&cfg)),
+        };
+        source::check_feed_host(feed_url.0, &feed_url.1)
+            .await
+            .map_err(ProducerError::Config)?;
+        let mut pipeline = Pipeline {
+            cfg,
+            shutdown,
+            started,
+            adapter,
+            via,
+            producer_id,
+            stats: Arc::new(Stats::default()),
+            hard_stop: Shutdown::new(),
+            sinks: Vec::new(),
+        };
+        // Sinks first, so a broker that is down or misconfigured at startup
+        // fails the run at once with a clear message instead of buffering
+        // forever.
+        if pipeline.cfg.has_sink(SinkKind::Rabbitmq) {
+            pipeline.open_rabbitmq().await?;
+        }
+        if pipeline.cfg.has_sink(SinkKind::Kafka) {
+            pipeline.open_kafka().await?;
+        }
+        if pipeline.cfg.has_sink(SinkKind::Jsonl) {
+            pipeline.open_jsonl();
+        }
+        Ok(pipeline)
+    }
+
+    /// The WebSocket base URL: `--url`, or the exchange's default.
+    fn ws_base(cfg: &ProducerConfig) -> String {
+        cfg.url
+            .clone()
+            .unwrap_or_else(|| exchange::default_ws_url(cfg.exchange).to_string())
+    }
+
+    /// The REST base URL: `--rest-url`, or the exchange's default.
+    fn rest_base(cfg: &ProducerConfig) -> String {
+        cfg.rest_url
+            .clone()
+            .unwrap_or_else(|| exchange::default_rest_url(cfg.exchange).to_string())
+    }
+
+    /// Opens the RabbitMQ session and starts its sink task; a broker that is
+    /// down or refuses the login fails the run here, at startup.
+    async fn open_rabbitmq(&mut self) -> Result<(), ProducerError> {
+        let cfg = &self.cfg;
         let topo = cfg.amqp.topology();
         let session = sinks::amqp::open(&cfg.amqp, &topo)
             .await
@@ -161,24 +256,29 @@ pub async fn run(cfg: ProducerConfig, shutdown: Shutdown) -> Result<RunReport, P
         let opts = sinks::amqp::AmqpSinkOptions {
             window: cfg.confirm_window,
             retries: cfg.publish_retries,
-            reconnect_min: retry_min,
-            reconnect_max: retry_max,
+            reconnect_min: cfg.reconnect_min,
+            reconnect_max: cfg.reconnect_max,
         };
         let handle = spawn_sink(sinks::amqp::run(
             cfg.amqp.clone(),
             opts,
             session,
             buffer.clone(),
-            stats.clone(),
-            hard_stop.clone(),
+            self.stats.clone(),
+            self.hard_stop.clone(),
         ));
-        sinks.push(SinkTask {
+        self.sinks.push(SinkTask {
             kind: SinkKind::Rabbitmq,
             buffer,
             handle,
         });
+        Ok(())
     }
-    if cfg.has_sink(SinkKind::Kafka) {
+
+    /// Checks the Kafka brokers answer, ensures the topic, warms the
+    /// producer up and starts its sink task.
+    async fn open_kafka(&mut self) -> Result<(), ProducerError> {
+        let cfg = &self.cfg;
         cfg.kafka
             .ping(Duration::from_secs(10))
             .await
@@ -204,22 +304,27 @@ pub async fn run(cfg: ProducerConfig, shutdown: Shutdown) -> Result<RunReport, P
             opts,
             producer,
             buffer.clone(),
-            stats.clone(),
-            hard_stop.clone(),
+            self.stats.clone(),
+            self.hard_stop.clone(),
         ));
-        sinks.push(SinkTask {
+        self.sinks.push(SinkTask {
             kind: SinkKind::Kafka,
             buffer,
             handle,
         });
+        Ok(())
     }
-    if cfg.has_sink(SinkKind::Jsonl) {
-        let buffer = Buffer::new(cfg.max_buffer, cfg.overflow);
-        let (dir, b, s, h) = (
-            cfg.out_dir.clone(),
+
+    /// Starts the JSON Lines sink task; a write failure is logged and what
+    /// it still buffered counts as unconfirmed.
+    fn open_jsonl(&mut self) {
+        let buffer = Buffer::new(self.cfg.max_buffer, self.cfg.overflow);
+        let (dir, via, b, s, h) = (
+            self.cfg.out_dir.clone(),
+            self.via,
             buffer.clone(),
-            stats.clone(),
-            hard_stop.clone(),
+            self.stats.clone(),
+            self.hard_stop.clone(),
         );
         let handle = spawn_sink(async move {
             match sinks::jsonl::run(dir, via, b.clone(), s, h).await {
@@ -230,278 +335,344 @@ pub async fn run(cfg: ProducerConfig, shutdown: Shutdown) -> Result<RunReport, P
                 }
             }
         });
-        sinks.push(SinkTask {
+        self.sinks.push(SinkTask {
             kind: SinkKind::Jsonl,
             buffer,
             handle,
         });
     }
 
-    // The feed reader.
-    let (tx, mut rx) = mpsc::channel::<SourceEvent>(16);
-    let pool = source::BatchPool::default();
-    let source_stop = shutdown.child();
-    let source = match cfg.via {
-        ViaArg::Ws => {
-            let base = cfg
-                .url
-                .clone()
-                .unwrap_or_else(|| exchange::default_ws_url(cfg.exchange).to_string());
-            let opts = source::ws::WsOptions {
-                url: adapter.ws_url(&base),
-                idle_timeout: cfg.idle_timeout,
-                reconnect_min: retry_min,
-                reconnect_max: retry_max,
-            };
-            tracing::info!(url = %opts.url, symbols = ?cfg.symbols, %producer_id, "streaming");
-            tokio::spawn(source::ws::run(
-                adapter.clone(),
-                opts,
-                tx,
-                pool.clone(),
-                stats.clone(),
-                source_stop.clone(),
-            ))
-        }
-        ViaArg::Poll => {
-            let base = cfg
-                .rest_url
-                .clone()
-                .unwrap_or_else(|| exchange::default_rest_url(cfg.exchange).to_string());
-            let opts = source::poll::PollOptions {
-                base,
-                interval: cfg.poll_interval,
-                limit: cfg.poll_limit,
-                timeout: Duration::from_secs(10),
-                reconnect_min: retry_min,
-                reconnect_max: retry_max,
-            };
-            tracing::info!(url = %opts.base, interval = ?cfg.poll_interval, symbols = ?cfg.symbols, %producer_id, "polling");
-            tokio::spawn(source::poll::run(
-                adapter.clone(),
-                opts,
-                tx,
-                pool.clone(),
-                stats.clone(),
-                source_stop.clone(),
-            ))
-        }
-    };
-
-    let mut continuity = Continuity::new(cfg.exchange, via, producer_id.clone(), cfg.dedup_window);
-    if let Some(path) = &cfg.state_file {
-        for (symbol, last) in state::load(path)? {
-            tracing::info!(%symbol, last_trade_id = last, "resuming after an earlier run");
-            continuity.resume(&symbol, last);
+    /// Starts the feed reader (WebSocket or REST poller) on its own stop
+    /// signal, so the run can stop reading and still hand over what was read.
+    fn spawn_source(&self) -> Feed {
+        let cfg = &self.cfg;
+        let (tx, rx) = mpsc::channel::<SourceEvent>(16);
+        let pool = source::BatchPool::default();
+        let stop = self.shutdown.child();
+        let producer_id = &self.producer_id;
+        let task = match cfg.via {
+            ViaArg::Ws => {
+                let opts = source::ws::WsOptions {
+                    url: self.adapter.ws_url(&Self::ws_base(cfg)),
+                    idle_timeout: cfg.idle_timeout,
+                    reconnect_min: cfg.reconnect_min,
+                    reconnect_max: cfg.reconnect_max,
+                };
+                tracing::info!(url = %opts.url, symbols = ?cfg.symbols, %producer_id, "streaming");
+                tokio::spawn(source::ws::run(
+                    self.adapter.clone(),
+                    opts,
+                    tx,
+                    pool.clone(),
+                    self.stats.clone(),
+                    stop.clone(),
+                ))
+            }
+            ViaArg::Poll => {
+                let opts = source::poll::PollOptions {
+                    base: Self::rest_base(cfg),
+                    interval: cfg.poll_interval,
+                    limit: cfg.poll_limit,
+                    timeout: Duration::from_secs(10),
+                    reconnect_min: cfg.reconnect_min,
+                    reconnect_max: cfg.reconnect_max,
+                };
+                tracing::info!(url = %opts.base, interval = ?cfg.poll_interval, symbols = ?cfg.symbols, %producer_id, "polling");
+                tokio::spawn(source::poll::run(
+                    self.adapter.clone(),
+                    opts,
+                    tx,
+                    pool.clone(),
+                    self.stats.clone(),
+                    stop.clone(),
+                ))
+            }
+        };
+        Feed {
+            rx,
+            pool,
+            stop,
+            task,
         }
     }
-    let save_state = |c: &Continuity| {
-        if let Some(path) = &cfg.state_file {
+
+    /// Writes `--state-file`, if set: the last trade id per symbol, so a
+    /// later run resumes continuity where this one stopped.
+    fn save_state(&self, c: &Continuity) {
+        if let Some(path) = &self.cfg.state_file {
             if let Err(e) = state::save(path, &c.last_trade_ids()) {
                 tracing::error!(path = %path.display(), error = %e, "cannot write --state-file");
             }
         }
-    };
-    let deadline = cfg
-        .max_seconds
-        .map(|s| tokio::time::Instant::now() + Duration::from_secs(s));
-    let mut stats_tick = tokio::time::interval(cfg.stats_interval.max(Duration::from_millis(100)));
-    stats_tick.tick().await;
-    let mut last_line = (Instant::now(), 0u64);
-    let mut out: Vec<Arc<Outgoing>> = Vec::with_capacity(64);
-    let mut abandoned = 0u64;
-    let mut handover_deadline: Option<tokio::time::Instant> = None;
-    let mut first_tick: Option<Instant> = None;
-    // Once stopping, the reader is told to stop and the loop keeps going
-    // until it has handed over every trade already read off the socket.
-    let mut stopping = false;
-    'main: loop {
-        let ev = tokio::select! {
-            _ = shutdown.cancelled(), if !stopping => {
-                stopping = true;
-                source_stop.trigger();
-                continue;
+    }
+
+    /// The continuity check, resumed from `--state-file` if one was saved.
+    fn continuity(&self) -> Result<Continuity, ProducerError> {
+        let cfg = &self.cfg;
+        let mut continuity = Continuity::new(
+            cfg.exchange,
+            self.via,
+            self.producer_id.clone(),
+            cfg.dedup_window,
+        );
+        if let Some(path) = &cfg.state_file {
+            for (symbol, last) in state::load(path)? {
+                tracing::info!(%symbol, last_trade_id = last, "resuming after an earlier run");
+                continuity.resume(&symbol, last);
             }
-            _ = async { tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)).await }, if deadline.is_some() && !stopping => {
-                tracing::info!(seconds = cfg.max_seconds, "--max-seconds reached");
-                stopping = true;
-                source_stop.trigger();
-                continue;
-            }
-            _ = stats_tick.tick() => {
-                last_line = stats_line(&stats, &sinks, last_line);
-                save_state(&continuity);
-                continue;
-            }
-            ev = rx.recv() => ev,
+        }
+        Ok(continuity)
+    }
+
+    /// The main loop: reads the feed's events and hands their trades to the
+    /// sinks until the reader is done after a stop (shutdown, `--max-seconds`,
+    /// `--max-events`) or the drain deadline passed while a buffer was full.
+    /// The stats line and state file are kept current on the stats interval.
+    async fn hand_over(&self, feed: &mut Feed) -> Result<HandOver, ProducerError> {
+        let cfg = &self.cfg;
+        let continuity = self.continuity()?;
+        let deadline = cfg
+            .max_seconds
+            .map(|s| tokio::time::Instant::now() + Duration::from_secs(s));
+        let mut stats_tick =
+            tokio::time::interval(cfg.stats_interval.max(Duration::from_millis(100)));
+        stats_tick.tick().await;
+        let mut h = HandOver {
+            continuity,
+            stats_tick,
+            last_line: (Instant::now(), 0u64),
+            out: Vec::with_capacity(64),
+            abandoned: 0,
+            handover_deadline: None,
+            first_tick: None,
+            stopping: false,
         };
-        match ev {
-            None => break,
-            Some(SourceEvent::Connected { attempt }) => {
-                tracing::debug!(attempt, "source connected");
-            }
-            Some(SourceEvent::Disconnected { reason }) => {
-                tracing::debug!(%reason, "source disconnected");
-                continuity.on_disconnect();
-            }
-            Some(SourceEvent::Trades {
-                mut trades,
-                received_ts,
-            }) => {
-                for raw in trades.drain(..) {
-                    if cfg.max_events.is_some_and(|m| get(&stats.ticks) >= m) {
+        loop {
+            let ev = tokio::select! {
+                _ = self.shutdown.cancelled(), if !h.stopping => {
+                    h.stop(feed);
+                    continue;
+                }
+                _ = async { tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)).await }, if deadline.is_some() && !h.stopping => {
+                    tracing::info!(seconds = cfg.max_seconds, "--max-seconds reached");
+                    h.stop(feed);
+                    continue;
+                }
+                _ = h.stats_tick.tick() => {
+                    h.last_line = stats_line(&self.stats, &self.sinks, h.last_line);
+                    self.save_state(&h.continuity);
+                    continue;
+                }
+                ev = feed.rx.recv() => ev,
+            };
+            match ev {
+                None => break,
+                Some(SourceEvent::Connected { attempt }) => {
+                    tracing::debug!(attempt, "source connected");
+                }
+                Some(SourceEvent::Disconnected { reason }) => {
+                    tracing::debug!(%reason, "source disconnected");
+                    h.continuity.on_disconnect();
+                }
+                Some(SourceEvent::Trades {
+                    trades,
+                    received_ts,
+                }) => {
+                    if !self.hand_batch(feed, &mut h, trades, received_ts).await {
                         break;
                     }
-                    continuity.on_trade(raw, received_ts, &stats, &mut out);
-                }
-                pool.give(trades);
-                if !out.is_empty() {
-                    first_tick.get_or_insert_with(Instant::now);
-                }
-                for s in &sinks {
-                    let mut next = 0;
-                    loop {
-                        next = s.buffer.push_available(&out, next);
-                        if next == out.len() {
-                            break;
-                        }
-                        // Full under `block`: wait for room for one, then
-                        // hand over the rest in bulk again.
-                        let push = s.buffer.push(out[next].clone());
-                        tokio::pin!(push);
-                        // The stats line and /metrics keep ticking while
-                        // blocked: a broker outage under `block` is exactly
-                        // when the operator needs to see the full buffer.
-                        let pushed = !stopping
-                            && loop {
-                                tokio::select! {
-                                    _ = &mut push => break true,
-                                    _ = shutdown.cancelled() => {
-                                        stopping = true;
-                                        source_stop.trigger();
-                                        break false;
-                                    }
-                                    _ = stats_tick.tick() => {
-                                        last_line = stats_line(&stats, &sinks, last_line);
-                                    }
-                                }
-                            };
-                        if !pushed {
-                            // Stopping: the sinks keep draining, so keep
-                            // handing over what was already read, until the
-                            // drain deadline.
-                            let deadline = *handover_deadline.get_or_insert_with(|| {
-                                tokio::time::Instant::now() + cfg.drain_timeout
-                            });
-                            if tokio::time::timeout_at(deadline, push).await.is_err() {
-                                abandoned += (out.len() - next) as u64;
-                                tracing::warn!(
-                                    sink = s.kind.as_str(),
-                                    "drain deadline passed while blocked on a full buffer"
-                                );
-                                break 'main;
-                            }
-                        }
-                        next += 1;
-                    }
-                }
-                out.clear();
-                if !stopping && cfg.max_events.is_some_and(|m| get(&stats.ticks) >= m) {
-                    tracing::info!(max_events = cfg.max_events, "--max-events reached");
-                    stopping = true;
-                    source_stop.trigger();
                 }
             }
+        }
+        Ok(h)
+    }
+
+    /// One batch from the reader: through the continuity check (up to
+    /// `--max-events`), then to every sink. `false` when the drain deadline
+    /// passed while a full buffer held the hand-over up: the loop ends.
+    async fn hand_batch(
+        &self,
+        feed: &Feed,
+        h: &mut HandOver,
+        mut trades: Vec<exchange::RawTrade>,
+        received_ts: chrono::DateTime<chrono::Utc>,
+    ) -> bool {
+        let max_events = self.cfg.max_events;
+        for raw in trades.drain(..) {
+            if max_events.is_some_and(|m| get(&self.stats.ticks) >= m) {
+                break;
+            }
+            h.continuity
+                .on_trade(raw, received_ts, &self.stats, &mut h.out);
+        }
+        feed.pool.give(trades);
+        if !h.out.is_empty() {
+            h.first_tick.get_or_insert_with(Instant::now);
+        }
+        for s in &self.sinks {
+            if !self.push_to(s, feed, h).await {
+                return false;
+            }
+        }
+        h.out.clear();
+        if !h.stopping && max_events.is_some_and(|m| get(&self.stats.ticks) >= m) {
+            tracing::info!(max_events, "--max-events reached");
+            h.stop(feed);
+        }
+        true
+    }
+
+    /// Hands the batch in `h.out` to one sink's buffer, in bulk while it has
+    /// room. `false` when stopping and the drain deadline passed while the
+    /// buffer stayed full; what was not handed over counts as abandoned.
+    async fn push_to(&self, s: &SinkTask, feed: &Feed, h: &mut HandOver) -> bool {
+        let mut next = 0;
+        loop {
+            next = s.buffer.push_available(&h.out, next);
+            if next == h.out.len() {
+                return true;
+            }
+            // Full under `block`: wait for room for one, then
+            // hand over the rest in bulk again.
+            let push = s.buffer.push(h.out[next].clone());
+            tokio::pin!(push);
+            // The stats line and /metrics keep ticking while
+            // blocked: a broker outage under `block` is exactly
+            // when the operator needs to see the full buffer.
+            let pushed = !h.stopping
+                && loop {
+                    tokio::select! {
+                        _ = &mut push => break true,
+                        _ = self.shutdown.cancelled() => {
+                            h.stop(feed);
+                            break false;
+                        }
+                        _ = h.stats_tick.tick() => {
+                            h.last_line = stats_line(&self.stats, &self.sinks, h.last_line);
+                        }
+                    }
+                };
+            if !pushed {
+                // Stopping: the sinks keep draining, so keep
+                // handing over what was already read, until the
+                // drain deadline.
+                let drain_timeout = self.cfg.drain_timeout;
+                let deadline = *h
+                    .handover_deadline
+                    .get_or_insert_with(|| tokio::time::Instant::now() + drain_timeout);
+                if tokio::time::timeout_at(deadline, push).await.is_err() {
+                    h.abandoned += (h.out.len() - next) as u64;
+                    tracing::warn!(
+                        sink = s.kind.as_str(),
+                        "drain deadline passed while blocked on a full buffer"
+                    );
+                    return false;
+                }
+            }
+            next += 1;
         }
     }
 
-    // Drain: stop the reader, close the buffers, wait for every confirm.
-    source_stop.trigger();
-    drop(rx);
-    let _ = source.await;
-    save_state(&continuity);
-    for s in &sinks {
-        s.buffer.close();
-    }
-    tracing::info!(timeout = ?cfg.drain_timeout, "draining: waiting for every confirm and delivery report");
-    // Per sink: messages left unconfirmed, and when it finished.
-    let mut remaining: Vec<Option<(u64, Instant)>> = vec![None; sinks.len()];
-    let drain = async {
-        for (i, s) in sinks.iter_mut().enumerate() {
-            remaining[i] = Some((&mut s.handle).await.unwrap_or_else(|e| {
-                tracing::error!(sink = s.kind.as_str(), error = %e, "sink task failed");
-                (s.buffer.len() as u64, Instant::now())
-            }));
+    /// Stops the reader, saves the state, closes the buffers and waits up to
+    /// `--drain-timeout` for every confirm; past it the sinks are stopped
+    /// outright and what they still hold counts as unconfirmed.
+    async fn drain(&mut self, feed: Feed, h: &HandOver) -> Remaining {
+        // Drain: stop the reader, close the buffers, wait for every confirm.
+        let Feed { rx, stop, task, .. } = feed;
+        stop.trigger();
+        drop(rx);
+        let _ = task.await;
+        self.save_state(&h.continuity);
+        for s in &self.sinks {
+            s.buffer.close();
         }
-    };
-    if tokio::time::timeout(cfg.drain_timeout, drain)
-        .await
-        .is_err()
-    {
-        tracing::warn!("drain timeout passed; counting what is left as unconfirmed");
-        hard_stop.trigger();
-        for (i, s) in sinks.iter_mut().enumerate() {
-            if remaining[i].is_none() {
-                remaining[i] = Some(
-                    (&mut s.handle)
-                        .await
-                        .unwrap_or((s.buffer.len() as u64, Instant::now())),
-                );
+        let drain_timeout = self.cfg.drain_timeout;
+        tracing::info!(timeout = ?drain_timeout, "draining: waiting for every confirm and delivery report");
+        // Per sink: messages left unconfirmed, and when it finished.
+        let mut remaining: Remaining = vec![None; self.sinks.len()];
+        let sinks = &mut self.sinks;
+        let drain = async {
+            for (i, s) in sinks.iter_mut().enumerate() {
+                remaining[i] = Some((&mut s.handle).await.unwrap_or_else(|e| {
+                    tracing::error!(sink = s.kind.as_str(), error = %e, "sink task failed");
+                    (s.buffer.len() as u64, Instant::now())
+                }));
+            }
+        };
+        if tokio::time::timeout(drain_timeout, drain).await.is_err() {
+            tracing::warn!("drain timeout passed; counting what is left as unconfirmed");
+            self.hard_stop.trigger();
+            for (i, s) in self.sinks.iter_mut().enumerate() {
+                if remaining[i].is_none() {
+                    remaining[i] = Some(
+                        (&mut s.handle)
+                            .await
+                            .unwrap_or((s.buffer.len() as u64, Instant::now())),
+                    );
+                }
             }
         }
+        remaining
     }
-    // The last sink's end is the end of the active time.
-    let done_at = remaining.iter().flatten().map(|&(_, at)| at).max();
-    let remaining: Vec<(SinkKind, u64)> = sinks
-        .iter()
-        .zip(remaining)
-        .map(|(s, r)| (s.kind, r.map_or(0, |(n, _)| n)))
-        .collect();
-    let sink_reports: Vec<SinkReport> = remaining
-        .iter()
-        .map(|(k, n)| stats.sink(*k).report(*k, *n + abandoned))
-        .collect();
-    let unconfirmed = sink_reports.iter().map(|r| r.unconfirmed).sum();
-    sync_metrics(&stats, &sinks);
-    let report = RunReport {
-        producer: producer_id,
-        exchange: cfg.exchange.to_string(),
-        via: via.as_str(),
-        seconds: started.elapsed().as_secs_f64(),
-        active_seconds: first_tick.map_or(0.0, |t| {
-            done_at
-                .unwrap_or_else(Instant::now)
-                .saturating_duration_since(t)
-                .as_secs_f64()
-        }),
-        frames: get(&stats.frames),
-        trades_in: get(&stats.trades_in),
-        ticks: get(&stats.ticks),
-        gaps: get(&stats.gaps),
-        gap_trades: get(&stats.gap_trades),
-        duplicates: get(&stats.duplicates),
-        poll_overlap: get(&stats.poll_overlap),
-        out_of_order: get(&stats.out_of_order),
-        malformed: get(&stats.malformed),
-        reconnects: get(&stats.reconnects),
-        sinks: sink_reports,
-        unconfirmed,
-    };
-    stats_line(&stats, &sinks, last_line);
-    tracing::info!(
-        ticks = report.ticks,
-        unconfirmed,
-        seconds = format!("{:.1}", report.seconds),
-        "producer finished"
-    );
-    if let Some(path) = &cfg.report {
-        if let Ok(text) = serde_json::to_string_pretty(&report) {
-            if let Err(e) = std::fs::write(path, text) {
-                tracing::error!(path = %path.display(), error = %e, "cannot write report");
+
+    /// Builds the [`RunReport`] from the stats and what each sink left
+    /// unconfirmed, logs the last stats line, and writes `--report` if set.
+    fn report(self, h: HandOver, remaining: Remaining) -> RunReport {
+        let stats = &self.stats;
+        // The last sink's end is the end of the active time.
+        let done_at = remaining.iter().flatten().map(|&(_, at)| at).max();
+        let remaining: Vec<(SinkKind, u64)> = self
+            .sinks
+            .iter()
+            .zip(remaining)
+            .map(|(s, r)| (s.kind, r.map_or(0, |(n, _)| n)))
+            .collect();
+        let sink_reports: Vec<SinkReport> = remaining
+            .iter()
+            .map(|(k, n)| stats.sink(*k).report(*k, *n + h.abandoned))
+            .collect();
+        let unconfirmed = sink_reports.iter().map(|r| r.unconfirmed).sum();
+        sync_metrics(stats, &self.sinks);
+        let report = RunReport {
+            producer: self.producer_id,
+            exchange: self.cfg.exchange.to_string(),
+            via: self.via.as_str(),
+            seconds: self.started.elapsed().as_secs_f64(),
+            active_seconds: h.first_tick.map_or(0.0, |t| {
+                done_at
+                    .unwrap_or_else(Instant::now)
+                    .saturating_duration_since(t)
+                    .as_secs_f64()
+            }),
+            frames: get(&stats.frames),
+            trades_in: get(&stats.trades_in),
+            ticks: get(&stats.ticks),
+            gaps: get(&stats.gaps),
+            gap_trades: get(&stats.gap_trades),
+            duplicates: get(&stats.duplicates),
+            poll_overlap: get(&stats.poll_overlap),
+            out_of_order: get(&stats.out_of_order),
+            malformed: get(&stats.malformed),
+            reconnects: get(&stats.reconnects),
+            sinks: sink_reports,
+            unconfirmed,
+        };
+        stats_line(stats, &self.sinks, h.last_line);
+        tracing::info!(
+            ticks = report.ticks,
+            unconfirmed,
+            seconds = format!("{:.1}", report.seconds),
+            "producer finished"
+        );
+        if let Some(path) = &self.cfg.report {
+            if let Ok(text) = serde_json::to_string_pretty(&report) {
+                if let Err(e) = std::fs::write(path, text) {
+                    tracing::error!(path = %path.display(), error = %e, "cannot write report");
+                }
             }
         }
+        report
     }
-    Ok(report)
 }
 
 fn sync_metrics(stats: &Stats, sinks: &[SinkTask]) {

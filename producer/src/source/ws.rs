@@ -49,6 +49,23 @@ enum SessionEnd {
     Lost(String),
 }
 
+/// The reader's context, shared by every connection it makes: what a
+/// session reads with and hands trades to, and the state that outlives one
+/// connection (the reject kinds already logged once, the reconnect backoff
+/// that data on a new connection resets). One struct instead of a session
+/// function taking each of them as a parameter.
+struct WsSession {
+    adapter: Arc<dyn Exchange>,
+    opts: WsOptions,
+    tx: mpsc::Sender<SourceEvent>,
+    pool: BatchPool,
+    stats: Arc<Stats>,
+    shutdown: Shutdown,
+    /// Reject kinds logged at their first occurrence (counted always).
+    logged_kinds: HashSet<&'static str>,
+    backoff: Backoff,
+}
+
 /// Runs until shutdown, reconnecting as needed.
 pub async fn run(
     adapter: Arc<dyn Exchange>,
@@ -58,267 +75,273 @@ pub async fn run(
     stats: Arc<Stats>,
     shutdown: Shutdown,
 ) {
-    let mut backoff = Backoff::new(opts.reconnect_min, opts.reconnect_max);
-    let mut logged_kinds: HashSet<&'static str> = HashSet::new();
+    let mut s = WsSession {
+        backoff: Backoff::new(opts.reconnect_min, opts.reconnect_max),
+        logged_kinds: HashSet::new(),
+        adapter,
+        opts,
+        tx,
+        pool,
+        stats,
+        shutdown,
+    };
     let mut sessions = 0u64;
     loop {
-        if shutdown.is_shutdown() {
+        if s.shutdown.is_shutdown() {
             return;
         }
-        let attempt = backoff.attempt();
+        let attempt = s.backoff.attempt();
         let connect = tokio::time::timeout(
-            opts.idle_timeout.max(Duration::from_secs(5)),
+            s.opts.idle_timeout.max(Duration::from_secs(5)),
             tokio_tungstenite::connect_async_with_config(
-                opts.url.as_str(),
+                s.opts.url.as_str(),
                 Some(ws_config()),
                 false,
             ),
         );
         let conn = tokio::select! {
-            _ = shutdown.cancelled() => return,
+            _ = s.shutdown.cancelled() => return,
             r = connect => r,
         };
         let ws = match conn {
             Ok(Ok((ws, _))) => ws,
             Ok(Err(e)) => {
-                wait_backoff(&mut backoff, &opts.url, &e.to_string(), &shutdown).await;
+                s.wait_backoff(&e.to_string()).await;
                 continue;
             }
             Err(_) => {
-                wait_backoff(&mut backoff, &opts.url, "connect timed out", &shutdown).await;
+                s.wait_backoff("connect timed out").await;
                 continue;
             }
         };
         if sessions > 0 {
-            add(&stats.reconnects, 1);
+            add(&s.stats.reconnects, 1);
             metrics::counter!("tickbridge_producer_reconnects_total").increment(1);
         }
         sessions += 1;
-        tracing::info!(url = %opts.url, attempt, "feed connected");
-        if tx.send(SourceEvent::Connected { attempt }).await.is_err() {
+        tracing::info!(url = %s.opts.url, attempt, "feed connected");
+        if s.tx.send(SourceEvent::Connected { attempt }).await.is_err() {
             return;
         }
-        let end = session(
-            &*adapter,
-            ws,
-            &opts,
-            &tx,
-            &pool,
-            &stats,
-            &shutdown,
-            &mut logged_kinds,
-            &mut backoff,
-        )
-        .await;
-        match end {
+        match s.run(ws).await {
             SessionEnd::Shutdown => return,
             SessionEnd::Lost(reason) => {
-                tracing::warn!(url = %opts.url, %reason, "feed connection lost");
-                if tx.send(SourceEvent::Disconnected { reason }).await.is_err() {
+                tracing::warn!(url = %s.opts.url, %reason, "feed connection lost");
+                if s.tx
+                    .send(SourceEvent::Disconnected { reason })
+                    .await
+                    .is_err()
+                {
                     return;
                 }
-                wait_backoff(&mut backoff, &opts.url, "reconnecting", &shutdown).await;
+                s.wait_backoff("reconnecting").await;
             }
         }
     }
 }
 
-async fn wait_backoff(backoff: &mut Backoff, url: &str, why: &str, shutdown: &Shutdown) {
-    let delay = backoff.next_delay();
-    tracing::warn!(%url, attempt = backoff.attempt(), delay_ms = delay.as_millis() as u64, error = %why, "feed reconnect scheduled");
-    tokio::select! {
-        _ = shutdown.cancelled() => {}
-        _ = tokio::time::sleep(delay) => {}
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn session<S>(
-    adapter: &dyn Exchange,
-    ws: tokio_tungstenite::WebSocketStream<S>,
-    opts: &WsOptions,
-    tx: &mpsc::Sender<SourceEvent>,
-    pool: &BatchPool,
-    stats: &Stats,
-    shutdown: &Shutdown,
-    logged_kinds: &mut HashSet<&'static str>,
-    backoff: &mut Backoff,
-) -> SessionEnd
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
-{
-    let (mut sink, mut stream) = ws.split();
-    for m in adapter.subscribe_messages() {
-        if let Err(e) = sink.send(WsMessage::text(m)).await {
-            return SessionEnd::Lost(format!("subscribe failed: {e}"));
+impl WsSession {
+    /// Sleeps the next backoff delay (or until shutdown), logging why.
+    async fn wait_backoff(&mut self, why: &str) {
+        let delay = self.backoff.next_delay();
+        tracing::warn!(url = %self.opts.url, attempt = self.backoff.attempt(), delay_ms = delay.as_millis() as u64, error = %why, "feed reconnect scheduled");
+        tokio::select! {
+            _ = self.shutdown.cancelled() => {}
+            _ = tokio::time::sleep(delay) => {}
         }
     }
-    let ping = adapter.app_ping();
-    let mut ping_tick =
-        tokio::time::interval(ping.as_ref().map_or(Duration::from_secs(3600), |p| p.0));
-    ping_tick.tick().await;
-    let mut got_data = false;
-    let mut trades = pool.take();
-    loop {
-        let next = tokio::select! {
-            _ = shutdown.cancelled() => {
-                let _ = sink.send(WsMessage::Close(None)).await;
-                return SessionEnd::Shutdown;
+
+    /// One connection, from subscribing to its end: reads frames (with the
+    /// idle timeout), sends the adapter's application pings, and hands each
+    /// batch of trades to the pipeline.
+    async fn run<S>(&mut self, ws: tokio_tungstenite::WebSocketStream<S>) -> SessionEnd
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    {
+        let (mut sink, mut stream) = ws.split();
+        for m in self.adapter.subscribe_messages() {
+            if let Err(e) = sink.send(WsMessage::text(m)).await {
+                return SessionEnd::Lost(format!("subscribe failed: {e}"));
             }
-            _ = ping_tick.tick(), if ping.is_some() => {
-                if let Some((_, msg)) = &ping {
-                    if let Err(e) = sink.send(WsMessage::text(msg.clone())).await {
-                        return SessionEnd::Lost(format!("ping failed: {e}"));
-                    }
+        }
+        let ping = self.adapter.app_ping();
+        let mut ping_tick =
+            tokio::time::interval(ping.as_ref().map_or(Duration::from_secs(3600), |p| p.0));
+        ping_tick.tick().await;
+        let mut got_data = false;
+        let mut trades = self.pool.take();
+        loop {
+            let next = tokio::select! {
+                _ = self.shutdown.cancelled() => {
+                    let _ = sink.send(WsMessage::Close(None)).await;
+                    return SessionEnd::Shutdown;
                 }
-                continue;
+                _ = ping_tick.tick(), if ping.is_some() => {
+                    if let Some((_, msg)) = &ping {
+                        if let Err(e) = sink.send(WsMessage::text(msg.clone())).await {
+                            return SessionEnd::Lost(format!("ping failed: {e}"));
+                        }
+                    }
+                    continue;
+                }
+                r = tokio::time::timeout(self.opts.idle_timeout, stream.next()) => r,
+            };
+            let frame = match next {
+                Err(_) => {
+                    return SessionEnd::Lost(format!(
+                        "no data for {:?} (idle timeout)",
+                        self.opts.idle_timeout
+                    ))
+                }
+                Ok(None) => return SessionEnd::Lost("connection closed".into()),
+                Ok(Some(Err(e))) => return self.lost(e),
+                Ok(Some(Ok(f))) => f,
+            };
+            let received_ts = chrono::Utc::now();
+            let end = self
+                .take_buffered(frame, &mut sink, &mut stream, &mut trades)
+                .await;
+            if !trades.is_empty() {
+                if !got_data {
+                    got_data = true;
+                    self.backoff.reset();
+                }
+                add(&self.stats.trades_in, trades.len() as u64);
+                let batch = std::mem::replace(&mut trades, self.pool.take());
+                if self
+                    .tx
+                    .send(SourceEvent::Trades {
+                        trades: batch,
+                        received_ts,
+                    })
+                    .await
+                    .is_err()
+                {
+                    return SessionEnd::Shutdown;
+                }
             }
-            r = tokio::time::timeout(opts.idle_timeout, stream.next()) => r,
-        };
-        let mut frame = match next {
-            Err(_) => {
-                return SessionEnd::Lost(format!(
-                    "no data for {:?} (idle timeout)",
-                    opts.idle_timeout
-                ))
+            if let Some(e) = end {
+                return e;
             }
-            Ok(None) => return SessionEnd::Lost("connection closed".into()),
-            Ok(Some(Err(e))) => return lost(e, stats, logged_kinds),
-            Ok(Some(Ok(f))) => f,
-        };
-        let received_ts = chrono::Utc::now();
+        }
+    }
+
+    /// Handles `frame` and then every frame that is already buffered (up to
+    /// [`BATCH_FRAMES`]), parsing trades into `trades`. `Some` when one of
+    /// them ended the session; the trades read before it are still handed
+    /// over by the caller.
+    async fn take_buffered<K, St>(
+        &mut self,
+        mut frame: WsMessage,
+        sink: &mut K,
+        stream: &mut St,
+        trades: &mut Vec<crate::exchange::RawTrade>,
+    ) -> Option<SessionEnd>
+    where
+        K: futures::Sink<WsMessage> + Unpin,
+        K::Error: std::fmt::Display,
+        St: futures::Stream<Item = Result<WsMessage, WsError>> + Unpin,
+    {
         // Take every frame that is already buffered (up to a batch), so a
         // busy feed costs one channel hand-off per batch, not per frame.
-        let mut end = None;
         let mut taken = 0;
         loop {
             taken += 1;
-            if let Err(e) =
-                handle_frame(adapter, frame, &mut sink, &mut trades, stats, logged_kinds).await
-            {
-                end = Some(e);
-                break;
+            if let Err(e) = self.handle_frame(frame, sink, trades).await {
+                return Some(e);
             }
             if taken == BATCH_FRAMES {
-                break;
+                return None;
             }
             frame = match stream.next().now_or_never() {
                 Some(Some(Ok(f))) => f,
-                Some(Some(Err(e))) => {
-                    end = Some(lost(e, stats, logged_kinds));
-                    break;
-                }
-                Some(None) => {
-                    end = Some(SessionEnd::Lost("connection closed".into()));
-                    break;
-                }
-                None => break,
+                Some(Some(Err(e))) => return Some(self.lost(e)),
+                Some(None) => return Some(SessionEnd::Lost("connection closed".into())),
+                None => return None,
             };
         }
-        if !trades.is_empty() {
-            if !got_data {
-                got_data = true;
-                backoff.reset();
-            }
-            add(&stats.trades_in, trades.len() as u64);
-            let batch = std::mem::replace(&mut trades, pool.take());
-            if tx
-                .send(SourceEvent::Trades {
-                    trades: batch,
-                    received_ts,
-                })
-                .await
-                .is_err()
-            {
-                return SessionEnd::Shutdown;
-            }
-        }
-        if let Some(e) = end {
-            return e;
-        }
     }
-}
 
-/// A read error ends the session; the ones caused by what the server sent
-/// (a message over the size limit, a text message that is not UTF-8) are
-/// also counted as rejected frames, so bad input is never just a reconnect.
-fn lost(e: WsError, stats: &Stats, logged_kinds: &mut HashSet<&'static str>) -> SessionEnd {
-    let kind = match &e {
-        WsError::Capacity(_) => Some("too_large"),
-        WsError::Utf8(_) => Some("invalid_utf8"),
-        _ => None,
-    };
-    if let Some(kind) = kind {
-        add(&stats.frames, 1);
-        FrameRejected {
-            kind,
-            error: &e,
-            first_of_kind: logged_kinds.insert(kind),
+    /// A read error ends the session; the ones caused by what the server sent
+    /// (a message over the size limit, a text message that is not UTF-8) are
+    /// also counted as rejected frames, so bad input is never just a reconnect.
+    fn lost(&mut self, e: WsError) -> SessionEnd {
+        let kind = match &e {
+            WsError::Capacity(_) => Some("too_large"),
+            WsError::Utf8(_) => Some("invalid_utf8"),
+            _ => None,
+        };
+        if let Some(kind) = kind {
+            add(&self.stats.frames, 1);
+            FrameRejected {
+                kind,
+                error: &e,
+                first_of_kind: self.logged_kinds.insert(kind),
+            }
+            .emit_to(&self.stats);
         }
-        .emit_to(stats);
+        SessionEnd::Lost(e.to_string())
     }
-    SessionEnd::Lost(e.to_string())
+
+    /// Handles one frame: parses text into `trades`, answers pings, counts
+    /// rejects. An `Err` ends the session.
+    async fn handle_frame<K>(
+        &mut self,
+        frame: WsMessage,
+        sink: &mut K,
+        trades: &mut Vec<crate::exchange::RawTrade>,
+    ) -> Result<(), SessionEnd>
+    where
+        K: futures::Sink<WsMessage> + Unpin,
+        K::Error: std::fmt::Display,
+    {
+        let stats = &*self.stats;
+        match frame {
+            WsMessage::Text(text) => {
+                add(&stats.frames, 1);
+                let before = trades.len();
+                match self.adapter.parse_frame(text.as_str(), trades) {
+                    Ok(FrameKind::Trades) => {}
+                    Ok(_) => {}
+                    Err(e) => {
+                        // A rejected frame contributes no trades, even ones
+                        // parsed before the bad field.
+                        trades.truncate(before);
+                        let kind = e.kind();
+                        FrameRejected {
+                            kind,
+                            error: &e,
+                            first_of_kind: self.logged_kinds.insert(kind),
+                        }
+                        .emit_to(stats);
+                    }
+                }
+            }
+            WsMessage::Binary(_) => {
+                add(&stats.frames, 1);
+                FrameRejected {
+                    kind: "binary_frame",
+                    error: &"unexpected binary frame",
+                    first_of_kind: self.logged_kinds.insert("binary_frame"),
+                }
+                .emit_to(stats);
+            }
+            WsMessage::Ping(payload) => {
+                if let Err(e) = sink.send(WsMessage::Pong(payload)).await {
+                    return Err(SessionEnd::Lost(format!("pong failed: {e}")));
+                }
+            }
+            WsMessage::Pong(_) | WsMessage::Frame(_) => {}
+            WsMessage::Close(c) => {
+                return Err(SessionEnd::Lost(format!("closed by server: {c:?}")));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Frames taken per hand-off to the pipeline when they are already buffered.
 const BATCH_FRAMES: usize = 256;
-
-/// Handles one frame: parses text into `trades`, answers pings, counts
-/// rejects. An `Err` ends the session.
-async fn handle_frame<K>(
-    adapter: &dyn Exchange,
-    frame: WsMessage,
-    sink: &mut K,
-    trades: &mut Vec<crate::exchange::RawTrade>,
-    stats: &Stats,
-    logged_kinds: &mut HashSet<&'static str>,
-) -> Result<(), SessionEnd>
-where
-    K: futures::Sink<WsMessage> + Unpin,
-    K::Error: std::fmt::Display,
-{
-    match frame {
-        WsMessage::Text(text) => {
-            add(&stats.frames, 1);
-            let before = trades.len();
-            match adapter.parse_frame(text.as_str(), trades) {
-                Ok(FrameKind::Trades) => {}
-                Ok(_) => {}
-                Err(e) => {
-                    // A rejected frame contributes no trades, even ones
-                    // parsed before the bad field.
-                    trades.truncate(before);
-                    let kind = e.kind();
-                    FrameRejected {
-                        kind,
-                        error: &e,
-                        first_of_kind: logged_kinds.insert(kind),
-                    }
-                    .emit_to(stats);
-                }
-            }
-        }
-        WsMessage::Binary(_) => {
-            add(&stats.frames, 1);
-            FrameRejected {
-                kind: "binary_frame",
-                error: &"unexpected binary frame",
-                first_of_kind: logged_kinds.insert("binary_frame"),
-            }
-            .emit_to(stats);
-        }
-        WsMessage::Ping(payload) => {
-            if let Err(e) = sink.send(WsMessage::Pong(payload)).await {
-                return Err(SessionEnd::Lost(format!("pong failed: {e}")));
-            }
-        }
-        WsMessage::Pong(_) | WsMessage::Frame(_) => {}
-        WsMessage::Close(c) => {
-            return Err(SessionEnd::Lost(format!("closed by server: {c:?}")));
-        }
-    }
-    Ok(())
-}
 
 #[cfg(test)]
 mod tests {
