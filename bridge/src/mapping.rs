@@ -31,30 +31,7 @@ const CORE: [&str; 8] = [
     headers::ORIGIN,
 ];
 
-/// Text of a scalar AMQP header value; `None` for tables, arrays and void.
-pub fn amqp_value_text(v: &AMQPValue) -> Option<String> {
-    Some(match v {
-        AMQPValue::LongString(s) => String::from_utf8_lossy(s.as_bytes()).into_owned(),
-        AMQPValue::ShortString(s) => s.to_string(),
-        AMQPValue::Boolean(b) => b.to_string(),
-        AMQPValue::ShortShortInt(n) => n.to_string(),
-        AMQPValue::ShortShortUInt(n) => n.to_string(),
-        AMQPValue::ShortInt(n) => n.to_string(),
-        AMQPValue::ShortUInt(n) => n.to_string(),
-        AMQPValue::LongInt(n) => n.to_string(),
-        AMQPValue::LongUInt(n) => n.to_string(),
-        AMQPValue::LongLongInt(n) => n.to_string(),
-        AMQPValue::Float(f) => f.to_string(),
-        AMQPValue::Double(f) => f.to_string(),
-        AMQPValue::Timestamp(t) => t.to_string(),
-        _ => return None,
-    })
-}
-
-/// A header of an AMQP message as text.
-pub fn amqp_header(props: &BasicProperties, key: &str) -> Option<String> {
-    amqp_value_text(props.headers().as_ref()?.inner().get(key)?)
-}
+pub use tickbridge_broker::headers::{amqp_header, value_text as amqp_value_text};
 
 /// A header of a Kafka record as text (last one wins, as in Kafka clients).
 pub fn kafka_header(h: Option<&BorrowedHeaders>, key: &str) -> Option<String> {

@@ -68,6 +68,38 @@ pub fn kafka_headers(msg: MessageRef<'_>) -> OwnedHeaders {
         })
 }
 
+/// Text of a scalar AMQP header value, whatever type the publisher chose
+/// (a string, a number, a boolean); `None` for tables, arrays and void.
+pub fn value_text(v: &AMQPValue) -> Option<String> {
+    Some(match v {
+        AMQPValue::LongString(s) => String::from_utf8_lossy(s.as_bytes()).into_owned(),
+        AMQPValue::ShortString(s) => s.to_string(),
+        AMQPValue::Boolean(b) => b.to_string(),
+        AMQPValue::ShortShortInt(n) => n.to_string(),
+        AMQPValue::ShortShortUInt(n) => n.to_string(),
+        AMQPValue::ShortInt(n) => n.to_string(),
+        AMQPValue::ShortUInt(n) => n.to_string(),
+        AMQPValue::LongInt(n) => n.to_string(),
+        AMQPValue::LongUInt(n) => n.to_string(),
+        AMQPValue::LongLongInt(n) => n.to_string(),
+        AMQPValue::Float(f) => f.to_string(),
+        AMQPValue::Double(f) => f.to_string(),
+        AMQPValue::Timestamp(t) => t.to_string(),
+        _ => return None,
+    })
+}
+
+/// A header of an AMQP message as text.
+pub fn amqp_header(props: &BasicProperties, key: &str) -> Option<String> {
+    value_text(props.headers().as_ref()?.inner().get(key)?)
+}
+
+/// An integer header (a retry count) whatever integer type, or decimal
+/// text, the publisher chose; `None` when absent or out of range.
+pub fn amqp_header_u32(props: &BasicProperties, key: &str) -> Option<u32> {
+    amqp_header(props, key)?.trim().parse().ok()
+}
+
 fn lstr(s: &str) -> AMQPValue {
     AMQPValue::LongString(LongString::from(s))
 }

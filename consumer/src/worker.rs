@@ -516,32 +516,7 @@ fn with_headers(props: &BasicProperties, retries: u32, reason: &str) -> BasicPro
     props.clone().with_headers(h)
 }
 
-/// Reads an integer header whatever integer type the publisher chose.
-pub fn header_u32(props: &BasicProperties, key: &str) -> Option<u32> {
-    let h = props.headers().as_ref()?;
-    let v = h.inner().get(key)?;
-    let n: i64 = match v {
-        AMQPValue::ShortShortInt(n) => *n as i64,
-        AMQPValue::ShortShortUInt(n) => *n as i64,
-        AMQPValue::ShortInt(n) => *n as i64,
-        AMQPValue::ShortUInt(n) => *n as i64,
-        AMQPValue::LongInt(n) => *n as i64,
-        AMQPValue::LongUInt(n) => *n as i64,
-        AMQPValue::LongLongInt(n) => *n,
-        AMQPValue::LongString(s) => String::from_utf8_lossy(s.as_bytes()).trim().parse().ok()?,
-        _ => return None,
-    };
-    u32::try_from(n).ok()
-}
-
-/// Reads a string header.
-pub fn header_str(props: &BasicProperties, key: &str) -> Option<String> {
-    match props.headers().as_ref()?.inner().get(key)? {
-        AMQPValue::LongString(s) => Some(String::from_utf8_lossy(s.as_bytes()).into_owned()),
-        AMQPValue::ShortString(s) => Some(s.to_string()),
-        _ => None,
-    }
-}
+pub use tickbridge_broker::headers::{amqp_header as header_str, amqp_header_u32 as header_u32};
 
 /// Opens a channel with `basic.qos` prefetch and starts consuming `queue`
 /// on it, under [`STEP_TIMEOUT`].

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 pub mod fixtures;
 pub mod loadgen;
+pub mod readback;
 
 pub use fixtures::{kafka_publish, kafka_topic, ticks, wait_until, SYMBOLS};
 
