@@ -27,7 +27,7 @@ use crate::events::{self, Bridged, Consumed, Duplicate, Retried, SkippedOwn, K2R
 use crate::mapping::{
     amqp_properties_from_kafka, dead_letter_properties, kafka_header, raw_properties_from_kafka,
 };
-use crate::rabbit::{bounded, confirm_channel, park, STEP_TIMEOUT};
+use crate::rabbit::{bounded, confirm_channel, park};
 use crate::stats::DirStats;
 use crate::tracker::OffsetTracker;
 use crate::{Error, Result};
@@ -39,7 +39,6 @@ use lapin::{BasicProperties, Channel, Confirmation};
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
 };
-use rdkafka::error::KafkaError;
 use rdkafka::message::{Message as _, OwnedMessage};
 use rdkafka::statistics::Statistics;
 use rdkafka::types::RDKafkaErrorCode;
@@ -47,10 +46,12 @@ use rdkafka::ClientContext;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
+use tickbridge_broker::amqp::close_connection;
 use tickbridge_broker::amqp::Topology;
 use tickbridge_broker::dedup::DedupWindow;
-use tickbridge_broker::events::{CommitFailed, DeadLettered, KafkaReceiveError, Scope};
+use tickbridge_broker::events::{DeadLettered, KafkaReceiveError, Scope};
 use tickbridge_broker::headers;
+use tickbridge_broker::kafka::commit_stored;
 use tickbridge_model::telemetry::InternalEvent;
 use tickbridge_model::{schema, Shutdown};
 
@@ -87,7 +88,7 @@ impl ConsumerContext for Ctx {
             let lost = c.assignment_lost();
             tracing::info!(direction = K2R, partitions = ?partitions(tpl), lost, "partitions revoked");
             if !lost {
-                commit(c, CommitMode::Sync, "revoke");
+                commit_stored(c, CommitMode::Sync, Scope::Bridge(K2R), "revoke");
             }
         }
     }
@@ -106,18 +107,6 @@ impl ConsumerContext for Ctx {
 /// Partition numbers of a rebalance, for its log line.
 fn partitions(tpl: &rdkafka::TopicPartitionList) -> Vec<i32> {
     tpl.elements().iter().map(|e| e.partition()).collect()
-}
-
-fn commit<C: Consumer<X>, X: ConsumerContext>(c: &C, mode: CommitMode, when: &'static str) {
-    match c.commit_consumer_state(mode) {
-        Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
-        Err(e) => CommitFailed {
-            scope: Scope::Bridge(K2R),
-            error: &e,
-            when,
-        }
-        .emit(),
-    }
 }
 
 /// Everything a session needs that outlives it.
@@ -236,7 +225,7 @@ impl K2r<'_> {
                 // The timers come before confirms and records: with
                 // `biased`, a backlog that always has one ready would
                 // otherwise hold off every commit until it drained.
-                _ = commit_tick.tick() => commit(&consumer, CommitMode::Async, "interval"),
+                _ = commit_tick.tick() => commit_stored(&consumer, CommitMode::Async, Scope::Bridge(K2R), "interval"),
                 _ = gauge_tick.tick() => {
                     // An idle session would otherwise notice a dead
                     // connection only at its next publish.
@@ -293,11 +282,10 @@ impl K2r<'_> {
                 }
             }
         };
-        commit(&consumer, CommitMode::Sync, "shutdown");
+        commit_stored(&consumer, CommitMode::Sync, Scope::Bridge(K2R), "shutdown");
         self.stats().in_flight.store(0, Relaxed);
         drop(consumer);
-        let _ =
-            tokio::time::timeout(STEP_TIMEOUT, conn.close(200, "bridge session done".into())).await;
+        close_connection(&conn, "bridge session done").await;
         result
     }
 

@@ -40,6 +40,7 @@ use rdkafka::message::OwnedHeaders;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
+use tickbridge_broker::amqp::close_connection;
 use tickbridge_broker::dedup::DedupWindow;
 use tickbridge_broker::events::{DeadLettered, Redelivered, Scope};
 use tickbridge_broker::headers;
@@ -211,8 +212,7 @@ impl R2k<'_> {
             }
         };
         self.stats.in_flight.store(0, Relaxed);
-        let _ =
-            tokio::time::timeout(STEP_TIMEOUT, conn.close(200, "bridge session done".into())).await;
+        close_connection(&conn, "bridge session done").await;
         result
     }
 

@@ -33,6 +33,14 @@ pub const DEFAULT_PREFIX: &str = "ticks";
 /// return to their queue, unconfirmed publishes are sent again.
 pub const STEP_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// Closes a connection at the end of a session, waiting at most
+/// [`STEP_TIMEOUT`] for the broker's answer: a node that went away must not
+/// hold a shutdown up, and nothing is lost by not waiting (what is unacked
+/// returns to its queue).
+pub async fn close_connection(conn: &Connection, reason: &str) {
+    let _ = tokio::time::timeout(STEP_TIMEOUT, conn.close(200, reason.into())).await;
+}
+
 /// Runs one AMQP step under `limit`; past it the step is abandoned with
 /// [`Error::Timeout`], which every crate treats as a lost connection
 /// (recoverable, so the caller reconnects).

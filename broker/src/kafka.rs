@@ -286,6 +286,32 @@ async fn tcp_check(host: &str, port: u16, timeout: Duration) -> std::result::Res
     }
 }
 
+/// Commits the offsets stored so far. "Nothing to commit" is not an
+/// error; a real failure is counted ([`CommitFailed`]) and left to the next
+/// commit, which covers the same offsets or later ones.
+///
+/// [`CommitFailed`]: crate::events::CommitFailed
+pub fn commit_stored<C, X>(
+    consumer: &C,
+    mode: rdkafka::consumer::CommitMode,
+    scope: crate::events::Scope,
+    when: &'static str,
+) where
+    C: Consumer<X>,
+    X: rdkafka::consumer::ConsumerContext,
+{
+    use tickbridge_model::telemetry::InternalEvent;
+    match consumer.commit_consumer_state(mode) {
+        Ok(()) | Err(rdkafka::error::KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
+        Err(e) => crate::events::CommitFailed {
+            scope,
+            error: &e,
+            when,
+        }
+        .emit(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

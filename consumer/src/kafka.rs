@@ -43,7 +43,8 @@ use rdkafka::ClientContext;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tickbridge_broker::events::{CommitFailed, KafkaReceiveError, Scope};
+use tickbridge_broker::events::{KafkaReceiveError, Scope};
+use tickbridge_broker::kafka::commit_stored;
 use tickbridge_broker::kafka::KafkaConfig;
 use tickbridge_model::telemetry::InternalEvent;
 use tickbridge_model::{schema, Shutdown};
@@ -123,7 +124,7 @@ impl ConsumerContext for Ctx {
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
                 if self.commit && !c.assignment_lost() {
-                    commit(c, CommitMode::Sync, "revoke");
+                    commit_stored(c, CommitMode::Sync, Scope::Consumer(ROLE), "revoke");
                 }
                 let parts: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
                 tracing::info!(partitions = ?parts, "partitions revoked");
@@ -143,20 +144,6 @@ impl ConsumerContext for Ctx {
                 self.assignment.clear();
             }
         }
-    }
-}
-
-/// Commits stored offsets; "nothing to commit" is not an error.
-fn commit<C: Consumer<X>, X: ConsumerContext>(c: &C, mode: CommitMode, when: &'static str) {
-    match c.commit_consumer_state(mode) {
-        Ok(()) => {}
-        Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
-        Err(e) => CommitFailed {
-            scope: Scope::Consumer(ROLE),
-            error: &e,
-            when,
-        }
-        .emit(),
     }
 }
 
@@ -315,7 +302,7 @@ impl<'a> Reader<'a> {
                 // The timers come before the records: with `biased`, a reader
                 // that always has a record ready (a backlog) would otherwise
                 // never commit, report or notice idleness until it caught up.
-                _ = commit_tick.tick(), if self.commit_enabled => commit(&self.consumer, CommitMode::Async, "interval"),
+                _ = commit_tick.tick(), if self.commit_enabled => commit_stored(&self.consumer, CommitMode::Async, Scope::Consumer(ROLE), "interval"),
                 _ = stats_tick.tick() => self.log_stats(),
                 _ = idle_tick.tick() => if idle.expired() {
                     tracing::info!(name = %self.name, "no messages for a while, exiting (--exit-when-idle)");
@@ -386,7 +373,12 @@ impl<'a> Reader<'a> {
             ..
         } = self;
         if commit_enabled {
-            commit(&consumer, CommitMode::Sync, "shutdown");
+            commit_stored(
+                &consumer,
+                CommitMode::Sync,
+                Scope::Consumer(ROLE),
+                "shutdown",
+            );
         }
         // After the final commit, so a drained group ends at lag 0.
         if let Some(g) = group_lag {

@@ -140,6 +140,18 @@ pub fn check_help(bin: &Path, cmd: clap::Command) -> Result<Vec<String>, String>
     Ok(words)
 }
 
+/// How every binary ends: success, or its error as one line on stderr
+/// (`worker: error: ...`) and a non-zero exit status.
+pub fn exit<T, E: std::fmt::Display>(bin: &str, result: Result<T, E>) -> std::process::ExitCode {
+    match result {
+        Ok(_) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{bin}: error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 /// clap, for what [`help_test!`](crate::help_test) expands to.
 #[doc(hidden)]
 pub use clap as __clap;

@@ -32,11 +32,5 @@ async fn main() -> std::process::ExitCode {
     // `RUST_LOG=...,lapin=info` brings them back.
     tickbridge_model::telemetry::init_tracing(config.shared.log_format);
     let shutdown = Shutdown::on_signals();
-    match tickbridge_bridge::run(config, shutdown).await {
-        Ok(_) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("bridge: error: {e}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    tickbridge_model::cli::exit("bridge", tickbridge_bridge::run(config, shutdown).await)
 }

@@ -29,19 +29,12 @@ async fn main() -> std::process::ExitCode {
     tickbridge_model::telemetry::init_tracing(cli.config.common.log_format);
     let shutdown = Shutdown::on_signals();
     let config = cli.config;
-    if let Err(e) = consumer::preflight(&config).await {
-        eprintln!("consumer: error: {e}");
-        return std::process::ExitCode::FAILURE;
-    }
-    match supervise(config.role(), &shutdown, || {
-        consumer::run(config.clone(), shutdown.clone())
-    })
-    .await
-    {
-        Ok(_) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("consumer: error: {e}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    let result = async {
+        consumer::preflight(&config).await?;
+        supervise(config.role(), &shutdown, || {
+            consumer::run(config.clone(), shutdown.clone())
+        })
+        .await
+    };
+    tickbridge_model::cli::exit("consumer", result.await)
 }

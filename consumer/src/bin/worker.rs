@@ -30,19 +30,12 @@ async fn main() -> std::process::ExitCode {
     tickbridge_model::telemetry::init_tracing(cli.config.common.log_format);
     let shutdown = Shutdown::on_signals();
     let config = cli.config;
-    if let Err(e) = worker::preflight(&config).await {
-        eprintln!("worker: error: {e}");
-        return std::process::ExitCode::FAILURE;
-    }
-    match supervise(worker::ROLE, &shutdown, || {
-        worker::run(config.clone(), shutdown.clone())
-    })
-    .await
-    {
-        Ok(_) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("worker: error: {e}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    let result = async {
+        worker::preflight(&config).await?;
+        supervise(worker::ROLE, &shutdown, || {
+            worker::run(config.clone(), shutdown.clone())
+        })
+        .await
+    };
+    tickbridge_model::cli::exit("worker", result.await)
 }

@@ -278,6 +278,14 @@ impl SymbolMap {
             .ok_or_else(|| ParseError::UnknownSymbol(excerpt(raw)))
     }
 
+    /// The exchange spelling of a normalized symbol; an unknown symbol is
+    /// passed through as given (the exchange then answers for it).
+    pub(crate) fn raw_or_given<'a>(&'a self, symbol: &'a str) -> &'a str {
+        self.by_normalized(symbol)
+            .map(|(_, r)| &**r)
+            .unwrap_or(symbol)
+    }
+
     /// `(normalized, raw)` for a normalized symbol, or `UnknownSymbol`.
     pub(crate) fn by_normalized(&self, symbol: &str) -> Result<(&Arc<str>, &Arc<str>), ParseError> {
         self.normalized

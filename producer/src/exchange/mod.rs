@@ -141,7 +141,9 @@ pub trait Exchange: Send + Sync + 'static {
     /// simulator, e.g. `ws://127.0.0.1:PORT`). Binance builds
     /// `{base}/stream?streams=btcusdt@trade/ethusdt@trade`; Coinbase and
     /// Kraken use the base as is (Kraken's default already ends in `/v2`).
-    fn ws_url(&self, base: &str) -> String;
+    fn ws_url(&self, base: &str) -> String {
+        base.to_string()
+    }
 
     /// Text frames to send after connecting (and after every reconnect).
     fn subscribe_messages(&self) -> Vec<String>;
@@ -157,8 +159,19 @@ pub trait Exchange: Send + Sync + 'static {
     fn parse_frame(&self, text: &str, out: &mut Vec<RawTrade>) -> Result<FrameKind, ParseError>;
 
     /// REST URL returning recent trades for one normalized symbol (for
-    /// polling).
-    fn rest_trades_url(&self, base: &str, symbol: &str, limit: u32) -> String;
+    /// polling): the base, then [`Exchange::rest_trades_path`].
+    fn rest_trades_url(&self, base: &str, symbol: &str, limit: u32) -> String {
+        let path = self.rest_trades_path(self.raw_symbol(symbol), limit);
+        format!("{}{path}", base.trim_end_matches('/'))
+    }
+
+    /// Path and query of the recent-trades endpoint for one exchange symbol
+    /// (`raw`, e.g. `BTCUSDT`), at most `limit` trades.
+    fn rest_trades_path(&self, raw: &str, limit: u32) -> String;
+
+    /// The exchange's spelling of a normalized symbol (an unknown one is
+    /// passed through, and the exchange answers for it).
+    fn raw_symbol<'a>(&'a self, symbol: &'a str) -> &'a str;
 
     /// Parses a REST trades response for one normalized symbol. Trades are
     /// pushed in ascending trade id order whatever order the exchange uses.

@@ -131,16 +131,12 @@ impl Exchange for Binance {
         Err(ParseError::UnknownMessage(decode::excerpt(text)))
     }
 
-    fn rest_trades_url(&self, base: &str, symbol: &str, limit: u32) -> String {
-        let raw = self
-            .symbols
-            .by_normalized(symbol)
-            .map(|(_, r)| &**r)
-            .unwrap_or(symbol);
-        format!(
-            "{}/api/v3/trades?symbol={raw}&limit={limit}",
-            base.trim_end_matches('/')
-        )
+    fn rest_trades_path(&self, raw: &str, limit: u32) -> String {
+        format!("/api/v3/trades?symbol={raw}&limit={limit}")
+    }
+
+    fn raw_symbol<'a>(&'a self, symbol: &'a str) -> &'a str {
+        self.symbols.raw_or_given(symbol)
     }
 
     fn parse_rest(

@@ -63,10 +63,6 @@ impl Exchange for Coinbase {
         Source::Coinbase
     }
 
-    fn ws_url(&self, base: &str) -> String {
-        base.to_string()
-    }
-
     /// One subscribe for every product: `matches` for the trades, `heartbeat`
     /// so a quiet product is told apart from a dead connection.
     fn subscribe_messages(&self) -> Vec<String> {
@@ -118,16 +114,12 @@ impl Exchange for Coinbase {
         }
     }
 
-    fn rest_trades_url(&self, base: &str, symbol: &str, limit: u32) -> String {
-        let raw = self
-            .symbols
-            .by_normalized(symbol)
-            .map(|(_, r)| &**r)
-            .unwrap_or(symbol);
-        format!(
-            "{}/products/{raw}/trades?limit={limit}",
-            base.trim_end_matches('/')
-        )
+    fn rest_trades_path(&self, raw: &str, limit: u32) -> String {
+        format!("/products/{raw}/trades?limit={limit}")
+    }
+
+    fn raw_symbol<'a>(&'a self, symbol: &'a str) -> &'a str {
+        self.symbols.raw_or_given(symbol)
     }
 
     fn parse_rest(

@@ -61,10 +61,6 @@ impl Exchange for Kraken {
         Source::Kraken
     }
 
-    fn ws_url(&self, base: &str) -> String {
-        base.to_string()
-    }
-
     /// One subscribe for every pair. `snapshot: false`: the 50-trade snapshot
     /// would replay trades already published before a reconnect; the
     /// pipeline's gap detection, not a replay, accounts for missed trades.
@@ -120,16 +116,12 @@ impl Exchange for Kraken {
         }
     }
 
-    fn rest_trades_url(&self, base: &str, symbol: &str, limit: u32) -> String {
-        let raw = self
-            .symbols
-            .by_normalized(symbol)
-            .map(|(_, r)| &**r)
-            .unwrap_or(symbol);
-        format!(
-            "{}/0/public/Trades?pair={raw}&count={limit}",
-            base.trim_end_matches('/')
-        )
+    fn rest_trades_path(&self, raw: &str, limit: u32) -> String {
+        format!("/0/public/Trades?pair={raw}&count={limit}")
+    }
+
+    fn raw_symbol<'a>(&'a self, symbol: &'a str) -> &'a str {
+        self.symbols.raw_or_given(symbol)
     }
 
     /// Kraken keys the result by its own pair name (`XXBTZUSD` for a request
