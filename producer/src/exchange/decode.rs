@@ -224,7 +224,7 @@ pub(crate) fn from_epoch_seconds(field: &str, raw: &RawValue) -> Result<DateTime
 /// a few short strings beats hashing them. The strings are shared: every
 /// trade of a symbol points at these instead of allocating its own copies.
 #[derive(Debug, Clone)]
-pub(crate) struct SymbolMap {
+pub struct SymbolMap {
     normalized: Vec<Arc<str>>,
     raw: Vec<Arc<str>>,
 }

@@ -38,7 +38,7 @@ mod test_util;
 
 pub use binance::Binance;
 pub use coinbase::Coinbase;
-pub use decode::{MAX_FRAME_BYTES, MAX_REST_BYTES};
+pub use decode::{SymbolMap, MAX_FRAME_BYTES, MAX_REST_BYTES};
 pub use kraken::Kraken;
 
 /// One trade as the exchange reported it, already normalized but not yet
@@ -161,7 +161,7 @@ pub trait Exchange: Send + Sync + 'static {
     /// REST URL returning recent trades for one normalized symbol (for
     /// polling): the base, then [`Exchange::rest_trades_path`].
     fn rest_trades_url(&self, base: &str, symbol: &str, limit: u32) -> String {
-        let path = self.rest_trades_path(self.raw_symbol(symbol), limit);
+        let path = self.rest_trades_path(self.symbol_map().raw_or_given(symbol), limit);
         format!("{}{path}", base.trim_end_matches('/'))
     }
 
@@ -169,22 +169,51 @@ pub trait Exchange: Send + Sync + 'static {
     /// (`raw`, e.g. `BTCUSDT`), at most `limit` trades.
     fn rest_trades_path(&self, raw: &str, limit: u32) -> String;
 
-    /// The exchange's spelling of a normalized symbol (an unknown one is
-    /// passed through, and the exchange answers for it).
-    fn raw_symbol<'a>(&'a self, symbol: &'a str) -> &'a str;
-
     /// Parses a REST trades response for one normalized symbol. Trades are
     /// pushed in ascending trade id order whatever order the exchange uses.
+    /// An unknown symbol or a body that is not UTF-8 text (or too large) is
+    /// refused here; the exchange's format is [`Exchange::parse_rest_text`].
     fn parse_rest(
         &self,
         symbol: &str,
         body: &[u8],
         out: &mut Vec<RawTrade>,
-    ) -> Result<(), ParseError>;
+    ) -> Result<(), ParseError> {
+        let (symbol, raw_symbol) = self.symbol_map().by_normalized(symbol)?;
+        let text = decode::rest_text(body)?;
+        let page = RestPage {
+            symbol,
+            raw_symbol,
+            text,
+        };
+        self.parse_rest_text(page, out)
+    }
+
+    /// The exchange's REST trades format, for one page of one symbol.
+    fn parse_rest_text(&self, page: RestPage<'_>, out: &mut Vec<RawTrade>) -> Parsed;
+
+    /// The symbols this adapter was built for, with their exchange
+    /// spellings.
+    fn symbol_map(&self) -> &SymbolMap;
 
     /// Normalized symbols this adapter was built for.
-    fn symbols(&self) -> &[Arc<str>];
+    fn symbols(&self) -> &[Arc<str>] {
+        self.symbol_map().normalized()
+    }
 }
+
+/// One REST trades response, as [`Exchange::parse_rest_text`] gets it.
+pub struct RestPage<'a> {
+    /// The normalized symbol it was asked for.
+    pub symbol: &'a Arc<str>,
+    /// The exchange's spelling of it, as asked.
+    pub raw_symbol: &'a Arc<str>,
+    /// The body, checked to be UTF-8 and within `MAX_REST_BYTES`.
+    pub text: &'a str,
+}
+
+/// What parsing a REST page returns: the trades went into `out`.
+pub type Parsed = Result<(), ParseError>;
 
 /// Builds the adapter for `source`, subscribed to `symbols` (normalized
 /// `BASE-QUOTE`). Fails with [`ParseError::UnknownSymbol`] when the list is

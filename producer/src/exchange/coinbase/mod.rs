@@ -15,7 +15,7 @@
 mod trade;
 
 use super::decode::{self, SymbolMap};
-use super::{Exchange, FrameKind, ParseError, RawTrade};
+use super::{Exchange, FrameKind, ParseError, Parsed, RawTrade, RestPage};
 use tickbridge_model::{Side, Source};
 use trade::{CoinbaseError, CoinbaseMatch, CoinbaseRestTrade, CoinbaseType, MakerSide};
 
@@ -118,18 +118,8 @@ impl Exchange for Coinbase {
         format!("/products/{raw}/trades?limit={limit}")
     }
 
-    fn raw_symbol<'a>(&'a self, symbol: &'a str) -> &'a str {
-        self.symbols.raw_or_given(symbol)
-    }
-
-    fn parse_rest(
-        &self,
-        symbol: &str,
-        body: &[u8],
-        out: &mut Vec<RawTrade>,
-    ) -> Result<(), ParseError> {
-        let (symbol, raw_symbol) = self.symbols.by_normalized(symbol)?;
-        let text = decode::rest_text(body)?;
+    fn parse_rest_text(&self, page: RestPage<'_>, out: &mut Vec<RawTrade>) -> Parsed {
+        let (symbol, raw_symbol, text) = (page.symbol, page.raw_symbol, page.text);
         if decode::first_byte(text) == Some(b'{') {
             let e: CoinbaseError = decode::json(text)?;
             return Err(ParseError::ExchangeError(e.message));
@@ -153,8 +143,8 @@ impl Exchange for Coinbase {
         Ok(())
     }
 
-    fn symbols(&self) -> &[std::sync::Arc<str>] {
-        self.symbols.normalized()
+    fn symbol_map(&self) -> &SymbolMap {
+        &self.symbols
     }
 }
 

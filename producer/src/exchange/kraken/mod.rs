@@ -13,7 +13,7 @@
 mod trade;
 
 use super::decode::{self, SymbolMap};
-use super::{Exchange, FrameKind, ParseError, RawTrade};
+use super::{Exchange, FrameKind, ParseError, Parsed, RawTrade, RestPage};
 use std::time::Duration;
 use tickbridge_model::{Side, Source};
 use trade::{KrakenMessage, KrakenRest, KrakenRestTrade, KrakenTrade};
@@ -120,21 +120,11 @@ impl Exchange for Kraken {
         format!("/0/public/Trades?pair={raw}&count={limit}")
     }
 
-    fn raw_symbol<'a>(&'a self, symbol: &'a str) -> &'a str {
-        self.symbols.raw_or_given(symbol)
-    }
-
     /// Kraken keys the result by its own pair name (`XXBTZUSD` for a request
     /// by `XBTUSD`), so the adapter takes the one array in `result` and
     /// reports the v2 spelling as `raw_symbol`.
-    fn parse_rest(
-        &self,
-        symbol: &str,
-        body: &[u8],
-        out: &mut Vec<RawTrade>,
-    ) -> Result<(), ParseError> {
-        let (symbol, raw_symbol) = self.symbols.by_normalized(symbol)?;
-        let text = decode::rest_text(body)?;
+    fn parse_rest_text(&self, page: RestPage<'_>, out: &mut Vec<RawTrade>) -> Parsed {
+        let (symbol, raw_symbol, text) = (page.symbol, page.raw_symbol, page.text);
         let rest: KrakenRest = decode::json(text)?;
         if !rest.error.is_empty() {
             return Err(ParseError::ExchangeError(rest.error.join("; ")));
@@ -173,8 +163,8 @@ impl Exchange for Kraken {
         Ok(())
     }
 
-    fn symbols(&self) -> &[std::sync::Arc<str>] {
-        self.symbols.normalized()
+    fn symbol_map(&self) -> &SymbolMap {
+        &self.symbols
     }
 }
 
