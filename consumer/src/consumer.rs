@@ -178,6 +178,22 @@ impl ConsumerConfig {
     }
 }
 
+impl crate::supervise::Reader for ConsumerConfig {
+    const BIN: &'static str = "consumer";
+    fn role(&self) -> &'static str {
+        ConsumerConfig::role(self)
+    }
+    fn log_format(&self) -> tickbridge_model::telemetry::LogFormat {
+        self.common.log_format
+    }
+    async fn preflight(&self) -> Result<()> {
+        preflight(self).await
+    }
+    async fn run(self, shutdown: Shutdown) -> Result<Summary> {
+        run(self, shutdown).await
+    }
+}
+
 /// Startup check, before the reconnect loop: the broker this consumer reads
 /// must answer now (Kafka: every bootstrap address resolved and a metadata
 /// request answered within `--topic-wait`; RabbitMQ: one connection). A

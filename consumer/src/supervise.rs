@@ -76,6 +76,38 @@ where
     }
 }
 
+/// A reader as its binary runs it: `worker` and `consumer` differ only in
+/// these, so their `main` is one function, [`main`].
+pub trait Reader: Clone + Send + Sync + 'static {
+    /// Binary name, for the one-line error.
+    const BIN: &'static str;
+    /// The `role` label of the reader's metrics.
+    fn role(&self) -> &'static str;
+    /// Log output format (`--log-format`).
+    fn log_format(&self) -> tickbridge_model::telemetry::LogFormat;
+    /// The startup check: one connection must work now, or the run ends
+    /// with a terminal error instead of reconnecting forever.
+    fn preflight(&self) -> impl Future<Output = Result<()>> + Send;
+    /// One run, until `shutdown` or an error.
+    fn run(self, shutdown: Shutdown) -> impl Future<Output = Result<Summary>> + Send;
+}
+
+/// `main` of the reader binaries: logs, the signal handler, the startup
+/// check, then [`supervise`]; an error becomes one line on stderr and a
+/// non-zero exit.
+pub async fn main<R: Reader>(config: R) -> std::process::ExitCode {
+    tickbridge_model::telemetry::init_tracing(config.log_format());
+    let shutdown = Shutdown::on_signals();
+    let result = async {
+        config.preflight().await?;
+        supervise(config.role(), &shutdown, || {
+            config.clone().run(shutdown.clone())
+        })
+        .await
+    };
+    tickbridge_model::cli::exit(R::BIN, result.await)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -103,6 +103,22 @@ impl WorkerConfig {
     }
 }
 
+impl crate::supervise::Reader for WorkerConfig {
+    const BIN: &'static str = "worker";
+    fn role(&self) -> &'static str {
+        ROLE
+    }
+    fn log_format(&self) -> tickbridge_model::telemetry::LogFormat {
+        self.common.log_format
+    }
+    async fn preflight(&self) -> Result<()> {
+        preflight(self).await
+    }
+    async fn run(self, shutdown: Shutdown) -> Result<Summary> {
+        run(self, shutdown).await
+    }
+}
+
 /// Startup check, before the reconnect loop: RabbitMQ must accept a
 /// connection now. A wrong URL, host, port, credentials or CA exits at once
 /// with one line; once the worker has started, a lost broker is retried.

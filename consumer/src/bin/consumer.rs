@@ -2,10 +2,9 @@
 //! logic is in `tickbridge_consumer::consumer`.
 
 use clap::Parser;
-use tickbridge_consumer::consumer::{self, ConsumerConfig};
-use tickbridge_consumer::supervise::supervise;
+use tickbridge_consumer::consumer::ConsumerConfig;
+use tickbridge_consumer::supervise;
 use tickbridge_model::cli::help_template;
-use tickbridge_model::Shutdown;
 
 /// Broadcast delivery with replay: every Kafka consumer group (or RabbitMQ
 /// stream reader) receives every tick, and `--replay-from` re-reads history.
@@ -25,16 +24,5 @@ pub(crate) struct Cli {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
-    tickbridge_model::telemetry::init_tracing(cli.config.common.log_format);
-    let shutdown = Shutdown::on_signals();
-    let config = cli.config;
-    let result = async {
-        consumer::preflight(&config).await?;
-        supervise(config.role(), &shutdown, || {
-            consumer::run(config.clone(), shutdown.clone())
-        })
-        .await
-    };
-    tickbridge_model::cli::exit("consumer", result.await)
+    supervise::main(Cli::parse().config).await
 }

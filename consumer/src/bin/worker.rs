@@ -2,10 +2,9 @@
 //! a dead-letter queue. All logic is in `tickbridge_consumer::worker`.
 
 use clap::Parser;
-use tickbridge_consumer::supervise::supervise;
-use tickbridge_consumer::worker::{self, WorkerConfig};
+use tickbridge_consumer::supervise;
+use tickbridge_consumer::worker::WorkerConfig;
 use tickbridge_model::cli::help_template;
-use tickbridge_model::Shutdown;
 
 /// One-to-one delivery from the RabbitMQ work queue: every tick is handled
 /// by exactly one worker, acked after it was handled, retried, and
@@ -26,16 +25,5 @@ pub(crate) struct Cli {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
-    tickbridge_model::telemetry::init_tracing(cli.config.common.log_format);
-    let shutdown = Shutdown::on_signals();
-    let config = cli.config;
-    let result = async {
-        worker::preflight(&config).await?;
-        supervise(worker::ROLE, &shutdown, || {
-            worker::run(config.clone(), shutdown.clone())
-        })
-        .await
-    };
-    tickbridge_model::cli::exit("worker", result.await)
+    supervise::main(Cli::parse().config).await
 }
