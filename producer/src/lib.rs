@@ -350,6 +350,13 @@ impl Pipeline {
         let pool = source::BatchPool::default();
         let stop = self.shutdown.child();
         let producer_id = &self.producer_id;
+        let context = source::Context {
+            adapter: self.adapter.clone(),
+            tx,
+            pool: pool.clone(),
+            stats: self.stats.clone(),
+            shutdown: stop.clone(),
+        };
         let task = match cfg.via {
             ViaArg::Ws => {
                 let opts = source::ws::WsOptions {
@@ -359,14 +366,7 @@ impl Pipeline {
                     reconnect_max: cfg.reconnect_max,
                 };
                 tracing::info!(url = %opts.url, symbols = ?cfg.symbols, %producer_id, "streaming");
-                tokio::spawn(source::ws::run(
-                    self.adapter.clone(),
-                    opts,
-                    tx,
-                    pool.clone(),
-                    self.stats.clone(),
-                    stop.clone(),
-                ))
+                tokio::spawn(source::ws::run(context, opts))
             }
             ViaArg::Poll => {
                 let opts = source::poll::PollOptions {
@@ -378,14 +378,7 @@ impl Pipeline {
                     reconnect_max: cfg.reconnect_max,
                 };
                 tracing::info!(url = %opts.base, interval = ?cfg.poll_interval, symbols = ?cfg.symbols, %producer_id, "polling");
-                tokio::spawn(source::poll::run(
-                    self.adapter.clone(),
-                    opts,
-                    tx,
-                    pool.clone(),
-                    self.stats.clone(),
-                    stop.clone(),
-                ))
+                tokio::spawn(source::poll::run(context, opts))
             }
         };
         Feed {

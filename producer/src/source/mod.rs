@@ -10,6 +10,22 @@ use std::time::Duration;
 pub mod poll;
 pub mod ws;
 
+/// What both readers work with: the exchange adapter they parse with, the
+/// channel and the recycled vectors they hand trades over in, the counters
+/// they bump, and the shutdown signal they stop on.
+pub struct Context {
+    /// Parses frames and REST bodies; knows URLs and subscriptions.
+    pub adapter: std::sync::Arc<dyn crate::exchange::Exchange>,
+    /// To the pipeline; bounded, so a slow pipeline slows the reader.
+    pub tx: tokio::sync::mpsc::Sender<SourceEvent>,
+    /// Trade vectors to fill and hand over.
+    pub pool: BatchPool,
+    /// The run's counters (frames, reconnects, rejects, ...).
+    pub stats: Arc<crate::stats::Stats>,
+    /// Stops the reader.
+    pub shutdown: tickbridge_model::Shutdown,
+}
+
 /// What a reader tells the pipeline.
 #[derive(Debug)]
 pub enum SourceEvent {

@@ -5,16 +5,14 @@
 //! between two polls beyond `--poll-limit` show up as trade-id gaps: the
 //! price of polling, made visible.
 
-use super::{BatchPool, SourceEvent};
+use super::{Context, SourceEvent};
 use crate::events::FrameRejected;
-use crate::exchange::{Exchange, MAX_REST_BYTES};
-use crate::stats::{add, Stats};
+use crate::exchange::MAX_REST_BYTES;
+use crate::stats::add;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 use tickbridge_broker::backoff::Backoff;
-use tickbridge_model::Shutdown;
-use tokio::sync::mpsc;
 
 /// Poller settings.
 #[derive(Debug, Clone)]
@@ -34,14 +32,14 @@ pub struct PollOptions {
 }
 
 /// Runs until shutdown.
-pub async fn run(
-    adapter: Arc<dyn Exchange>,
-    opts: PollOptions,
-    tx: mpsc::Sender<SourceEvent>,
-    pool: BatchPool,
-    stats: Arc<Stats>,
-    shutdown: Shutdown,
-) {
+pub async fn run(ctx: Context, opts: PollOptions) {
+    let Context {
+        adapter,
+        tx,
+        pool,
+        stats,
+        shutdown,
+    } = ctx;
     let client = match reqwest::Client::builder().timeout(opts.timeout).build() {
         Ok(c) => c,
         Err(e) => {

@@ -2,7 +2,7 @@
 //! pings, treat silence as death, reconnect with capped exponential backoff
 //! and jitter, resubscribe, and hand every parsed trade to the pipeline.
 
-use super::{BatchPool, SourceEvent};
+use super::{BatchPool, Context, SourceEvent};
 use crate::events::FrameRejected;
 use crate::exchange::{Exchange, FrameKind};
 use crate::stats::{add, Stats};
@@ -67,14 +67,14 @@ struct WsSession {
 }
 
 /// Runs until shutdown, reconnecting as needed.
-pub async fn run(
-    adapter: Arc<dyn Exchange>,
-    opts: WsOptions,
-    tx: mpsc::Sender<SourceEvent>,
-    pool: BatchPool,
-    stats: Arc<Stats>,
-    shutdown: Shutdown,
-) {
+pub async fn run(ctx: Context, opts: WsOptions) {
+    let Context {
+        adapter,
+        tx,
+        pool,
+        stats,
+        shutdown,
+    } = ctx;
     let mut s = WsSession {
         backoff: Backoff::new(opts.reconnect_min, opts.reconnect_max),
         logged_kinds: HashSet::new(),
@@ -419,14 +419,14 @@ mod tests {
             reconnect_min: Duration::from_millis(10),
             reconnect_max: Duration::from_millis(50),
         };
-        let task = tokio::spawn(run(
-            ex,
-            opts,
+        let ctx = Context {
+            adapter: ex,
             tx,
-            BatchPool::default(),
-            stats.clone(),
-            stop.clone(),
-        ));
+            pool: BatchPool::default(),
+            stats: stats.clone(),
+            shutdown: stop.clone(),
+        };
+        let task = tokio::spawn(run(ctx, opts));
         let mut ids = Vec::new();
         while ids.len() < 2 {
             match tokio::time::timeout(Duration::from_secs(30), rx.recv()).await {
