@@ -110,13 +110,20 @@ impl Analytics {
             mean,
             vwap,
         };
+        // An alert fires when the price crosses a threshold, not on every
+        // tick beyond it.
         let mut alerts = 0;
-        if let Some(th) = &self.above {
-            let is_above = t.price > *th;
-            if is_above && !w.above {
+        let mut check = |direction: &'static str, threshold: &Option<Decimal>, was: &mut bool| {
+            let Some(th) = threshold else { return };
+            let beyond = if direction == "above" {
+                t.price > *th
+            } else {
+                t.price < *th
+            };
+            if beyond && !*was {
                 PriceAlert {
                     symbol: &t.symbol,
-                    direction: "above",
+                    direction,
                     price: &t.price,
                     threshold: th,
                     mean,
@@ -125,24 +132,10 @@ impl Analytics {
                 .emit();
                 alerts += 1;
             }
-            w.above = is_above;
-        }
-        if let Some(th) = &self.below {
-            let is_below = t.price < *th;
-            if is_below && !w.below {
-                PriceAlert {
-                    symbol: &t.symbol,
-                    direction: "below",
-                    price: &t.price,
-                    threshold: th,
-                    mean,
-                    vwap,
-                }
-                .emit();
-                alerts += 1;
-            }
-            w.below = is_below;
-        }
+            *was = beyond;
+        };
+        check("above", &self.above, &mut w.above);
+        check("below", &self.below, &mut w.below);
         (rolling, alerts)
     }
 }

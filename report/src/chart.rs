@@ -109,13 +109,7 @@ fn latency_panel<DB: DrawingBackend>(
                 " ({floored} at or below {LATENCY_FLOOR_MS} ms drawn at {LATENCY_FLOOR_MS})"
             ));
         }
-        chart
-            .draw_series(LineSeries::new(points, color.stroke_width(2)))
-            .map_err(|x| e(&x))?
-            .label(label)
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 24, y)], color.stroke_width(3))
-            });
+        draw_curve(&mut chart, points, color, label)?;
     }
     draw_legend(&mut chart)
 }
@@ -167,15 +161,28 @@ fn arrival_panel<DB: DrawingBackend>(
             series.len(),
             series.gap_notices
         );
-        chart
-            .draw_series(LineSeries::new(points, color.stroke_width(2)))
-            .map_err(|x| e(&x))?
-            .label(label)
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 24, y)], color.stroke_width(3))
-            });
+        draw_curve(&mut chart, points, color, label)?;
     }
     draw_legend(&mut chart)
+}
+
+/// One series as a line, with its legend entry.
+fn draw_curve<'a, DB, CT>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    points: Points,
+    color: RGBColor,
+    label: String,
+) -> std::result::Result<(), String>
+where
+    DB: DrawingBackend + 'a,
+    CT: plotters::coord::CoordTranslate<From = (f64, f64)>,
+{
+    chart
+        .draw_series(LineSeries::new(points, color.stroke_width(2)))
+        .map_err(|x| x.to_string())?
+        .label(label)
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], color.stroke_width(3)));
+    Ok(())
 }
 
 /// The legend both panels draw in their upper left corner.
