@@ -22,18 +22,6 @@ fn bridge(args: &[&str]) -> (bool, String) {
     )
 }
 
-/// The flags that point the bridge at a test's pipeline and Kafka.
-fn broker_args<'a>(rabbit: &'a Rabbit, brokers: &'a str) -> [&'a str; 6] {
-    [
-        "--amqp-url",
-        &rabbit.cfg.url,
-        "--amqp-prefix",
-        &rabbit.cfg.prefix,
-        "--kafka-brokers",
-        brokers,
-    ]
-}
-
 /// Table of bad invocations and the words their error must contain.
 #[test]
 fn bad_flags_are_one_line_errors() {

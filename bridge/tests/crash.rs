@@ -126,22 +126,12 @@ fn strip_ansi(s: &str) -> String {
 }
 
 fn base_args(direction: &str, rabbit: &Rabbit, brokers: &str, topic: &str) -> Vec<String> {
-    [
-        direction,
-        "--amqp-url",
-        &rabbit.cfg.url,
-        "--amqp-prefix",
-        &rabbit.cfg.prefix,
-        "--kafka-brokers",
-        brokers,
-        "--kafka-topic",
-        topic,
-        "--stats-interval",
-        "1s",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
+    [direction]
+        .into_iter()
+        .chain(broker_args(rabbit, brokers))
+        .chain(["--kafka-topic", topic, "--stats-interval", "1s"])
+        .map(str::to_string)
+        .collect()
 }
 
 /// rabbitmq-to-kafka: killed after part of the queue was bridged. Deliveries

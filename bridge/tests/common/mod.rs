@@ -353,6 +353,19 @@ pub fn assert_kafka_intact(g: &KafkaGot, origin: &str) {
     assert_eq!(g.key.as_deref(), Some(r.symbol()), "key = symbol");
 }
 
+/// The flags that point the `bridge` binary at a test's pipeline and at
+/// the Kafka brokers.
+pub fn broker_args<'a>(rabbit: &'a Rabbit, brokers: &'a str) -> [&'a str; 6] {
+    [
+        "--amqp-url",
+        &rabbit.cfg.url,
+        "--amqp-prefix",
+        &rabbit.cfg.prefix,
+        "--kafka-brokers",
+        brokers,
+    ]
+}
+
 /// Shared flags for a test: quiet stats, short waits.
 pub fn shared(rabbit: &Rabbit, kafka: &KafkaConfig) -> Shared {
     let mut s = Shared::local(
