@@ -205,17 +205,9 @@ async fn outage_run(policy: &str) -> Outcome {
             &total.to_string(),
             "--max-seconds",
             &(outage.as_secs() + 120).to_string(),
-            "--drain-timeout",
-            "60s",
-            "--reconnect-min",
-            "200ms",
-            "--reconnect-max",
-            "1s",
-            "--stats-interval",
-            "500ms",
-            "--metrics-addr",
-            &metrics_addr,
         ])
+        .args(RIDE_OUT_RESTARTS)
+        .args(["--stats-interval", "500ms", "--metrics-addr", &metrics_addr])
         .stdout(Stdio::piped())
         .stderr(log.reopen().unwrap())
         .spawn()

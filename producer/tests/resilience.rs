@@ -48,18 +48,9 @@ async fn rabbitmq_restart_mid_run_loses_nothing() {
             &["producer"][..],
             &feed("binance", "BTC-USDT,ETH-USDT,SOL-USDT", &url),
             &rabbitmq_sink("rabbitmq", &amqp, &prefix),
-            &[
-                "--max-seconds",
-                "120",
-                "--drain-timeout",
-                "60s",
-                "--reconnect-min",
-                "200ms",
-                "--reconnect-max",
-                "1s",
-                "--stats-interval",
-                "1s",
-            ],
+            &["--max-seconds", "120"],
+            &RIDE_OUT_RESTARTS,
+            &["--stats-interval", "1s"],
         ]
         .concat(),
     )

@@ -10,7 +10,7 @@ use crate::loadgen::{synthetic_ticks_after, KafkaPublisher};
 use crate::rand_name;
 use lapin::options::QueueDeclareOptions;
 use lapin::types::FieldTable;
-use lapin::{Channel, Connection};
+use lapin::{Channel, Connection, Queue};
 use std::time::Duration;
 use tickbridge_broker::amqp::AmqpConfig;
 use tickbridge_broker::kafka::KafkaConfig;
@@ -98,21 +98,23 @@ pub async fn declared_pipeline(cfg: &AmqpConfig, client: &str) -> (Connection, C
     (conn, ch)
 }
 
+/// Declares `queue` with `options` and no arguments, panicking on a
+/// refusal: the tests' own queues (durable, exclusive, or a passive check).
+pub async fn declare_queue(ch: &Channel, queue: &str, options: QueueDeclareOptions) -> Queue {
+    ch.queue_declare(queue.into(), options, FieldTable::default())
+        .await
+        .unwrap_or_else(|e| panic!("declare queue {queue}: {e}"))
+}
+
 /// Messages ready in `queue`, by a passive declare on a channel of its own
 /// (a passive declare of a missing queue closes its channel).
 pub async fn queue_depth(conn: &Connection, queue: &str) -> u32 {
     let ch = conn.create_channel().await.unwrap();
-    let q = ch
-        .queue_declare(
-            queue.into(),
-            QueueDeclareOptions {
-                passive: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
+    let passive = QueueDeclareOptions {
+        passive: true,
+        ..Default::default()
+    };
+    let q = declare_queue(&ch, queue, passive).await;
     let _ = ch.close(200, "depth".into()).await;
     q.message_count()
 }

@@ -103,17 +103,11 @@ impl Rabbit {
     /// to observe everything published there.
     pub async fn observer(&self) -> String {
         let q = format!("{}.observe", self.cfg.prefix);
-        self.ch
-            .queue_declare(
-                q.as_str().into(),
-                QueueDeclareOptions {
-                    durable: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .unwrap();
+        let durable = QueueDeclareOptions {
+            durable: true,
+            ..Default::default()
+        };
+        tickbridge_testkit::declare_queue(&self.ch, &q, durable).await;
         self.ch
             .queue_bind(
                 q.as_str().into(),

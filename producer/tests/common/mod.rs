@@ -36,6 +36,17 @@ pub fn kafka_sink<'a>(brokers: &'a str, topic: &'a str) -> [&'a str; 4] {
     ["--kafka-brokers", brokers, "--kafka-topic", topic]
 }
 
+/// For runs across a broker restart: reconnect quickly (200 ms to 1 s)
+/// and wait up to 60 s at the end for what is still unconfirmed.
+pub const RIDE_OUT_RESTARTS: [&str; 6] = [
+    "--drain-timeout",
+    "60s",
+    "--reconnect-min",
+    "200ms",
+    "--reconnect-max",
+    "1s",
+];
+
 /// Reads every message from `queue` until it has been quiet for `quiet`,
 /// acking as it goes: `(message, redelivered)`. Every body must decode
 /// against the schema, and its AMQP `message_id` must be its id.
