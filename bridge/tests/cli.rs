@@ -8,6 +8,7 @@ use common::*;
 use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+use tickbridge_testkit::proc::{exit_within, sigterm};
 
 fn bridge(args: &[&str]) -> (bool, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_bridge"))
@@ -24,46 +25,37 @@ fn bridge(args: &[&str]) -> (bool, String) {
 /// Table of bad invocations and the words their error must contain.
 #[test]
 fn bad_flags_are_one_line_errors() {
-    struct TestCase {
-        args: &'static [&'static str],
-        expect: &'static str,
-    }
-    let cases = [
+    // (arguments, what the error must contain)
+    let cases: [(&[&str], &str); 6] = [
         // TC0: no direction.
-        TestCase {
-            args: &[],
-            expect: "Usage",
-        },
+        (&[], "Usage"),
         // TC1: a key source that does not exist.
-        TestCase {
-            args: &["rabbitmq-to-kafka", "--kafka-key", "bogus"],
-            expect: "expected `key`, `canonical` or `header:<name>`",
-        },
+        (
+            &["rabbitmq-to-kafka", "--kafka-key", "bogus"],
+            "expected `key`, `canonical` or `header:<name>`",
+        ),
         // TC2: prefetch 0 would mean "unlimited" in AMQP.
-        TestCase {
-            args: &["rabbitmq-to-kafka", "--prefetch", "0"],
-            expect: "--prefetch must be at least 1",
-        },
+        (
+            &["rabbitmq-to-kafka", "--prefetch", "0"],
+            "--prefetch must be at least 1",
+        ),
         // TC3: a malformed duration.
-        TestCase {
-            args: &["kafka-to-rabbitmq", "--commit-interval", "soon"],
-            expect: "--commit-interval",
-        },
+        (
+            &["kafka-to-rabbitmq", "--commit-interval", "soon"],
+            "--commit-interval",
+        ),
         // TC4: a URL with the wrong scheme; the password never shows.
-        TestCase {
-            args: &["rabbitmq-to-kafka", "--amqp-url", "http://u:hunter2@h/"],
-            expect: "scheme",
-        },
+        (
+            &["rabbitmq-to-kafka", "--amqp-url", "http://u:hunter2@h/"],
+            "scheme",
+        ),
         // TC5: an unknown subcommand.
-        TestCase {
-            args: &["sideways"],
-            expect: "unrecognized subcommand",
-        },
+        (&["sideways"], "unrecognized subcommand"),
     ];
-    for (i, c) in cases.iter().enumerate() {
-        let (ok, err) = bridge(c.args);
+    for (i, (args, expect)) in cases.iter().enumerate() {
+        let (ok, err) = bridge(args);
         assert!(!ok, "TC{i}: should fail");
-        assert!(err.contains(c.expect), "TC{i}: {err}");
+        assert!(err.contains(expect), "TC{i}: {err}");
         assert!(
             !err.contains("hunter2") && !err.contains("panicked"),
             "TC{i}: {err}"
@@ -76,53 +68,50 @@ fn bad_flags_are_one_line_errors() {
 async fn unknown_resources_exit_with_one_line() {
     let rabbit = Rabbit::new(&amqp_url()).await;
     let kafka = kafka_topic(&kafka_brokers(), 1).await;
-    let common = [
-        "--amqp-url",
-        &rabbit.cfg.url,
-        "--amqp-prefix",
-        &rabbit.cfg.prefix,
-        "--kafka-brokers",
-        &kafka.brokers,
+    let common = broker_args(&rabbit, &kafka.brokers);
+    // (arguments, the error, whether that error is all of stderr)
+    let cases: [([&str; 5], &str, bool); 3] = [
+        (
+            [
+                "rabbitmq-to-kafka",
+                "--queue",
+                "nope-queue",
+                "--kafka-topic",
+                &kafka.topic,
+            ],
+            "\"nope-queue\" does not exist",
+            true,
+        ),
+        (
+            [
+                "kafka-to-rabbitmq",
+                "--kafka-topic",
+                "nope-topic-xyz",
+                "--topic-wait",
+                "1s",
+            ],
+            "\"nope-topic-xyz\" does not exist",
+            true,
+        ),
+        (
+            [
+                "kafka-to-rabbitmq",
+                "--kafka-topic",
+                &kafka.topic,
+                "--exchange",
+                "nope-exchange",
+            ],
+            "\"nope-exchange\" does not exist",
+            false,
+        ),
     ];
-    let mut a = vec![
-        "rabbitmq-to-kafka",
-        "--queue",
-        "nope-queue",
-        "--kafka-topic",
-        &kafka.topic,
-    ];
-    a.extend(common);
-    let (ok, err) = bridge(&a);
-    assert!(
-        !ok && err.trim().lines().count() == 1 && err.contains("\"nope-queue\" does not exist"),
-        "{err}"
-    );
-    let mut a = vec![
-        "kafka-to-rabbitmq",
-        "--kafka-topic",
-        "nope-topic-xyz",
-        "--topic-wait",
-        "1s",
-    ];
-    a.extend(common);
-    let (ok, err) = bridge(&a);
-    assert!(
-        !ok && err.trim().lines().count() == 1 && err.contains("\"nope-topic-xyz\" does not exist"),
-        "{err}"
-    );
-    let mut a = vec![
-        "kafka-to-rabbitmq",
-        "--kafka-topic",
-        &kafka.topic,
-        "--exchange",
-        "nope-exchange",
-    ];
-    a.extend(common);
-    let (ok, err) = bridge(&a);
-    assert!(
-        !ok && err.contains("\"nope-exchange\" does not exist"),
-        "{err}"
-    );
+    for (args, missing, one_line) in cases {
+        let (ok, err) = bridge(&[&args[..], &common[..]].concat());
+        assert!(
+            !ok && (!one_line || err.trim().lines().count() == 1) && err.contains(missing),
+            "{err}"
+        );
+    }
     rabbit.cleanup().await;
 }
 
@@ -150,14 +139,9 @@ async fn metrics_endpoint_and_sigterm() {
     let addr = format!("127.0.0.1:{port}");
     let group = rand_name("metrics");
     let mut child = Command::new(env!("CARGO_BIN_EXE_bridge"))
+        .arg("both")
+        .args(broker_args(&rabbit, &kafka.brokers))
         .args([
-            "both",
-            "--amqp-url",
-            &rabbit.cfg.url,
-            "--amqp-prefix",
-            &rabbit.cfg.prefix,
-            "--kafka-brokers",
-            &kafka.brokers,
             "--kafka-topic",
             &kafka.topic,
             "--group",
@@ -194,17 +178,10 @@ async fn metrics_endpoint_and_sigterm() {
     ] {
         assert!(text.contains(series), "{series} missing from:\n{text}");
     }
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break st;
-        }
-        assert!(Instant::now() < deadline, "no exit after SIGTERM");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    sigterm(&child);
+    let status = exit_within(&mut child, Duration::from_secs(30))
+        .await
+        .expect("no exit after SIGTERM");
     assert!(status.success(), "{status}");
     rabbit.cleanup().await;
 }

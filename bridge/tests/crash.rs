@@ -1,44 +1,74 @@
 //! The real `bridge` binary SIGKILLed mid-run and restarted: every message
 //! arrives at least once, and the duplicates (counted by id at the
-//! destination) stay within the in-flight window.
+//! destination) stay within the in-flight window. The restarted bridge is
+//! stopped with SIGTERM and must exit 0.
 
 mod common;
 
 use common::*;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
+use tickbridge_broker::kafka::KafkaConfig;
+use tickbridge_testkit::proc::{exit_within, sigkill, sigterm, spawn_logged};
 
 fn spawn(args: &[String], log: &Path) -> Child {
-    let f = std::fs::File::create(log).unwrap();
-    Command::new(env!("CARGO_BIN_EXE_bridge"))
-        .args(args)
-        .env("RUST_LOG", "info,lapin=error")
-        .stdout(Stdio::null())
-        .stderr(f)
-        .spawn()
-        .expect("spawn the bridge binary")
+    spawn_logged(
+        Command::new(env!("CARGO_BIN_EXE_bridge"))
+            .args(args)
+            .env("RUST_LOG", "info,lapin=error"),
+        log,
+    )
 }
 
-/// SIGTERM, then wait for a clean exit (the drain) within 30 s.
-fn terminate(mut child: Child, dir: &Path) -> std::process::ExitStatus {
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
+/// A crash test's own log directory, pipeline and 3-partition topic.
+async fn setup() -> (PathBuf, Rabbit, KafkaConfig) {
+    let (rabbit, kafka) = pipeline_and_topic(3).await;
+    let dir = std::env::temp_dir().join(rand_name("bridge-crash"));
+    std::fs::create_dir_all(&dir).unwrap();
+    (dir, rabbit, kafka)
+}
+
+/// Polls the queue's depth every 20 ms until `done` holds: the first
+/// bridge has made the progress a test kills it at (30 s at most).
+async fn wait_for_depth(rabbit: &Rabbit, queue: &str, dir: &Path, done: impl Fn(usize) -> bool) {
     let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            return st;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!(
-                "bridge did not exit within 30 s of SIGTERM{}",
-                diagnosis(dir)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
+    while !done(rabbit.depth(queue).await as usize) {
+        assert!(
+            Instant::now() < deadline,
+            "bridge made no progress in 30 s{}",
+            diagnosis(dir)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// SIGTERM to the restarted bridge, which must drain and exit 0 within
+/// 30 s; then `ids` (what arrived) counted: each distinct id, and the
+/// duplicates.
+async fn stop_and_count<'a>(
+    mut child: Child,
+    dir: &Path,
+    ids: impl ExactSizeIterator<Item = &'a str>,
+) -> (HashMap<String, usize>, usize) {
+    sigterm(&child);
+    let Some(status) = exit_within(&mut child, Duration::from_secs(30)).await else {
+        let _ = child.kill();
+        panic!(
+            "bridge did not exit within 30 s of SIGTERM{}",
+            diagnosis(dir)
+        );
+    };
+    assert!(
+        status.success(),
+        "graceful exit after SIGTERM: {status}{}",
+        diagnosis(dir)
+    );
+    let total = ids.len();
+    let counts = id_counts(ids);
+    let dups = total - counts.len();
+    (counts, dups)
 }
 
 /// Last value of `key=` on the last stats line of `direction` in a log.
@@ -96,22 +126,12 @@ fn strip_ansi(s: &str) -> String {
 }
 
 fn base_args(direction: &str, rabbit: &Rabbit, brokers: &str, topic: &str) -> Vec<String> {
-    [
-        direction,
-        "--amqp-url",
-        &rabbit.cfg.url,
-        "--amqp-prefix",
-        &rabbit.cfg.prefix,
-        "--kafka-brokers",
-        brokers,
-        "--kafka-topic",
-        topic,
-        "--stats-interval",
-        "1s",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
+    [direction]
+        .into_iter()
+        .chain(broker_args(rabbit, brokers))
+        .chain(["--kafka-topic", topic, "--stats-interval", "1s"])
+        .map(str::to_string)
+        .collect()
 }
 
 /// rabbitmq-to-kafka: killed after part of the queue was bridged. Deliveries
@@ -120,12 +140,8 @@ fn base_args(direction: &str, rabbit: &Rabbit, brokers: &str, topic: &str) -> Ve
 /// and the restarted bridge counts the redeliveries.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rabbitmq_to_kafka_survives_sigkill() {
-    init_logs();
     let t0 = Instant::now();
-    let dir = std::env::temp_dir().join(rand_name("bridge-crash"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let rabbit = Rabbit::new(&amqp_url()).await;
-    let kafka = kafka_topic(&kafka_brokers(), 3).await;
+    let (dir, rabbit, kafka) = setup().await;
     let n = 30_000;
     let prefetch = 500u64;
     rabbit.publish(&ticks("crashr2k", n)).await;
@@ -134,17 +150,8 @@ async fn rabbitmq_to_kafka_survives_sigkill() {
     let mut args = base_args("rabbitmq-to-kafka", &rabbit, &kafka.brokers, &kafka.topic);
     args.extend(["--prefetch".into(), prefetch.to_string()]);
     let mut first = spawn(&args, &dir.join("first.log"));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while rabbit.depth(&queue).await as usize > n * 2 / 3 {
-        assert!(
-            Instant::now() < deadline,
-            "bridge made no progress in 30 s{}",
-            diagnosis(&dir)
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    first.kill().unwrap(); // SIGKILL
-    first.wait().unwrap();
+    wait_for_depth(&rabbit, &queue, &dir, |depth| depth <= n * 2 / 3).await;
+    sigkill(&mut first);
     let left = rabbit.depth(&queue).await;
     assert!(left > 0, "killed mid-run, not after the end");
 
@@ -156,15 +163,8 @@ async fn rabbitmq_to_kafka_survives_sigkill() {
         Duration::from_secs(5),
     )
     .await;
-    let status = terminate(second, &dir);
-    assert!(
-        status.success(),
-        "graceful exit after SIGTERM: {status}{}",
-        diagnosis(&dir)
-    );
-
-    let counts = id_counts(got.iter().map(|g| g.msg.as_ref().id()));
-    let dups = got.len() - counts.len();
+    let (counts, dups) =
+        stop_and_count(second, &dir, got.iter().map(|g| g.msg.as_ref().id())).await;
     assert_eq!(
         counts.len(),
         n,
@@ -200,12 +200,8 @@ async fn rabbitmq_to_kafka_survives_sigkill() {
 /// most a confirm window per rebalance.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kafka_to_rabbitmq_survives_sigkill() {
-    init_logs();
     let t0 = Instant::now();
-    let dir = std::env::temp_dir().join(rand_name("bridge-crash"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let rabbit = Rabbit::new(&amqp_url()).await;
-    let kafka = kafka_topic(&kafka_brokers(), 3).await;
+    let (dir, rabbit, kafka) = setup().await;
     let n = 30_000;
     let window = 500usize;
     let sent = ticks("crashk2r", n);
@@ -229,17 +225,8 @@ async fn kafka_to_rabbitmq_survives_sigkill() {
         .map(|s| s.to_string()),
     );
     let mut first = spawn(&args, &dir.join("first.log"));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while (rabbit.depth(&queue).await as usize) < n / 3 {
-        assert!(
-            Instant::now() < deadline,
-            "bridge made no progress in 30 s{}",
-            diagnosis(&dir)
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    first.kill().unwrap(); // SIGKILL
-    first.wait().unwrap();
+    wait_for_depth(&rabbit, &queue, &dir, |depth| depth >= n / 3).await;
+    sigkill(&mut first);
     // Publishes RabbitMQ had received but not yet enqueued land shortly.
     let mut at_kill = rabbit.depth(&queue).await as usize;
     loop {
@@ -274,15 +261,8 @@ async fn kafka_to_rabbitmq_survives_sigkill() {
         Duration::from_secs(60),
     )
     .await;
-    let status = terminate(second, &dir);
-    assert!(
-        status.success(),
-        "graceful exit after SIGTERM: {status}{}",
-        diagnosis(&dir)
-    );
-
-    let counts = id_counts(got.iter().map(|g| g.msg.as_ref().id()));
-    let dups = got.len() - counts.len();
+    let (counts, dups) =
+        stop_and_count(second, &dir, got.iter().map(|g| g.msg.as_ref().id())).await;
     let missing: Vec<(&str, u64)> = sent
         .iter()
         .filter(|m| !counts.contains_key(m.as_ref().id()))

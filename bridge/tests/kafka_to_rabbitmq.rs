@@ -6,32 +6,7 @@
 mod common;
 
 use common::*;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use std::time::{Duration, Instant};
-use tickbridge_broker::headers;
-
-/// The group's committed offsets, summed over partitions.
-fn committed_total(brokers: &str, topic: &str, group: &str, partitions: i32) -> i64 {
-    let k = tickbridge_broker::kafka::KafkaConfig::local(brokers, topic, partitions);
-    let mut c = k.client_config();
-    c.set("group.id", group);
-    let consumer: BaseConsumer = c.create().unwrap();
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..partitions {
-        tpl.add_partition(topic, p);
-    }
-    let got = consumer
-        .committed_offsets(tpl, Duration::from_secs(10))
-        .unwrap();
-    got.elements()
-        .iter()
-        .map(|e| match e.offset() {
-            Offset::Offset(n) => n,
-            _ => 0,
-        })
-        .sum()
-}
 
 /// 50,000 ticks in a 3-partition topic arrive in the work queue exactly
 /// once, with `message_id` = tick id, every header, the `source.symbol`
@@ -39,10 +14,8 @@ fn committed_total(brokers: &str, topic: &str, group: &str, partitions: i32) -> 
 /// offsets cover the whole topic.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bridges_50k_ticks_in_order_with_ids_and_headers() {
-    init_logs();
     let t0 = Instant::now();
-    let rabbit = Rabbit::new(&amqp_url()).await;
-    let kafka = kafka_topic(&kafka_brokers(), 3).await;
+    let (rabbit, kafka) = pipeline_and_topic(3).await;
     let n = 50_000;
     let msgs = ticks("k2r50k", n);
     kafka_publish(&kafka, &msgs).await;
@@ -61,16 +34,12 @@ async fn bridges_50k_ticks_in_order_with_ids_and_headers() {
     let arrived = t0.elapsed();
     let summary = bridge.stop().await;
 
-    assert_eq!(got.len(), n, "every tick arrived");
-    let counts = id_counts(got.iter().map(|g| g.msg.as_ref().id()));
-    assert_eq!(counts.len(), n, "each id exactly once");
+    assert_all_once_in_order(got.iter().map(|g| &g.msg), n);
     for g in &got {
         assert_amqp_intact(g, "kafka");
     }
-    assert_per_symbol_order(got.iter().map(|g| &g.msg));
-    assert_eq!(summary.k2r.bridged, n as u64);
-    assert_eq!(summary.k2r.duplicates, 0);
-    let committed = committed_total(&kafka.brokers, &kafka.topic, &group, 3);
+    assert_bridged_clean(&summary.k2r, n);
+    let committed = committed_sum(&kafka, &group, 3).await;
     assert_eq!(
         committed, n as i64,
         "offsets committed for every confirmed record"
@@ -89,9 +58,7 @@ async fn bridges_50k_ticks_in_order_with_ids_and_headers() {
 /// are bridged.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn poison_and_unroutable_records_are_dead_lettered() {
-    init_logs();
-    let rabbit = Rabbit::new(&amqp_url()).await;
-    let kafka = kafka_topic(&kafka_brokers(), 1).await;
+    let (rabbit, kafka) = pipeline_and_topic(1).await;
     let good = ticks("k2rpoison", 4);
     kafka_publish(&kafka, &good[..2]).await;
     {
@@ -131,7 +98,7 @@ async fn poison_and_unroutable_records_are_dead_lettered() {
     .await;
     let summary = bridge.stop().await;
     assert_eq!(summary.k2r.dead_lettered, 5);
-    let got = drain_dlq(&rabbit).await;
+    let got = rabbit.dlq_reasons().await;
     assert_eq!(got.len(), 5, "{got:?}");
     assert_eq!(
         got.iter()
@@ -150,21 +117,4 @@ async fn poison_and_unroutable_records_are_dead_lettered() {
         .exchange_delete(lonely.as_str().into(), Default::default())
         .await;
     rabbit.cleanup().await;
-}
-
-async fn drain_dlq(rabbit: &Rabbit) -> Vec<String> {
-    let mut out = Vec::new();
-    let q = rabbit.topo().dlq;
-    while let Some(m) = rabbit
-        .ch
-        .basic_get(q.as_str().into(), Default::default())
-        .await
-        .unwrap()
-    {
-        out.push(
-            tickbridge_bridge::mapping::amqp_header(&m.delivery.properties, headers::ERROR)
-                .unwrap_or_default(),
-        );
-    }
-    out
 }

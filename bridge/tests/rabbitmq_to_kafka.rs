@@ -16,10 +16,8 @@ use tickbridge_model::Message;
 /// drained and every delivery acked.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bridges_50k_ticks_in_order_with_ids_and_headers() {
-    init_logs();
     let t0 = Instant::now();
-    let rabbit = Rabbit::new(&amqp_url()).await;
-    let kafka = kafka_topic(&kafka_brokers(), 3).await;
+    let (rabbit, kafka) = pipeline_and_topic(3).await;
     let n = 50_000;
     let msgs = ticks("r2k50k", n);
 
@@ -40,9 +38,8 @@ async fn bridges_50k_ticks_in_order_with_ids_and_headers() {
         "queue drained and acked"
     );
 
-    assert_eq!(got.len(), n, "every tick arrived");
-    let counts = id_counts(got.iter().map(|g| g.msg.as_ref().id()));
-    assert_eq!(counts.len(), n, "each id exactly once");
+    // Order per symbol, in the order records were read (one partition per symbol).
+    assert_all_once_in_order(got.iter().map(|g| &g.msg), n);
     for g in &got {
         assert_kafka_intact(g, "rabbitmq");
     }
@@ -52,10 +49,7 @@ async fn bridges_50k_ticks_in_order_with_ids_and_headers() {
     for g in &got {
         assert_eq!(&g.msg, sent[g.msg.as_ref().id()]);
     }
-    // Order per symbol, in the order records were read (one partition per symbol).
-    assert_per_symbol_order(got.iter().map(|g| &g.msg));
-    assert_eq!(summary.r2k.bridged, n as u64);
-    assert_eq!(summary.r2k.duplicates, 0);
+    assert_bridged_clean(&summary.r2k, n);
     assert_eq!(summary.r2k.dead_lettered, 0);
     eprintln!(
         "r2k 50k: published in {published:?}, all in Kafka after {arrived:?}, total {:?}",
@@ -69,9 +63,7 @@ async fn bridges_50k_ticks_in_order_with_ids_and_headers() {
 /// messages around them are bridged.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn poison_is_dead_lettered_with_reason() {
-    init_logs();
-    let rabbit = Rabbit::new(&amqp_url()).await;
-    let kafka = kafka_topic(&kafka_brokers(), 1).await;
+    let (rabbit, kafka) = pipeline_and_topic(1).await;
     let good = ticks("r2kpoison", 10);
     rabbit.publish(&good[..5]).await;
     let props = lapin::BasicProperties::default().with_message_id("poison-1".into());
@@ -91,19 +83,7 @@ async fn poison_is_dead_lettered_with_reason() {
     let summary = bridge.stop().await;
     assert_eq!(got.len(), 10);
     assert_eq!(summary.r2k.dead_lettered, 2);
-    let dlq = rabbit.topo().dlq;
-    let ch = &rabbit.ch;
-    let mut reasons = Vec::new();
-    while let Some(m) = ch
-        .basic_get(dlq.as_str().into(), Default::default())
-        .await
-        .unwrap()
-    {
-        reasons.push(
-            tickbridge_bridge::mapping::amqp_header(&m.delivery.properties, headers::ERROR)
-                .unwrap_or_default(),
-        );
-    }
+    let reasons = rabbit.dlq_reasons().await;
     assert_eq!(reasons.len(), 2, "both poison messages parked: {reasons:?}");
     assert!(reasons[0].starts_with("not_json"), "{reasons:?}");
     assert!(reasons[1].starts_with("schema_invalid"), "{reasons:?}");
@@ -115,9 +95,7 @@ async fn poison_is_dead_lettered_with_reason() {
 /// at once with a one-line error naming the resource.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_queue_topic_and_dead_broker_are_clear_errors() {
-    init_logs();
-    let rabbit = Rabbit::new(&amqp_url()).await;
-    let kafka = kafka_topic(&kafka_brokers(), 1).await;
+    let (rabbit, kafka) = pipeline_and_topic(1).await;
 
     let mut cfg = r2k(shared(&rabbit, &kafka));
     cfg.r2k.as_mut().unwrap().queue = Some("no-such-queue-xyz".into());
@@ -168,9 +146,7 @@ async fn unknown_queue_topic_and_dead_broker_are_clear_errors() {
 /// messages around it are bridged.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kafka_rejection_is_dead_lettered_with_reason() {
-    init_logs();
-    let rabbit = Rabbit::new(&amqp_url()).await;
-    let kafka = kafka_topic(&kafka_brokers(), 1).await;
+    let (rabbit, kafka) = pipeline_and_topic(1).await;
     let msgs = ticks("r2kreject", 3);
     let mut raw = Vec::new();
     for (i, m) in msgs.iter().enumerate() {

@@ -9,14 +9,12 @@ use common::*;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 use tickbridge_bridge::Error;
+use tickbridge_testkit::assert_topic_deleted_line;
+use tickbridge_testkit::prom::series_value;
 
 /// Value of a series in the process's Prometheus text (0 when absent).
 fn counter(text: &str, series: &str) -> f64 {
-    text.lines()
-        .find(|l| l.starts_with(series))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
+    series_value(text, series).unwrap_or(0.0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -50,15 +48,12 @@ async fn kafka_to_rabbitmq_stops_with_a_clear_error_when_its_topic_is_deleted() 
         .expect("the bridge stopped within 60 s of the deletion (no hang)")
         .expect("no panic")
         .expect_err("a deleted topic is an error, not a clean exit");
-    let text = err.to_string();
     assert!(
         matches!(err, Error::TopicDeleted { .. }),
         "the deletion has its own error: {err:?}"
     );
     assert!(err.is_terminal(), "not retried: {err:?}");
-    assert!(!text.contains('\n'), "one line: {text}");
-    assert!(text.contains(&kafka.topic), "names the topic: {text}");
-    assert!(text.contains("deleted"), "says what happened: {text}");
+    assert_topic_deleted_line(&err.to_string(), &kafka.topic);
     let counted = counter(&metrics.render(), series) - before;
     assert!(counted >= 1.0, "the receive error is counted ({counted})");
     let got = drain_queue(

@@ -15,7 +15,7 @@ use rdkafka::Message as _;
 use std::time::Duration;
 use tickbridge_broker::amqp::{AmqpConfig, Topology};
 use tickbridge_broker::kafka::KafkaConfig;
-use tickbridge_testkit::{amqp_url, kafka_brokers, rand_name};
+use tickbridge_testkit::{amqp_url, declare_queue, kafka_brokers, rand_name};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn amqp_publish_with_confirm_and_read_back() {
@@ -31,13 +31,7 @@ async fn amqp_publish_with_confirm_and_read_back() {
         .await
         .unwrap();
     let q = rand_name("tb-core-test");
-    ch.queue_declare(
-        q.as_str().into(),
-        QueueDeclareOptions::default(),
-        FieldTable::default(),
-    )
-    .await
-    .unwrap();
+    declare_queue(&ch, &q, QueueDeclareOptions::default()).await;
     let confirm = ch
         .basic_publish(
             "".into(),
@@ -161,16 +155,11 @@ async fn private_brokers_survive_restarts_with_their_data() {
         ch.confirm_select(ConfirmSelectOptions::default())
             .await
             .unwrap();
-        ch.queue_declare(
-            q.as_str().into(),
-            QueueDeclareOptions {
-                durable: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
+        let durable = QueueDeclareOptions {
+            durable: true,
+            ..Default::default()
+        };
+        declare_queue(&ch, &q, durable).await;
         let c = ch
             .basic_publish(
                 "".into(),

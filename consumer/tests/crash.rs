@@ -7,45 +7,112 @@ mod common;
 
 use common::*;
 use std::collections::{BTreeMap, HashSet};
+use std::fmt::Display;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::Duration;
+use tickbridge_broker::amqp::AmqpConfig;
 use tickbridge_consumer::output::JsonLine;
+use tickbridge_testkit::proc::{exit_within, sigkill, sigterm, spawn_logged};
 
 fn spawn(bin: &str, args: &[String], log: &Path) -> Child {
-    Command::new(bin)
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(log).unwrap())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {bin}: {e}"))
+    spawn_logged(Command::new(bin).args(args), log)
 }
 
-/// Waits for a child to exit by itself (it has `--exit-when-idle`).
+/// Waits for a child to exit by itself (it has `--exit-when-idle`), with
+/// success; one that does not is killed and its log quoted.
 async fn wait_exit(mut child: Child, within: Duration, log: &Path) {
-    let deadline = tokio::time::Instant::now() + within;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            assert!(
-                status.success(),
-                "exited with {status}; log:\n{}",
-                std::fs::read_to_string(log).unwrap_or_default()
-            );
-            return;
-        }
-        if tokio::time::Instant::now() > deadline {
+    let log_text = || std::fs::read_to_string(log).unwrap_or_default();
+    match exit_within(&mut child, within).await {
+        Some(status) => assert!(
+            status.success(),
+            "exited with {status}; log:\n{}",
+            log_text()
+        ),
+        None => {
             let _ = child.kill();
-            panic!(
-                "did not exit within {within:?}; log:\n{}",
-                std::fs::read_to_string(log).unwrap_or_default()
-            );
+            panic!("did not exit within {within:?}; log:\n{}", log_text());
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
-fn s(x: impl ToString) -> String {
-    x.to_string()
+/// `--flag value` pairs, in order, as the binaries' argument vector.
+fn flags(pairs: &[(&str, &dyn Display)]) -> Vec<String> {
+    pairs
+        .iter()
+        .flat_map(|(flag, value)| [flag.to_string(), value.to_string()])
+        .collect()
+}
+
+/// The worker's way to a test pipeline.
+fn worker_args(cfg: &AmqpConfig) -> Vec<String> {
+    flags(&[("--amqp-url", &cfg.url), ("--amqp-prefix", &cfg.prefix)])
+}
+
+/// What each run writes and how it is told apart: `<dir>/<name>.jsonl`,
+/// its idle limit (after which it exits by itself) and its name.
+fn run_args(dir: &Path, name: &str, idle: &str) -> Vec<String> {
+    flags(&[
+        ("--jsonl", &dir.join(format!("{name}.jsonl")).display()),
+        ("--exit-when-idle", &idle),
+        ("--name", &name),
+    ])
+}
+
+/// How the first run of [`kafka_consumer_twice`] ends.
+enum Stop {
+    /// SIGKILL: no commit on the way out.
+    Kill,
+    /// SIGTERM: a graceful stop, awaited (20 s at most).
+    Term,
+}
+
+/// The Kafka consumer binary run twice in one fresh group over 30,000
+/// ticks from `producer` on a 3-partition topic: the first run until it
+/// has handled `at` ticks, then stopped by `stop`; the second until idle
+/// (50 s at most). `case` are the flags of the test (commit interval and
+/// the like). Returns the lines each run wrote.
+async fn kafka_consumer_twice(
+    producer: &str,
+    group: &str,
+    case: &[String],
+    at: usize,
+    stop: Stop,
+) -> (Vec<JsonLine>, Vec<JsonLine>) {
+    let (k, _msgs) = kafka_with_ticks(3, producer, 30_000).await;
+    let dir = tempfile::tempdir().unwrap();
+    let group = rand_name(group);
+    let args = |n: &str| -> Vec<String> {
+        [
+            flags(&[
+                ("--kafka-brokers", &k.brokers),
+                ("--kafka-topic", &k.topic),
+                ("--group", &group),
+            ]),
+            case.to_vec(),
+            run_args(dir.path(), n, "6s"),
+        ]
+        .concat()
+    };
+    let (l1, l2) = (dir.path().join("first.log"), dir.path().join("second.log"));
+    let mut first = spawn(env!("CARGO_BIN_EXE_consumer"), &args("first"), &l1);
+    let p1 = dir.path().join("first.jsonl");
+    wait_until(
+        &format!("the first consumer to handle {at}"),
+        Duration::from_secs(30),
+        || lines(&p1).len() >= at,
+    )
+    .await;
+    match stop {
+        Stop::Kill => sigkill(&mut first),
+        Stop::Term => {
+            assert!(sigterm(&first));
+            wait_exit(first, Duration::from_secs(20), &l1).await;
+        }
+    }
+    let second = spawn(env!("CARGO_BIN_EXE_consumer"), &args("second"), &l2);
+    wait_exit(second, Duration::from_secs(50), &l2).await;
+    (lines(&p1), lines(&dir.path().join("second.jsonl")))
 }
 
 /// Two workers; one is SIGKILLed mid-run. The other handles the rest,
@@ -53,28 +120,21 @@ fn s(x: impl ToString) -> String {
 /// as redelivered; the union is every tick.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn worker_sigkill_loses_nothing() {
-    init_logs();
-    let rabbit = Rabbit::new().await;
-    let msgs = messages("p-kill", 30_000);
-    rabbit.publish(&msgs).await;
+    let (rabbit, _msgs) = Rabbit::with_ticks("p-kill", 30_000).await;
     let dir = tempfile::tempdir().unwrap();
     let args = |n: &str| -> Vec<String> {
-        vec![
-            s("--amqp-url"),
-            rabbit.cfg.url.clone(),
-            s("--amqp-prefix"),
-            rabbit.cfg.prefix.clone(),
-            s("--prefetch"),
-            s(200),
-            s("--jsonl"),
-            s(dir.path().join(format!("{n}.jsonl")).display()),
-            s("--summary-json"),
-            s(dir.path().join(format!("{n}.json")).display()),
-            s("--exit-when-idle"),
-            s("3s"),
-            s("--name"),
-            s(n),
+        [
+            worker_args(&rabbit.cfg),
+            flags(&[
+                ("--prefetch", &200),
+                (
+                    "--summary-json",
+                    &dir.path().join(format!("{n}.json")).display(),
+                ),
+            ]),
+            run_args(dir.path(), n, "3s"),
         ]
+        .concat()
     };
     let (victim_log, survivor_log) = (
         dir.path().join("victim.log"),
@@ -93,19 +153,13 @@ async fn worker_sigkill_loses_nothing() {
         || lines(&vpath).len() >= 3_000,
     )
     .await;
-    victim.kill().unwrap(); // SIGKILL
-    victim.wait().unwrap();
+    sigkill(&mut victim);
     wait_exit(survivor, Duration::from_secs(45), &survivor_log).await;
 
     let v = lines(&vpath);
     let sv = lines(&dir.path().join("survivor.jsonl"));
     assert!(v.len() < 30_000, "killed mid-run");
-    let union: HashSet<&str> = v
-        .iter()
-        .chain(&sv)
-        .map(|l| l.message.as_ref().id())
-        .collect();
-    assert_eq!(union.len(), 30_000, "nothing lost");
+    assert_eq!(id_counts(v.iter().chain(&sv)).len(), 30_000, "nothing lost");
     let victim_ids: HashSet<&str> = v.iter().map(|l| l.message.as_ref().id()).collect();
     let redelivered: Vec<&JsonLine> = sv.iter().filter(|l| l.redelivered).collect();
     assert!(
@@ -143,55 +197,17 @@ async fn worker_sigkill_loses_nothing() {
 /// but not yet committed, bounded by the commit interval.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kafka_consumer_sigkill_and_restart_misses_nothing() {
-    init_logs();
-    let k = kafka_topic(3).await;
-    let msgs = messages("p-kkill", 30_000);
-    kafka_publish(&k, &msgs).await;
-    let dir = tempfile::tempdir().unwrap();
-    let group = rand_name("g-kill");
-    let args = |n: &str| -> Vec<String> {
-        vec![
-            s("--kafka-brokers"),
-            k.brokers.clone(),
-            s("--kafka-topic"),
-            k.topic.clone(),
-            s("--group"),
-            group.clone(),
-            s("--commit-interval"),
-            s("200ms"),
-            s("--session-timeout"),
-            s("6s"),
-            s("--jsonl"),
-            s(dir.path().join(format!("{n}.jsonl")).display()),
-            s("--exit-when-idle"),
-            s("6s"),
-            s("--name"),
-            s(n),
-        ]
-    };
-    let (l1, l2) = (dir.path().join("first.log"), dir.path().join("second.log"));
-    let mut first = spawn(env!("CARGO_BIN_EXE_consumer"), &args("first"), &l1);
-    let p1 = dir.path().join("first.jsonl");
-    wait_until(
-        "the first consumer to handle 8,000",
-        Duration::from_secs(30),
-        || lines(&p1).len() >= 8_000,
-    )
-    .await;
-    first.kill().unwrap(); // SIGKILL
-    first.wait().unwrap();
-    let second = spawn(env!("CARGO_BIN_EXE_consumer"), &args("second"), &l2);
-    wait_exit(second, Duration::from_secs(50), &l2).await;
-
-    let a = lines(&p1);
-    let b = lines(&dir.path().join("second.jsonl"));
+    let case = flags(&[
+        ("--commit-interval", &"200ms"),
+        ("--session-timeout", &"6s"),
+    ]);
+    let (a, b) = kafka_consumer_twice("p-kkill", "g-kill", &case, 8_000, Stop::Kill).await;
     assert!(a.len() < 30_000, "killed mid-run");
-    let union: HashSet<&str> = a
-        .iter()
-        .chain(&b)
-        .map(|l| l.message.as_ref().id())
-        .collect();
-    assert_eq!(union.len(), 30_000, "nothing missed");
+    assert_eq!(
+        id_counts(a.iter().chain(&b)).len(),
+        30_000,
+        "nothing missed"
+    );
     let dups = a.len() + b.len() - 30_000;
 
     // Per partition: the restart begins at the committed offset, at or before
@@ -243,49 +259,9 @@ async fn kafka_consumer_sigkill_and_restart_misses_nothing() {
 /// from exactly there, with no duplicates at all.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kafka_consumer_sigterm_commits_on_shutdown() {
-    init_logs();
-    let k = kafka_topic(3).await;
-    let msgs = messages("p-term", 30_000);
-    kafka_publish(&k, &msgs).await;
-    let dir = tempfile::tempdir().unwrap();
-    let group = rand_name("g-term");
-    let args = |n: &str| -> Vec<String> {
-        vec![
-            s("--kafka-brokers"),
-            k.brokers.clone(),
-            s("--kafka-topic"),
-            k.topic.clone(),
-            s("--group"),
-            group.clone(),
-            // Long enough that only the shutdown commit can explain zero duplicates.
-            s("--commit-interval"),
-            s("1h"),
-            s("--jsonl"),
-            s(dir.path().join(format!("{n}.jsonl")).display()),
-            s("--exit-when-idle"),
-            s("6s"),
-            s("--name"),
-            s(n),
-        ]
-    };
-    let (l1, l2) = (dir.path().join("first.log"), dir.path().join("second.log"));
-    let first = spawn(env!("CARGO_BIN_EXE_consumer"), &args("first"), &l1);
-    let p1 = dir.path().join("first.jsonl");
-    wait_until(
-        "the first consumer to handle 5,000",
-        Duration::from_secs(30),
-        || lines(&p1).len() >= 5_000,
-    )
-    .await;
-    let term = Command::new("kill")
-        .args(["-TERM", &first.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(term.success());
-    wait_exit(first, Duration::from_secs(20), &l1).await;
-    let second = spawn(env!("CARGO_BIN_EXE_consumer"), &args("second"), &l2);
-    wait_exit(second, Duration::from_secs(50), &l2).await;
-    let (a, b) = (lines(&p1), lines(&dir.path().join("second.jsonl")));
+    // Long enough that only the shutdown commit can explain zero duplicates.
+    let case = flags(&[("--commit-interval", &"1h")]);
+    let (a, b) = kafka_consumer_twice("p-term", "g-term", &case, 5_000, Stop::Term).await;
     assert!(a.len() < 30_000, "stopped mid-run");
     assert_eq!(
         a.len() + b.len(),
@@ -294,12 +270,7 @@ async fn kafka_consumer_sigterm_commits_on_shutdown() {
         a.len(),
         b.len()
     );
-    let union: HashSet<&str> = a
-        .iter()
-        .chain(&b)
-        .map(|l| l.message.as_ref().id())
-        .collect();
-    assert_eq!(union.len(), 30_000);
+    assert_eq!(id_counts(a.iter().chain(&b)).len(), 30_000);
 }
 
 /// The broker drops the worker's connection (as on a RabbitMQ restart): the
@@ -307,29 +278,22 @@ async fn kafka_consumer_sigterm_commits_on_shutdown() {
 /// messages it held unacked come back redelivered, nothing is lost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn worker_reconnects_after_the_broker_closes_its_connection() {
-    init_logs();
-    let rabbit = Rabbit::new().await;
-    let msgs = messages("p-reconnect", 20_000);
-    rabbit.publish(&msgs).await;
+    let (rabbit, _msgs) = Rabbit::with_ticks("p-reconnect", 20_000).await;
     let dir = tempfile::tempdir().unwrap();
     let name = rand_name("tb-reconnect");
     let path = dir.path().join("w.jsonl");
     let log = dir.path().join("w.log");
-    let args = vec![
-        s("--amqp-url"),
-        rabbit.cfg.url.clone(),
-        s("--amqp-prefix"),
-        rabbit.cfg.prefix.clone(),
-        s("--jsonl"),
-        s(path.display()),
-        s("--exit-when-idle"),
-        s("3s"),
-        // Slow enough to still be running when the management API lists it.
-        s("--prefetch"),
-        s(1),
-        s("--name"),
-        name.clone(),
-    ];
+    let args = [
+        worker_args(&rabbit.cfg),
+        flags(&[
+            ("--jsonl", &path.display()),
+            ("--exit-when-idle", &"3s"),
+            // Slow enough to still be running when the management API lists it.
+            ("--prefetch", &1),
+            ("--name", &name),
+        ]),
+    ]
+    .concat();
     let w = spawn(env!("CARGO_BIN_EXE_worker"), &args, &log);
     wait_until(
         "the worker to handle 2,000",
@@ -379,9 +343,9 @@ async fn worker_reconnects_after_the_broker_closes_its_connection() {
         .success());
     wait_exit(w, Duration::from_secs(50), &log).await;
     let l = lines(&path);
-    let union: HashSet<&str> = l.iter().map(|x| x.message.as_ref().id()).collect();
-    assert_eq!(union.len(), 20_000, "nothing lost across the reconnect");
-    for (id, n) in id_counts(&l) {
+    let counts = id_counts(&l);
+    assert_eq!(counts.len(), 20_000, "nothing lost across the reconnect");
+    for (id, n) in counts {
         if n > 1 {
             assert!(
                 l.iter()

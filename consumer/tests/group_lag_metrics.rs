@@ -12,24 +12,7 @@ use std::time::Duration;
 use tickbridge_consumer::consumer::{self, ConsumerConfig};
 use tickbridge_consumer::replay::ReplayFrom;
 use tickbridge_model::Shutdown;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-async fn scrape(addr: std::net::SocketAddr) -> Option<String> {
-    let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .await
-        .ok()?;
-    let mut body = String::new();
-    s.read_to_string(&mut body).await.ok()?;
-    Some(body)
-}
-
-fn value(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .find(|l| l.starts_with(series))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-}
+use tickbridge_testkit::prom::{scrape, series_value as value};
 
 /// A member whose group is known to lag by an exact amount it does not
 /// read (it starts at `latest`, so it commits nothing): the gauges show
@@ -132,11 +115,7 @@ async fn group_lag_is_served_in_metrics_and_written_in_the_summary() {
     );
 
     shutdown.trigger();
-    let summary = tokio::time::timeout(Duration::from_secs(40), h)
-        .await
-        .expect("stops")
-        .unwrap()
-        .unwrap();
+    let summary = finish_within(h, Duration::from_secs(40)).await;
     let gl = summary.group_lag.expect("group lag in the summary");
     assert_eq!((gl.lag_at_end, gl.max_lag), (Some(total), total), "{gl:#?}");
     assert_eq!(gl.partitions_at_end, want);

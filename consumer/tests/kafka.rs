@@ -17,11 +17,8 @@ use tickbridge_consumer::{Error, Summary};
 use tickbridge_model::{Message, Shutdown};
 
 fn config(k: &KafkaConfig, group: &str, jsonl: &Path) -> ConsumerConfig {
-    let mut c = ConsumerConfig::local_kafka(k.clone(), group);
-    c.common.jsonl = Some(jsonl.to_path_buf());
+    let mut c = kafka_reader(k, group, jsonl);
     c.common.exit_when_idle = Some(Duration::from_secs(3));
-    c.common.name = Some(jsonl.file_stem().unwrap().to_string_lossy().into_owned());
-    c.session_timeout = Duration::from_secs(6);
     c
 }
 
@@ -30,37 +27,24 @@ fn with_replay(mut c: ConsumerConfig, r: &str) -> ConsumerConfig {
     c
 }
 
-async fn run_all(configs: Vec<ConsumerConfig>) -> Vec<Summary> {
-    let handles: Vec<_> = configs
-        .into_iter()
-        .map(|c| tokio::spawn(consumer::run(c, Shutdown::new())))
-        .collect();
-    let mut out = Vec::new();
-    for h in handles {
-        out.push(
-            tokio::time::timeout(Duration::from_secs(55), h)
-                .await
-                .expect("consumer finished within 55 s")
-                .unwrap()
-                .expect("consumer ran without error"),
-        );
-    }
-    out
+/// `--no-commit`: reads without moving the group.
+fn read_only(mut c: ConsumerConfig) -> ConsumerConfig {
+    c.no_commit = true;
+    c
 }
 
 async fn run_one(c: ConsumerConfig) -> Summary {
-    run_all(vec![c]).await.remove(0)
+    finish_within(spawn_consumer(c), Duration::from_secs(55)).await
 }
 
+/// Sets, not lists: which ticks a reader got, whatever the interleaving of
+/// the partitions.
 fn ids(msgs: &[Message]) -> HashSet<String> {
-    msgs.iter().map(|m| m.as_ref().id().to_string()).collect()
+    common::ids(msgs).into_iter().collect()
 }
 
 fn handled_ids(path: &Path) -> HashSet<String> {
-    lines(path)
-        .iter()
-        .map(|l| l.message.as_ref().id().to_string())
-        .collect()
+    handled(path).into_iter().collect()
 }
 
 /// Two groups each receive all 30,000; two members of a third group split
@@ -81,8 +65,7 @@ async fn groups_broadcast_and_members_split() {
     };
     let (c1, c2) = (member("c1"), member("c2"));
     let (a1, a2) = (c1.assignment.clone(), c2.assignment.clone());
-    let spawn = |c| tokio::spawn(consumer::run(c, Shutdown::new()));
-    let mut handles = vec![spawn(c1), spawn(c2)];
+    let mut handles = vec![spawn_consumer(c1), spawn_consumer(c2)];
     // Both members of g3 own partitions before anything arrives, so they
     // share it: each member's own view of its assignment, not a guessed
     // join time (a join can take several seconds on a busy machine).
@@ -102,18 +85,9 @@ async fn groups_broadcast_and_members_split() {
     kafka_publish(&k, &msgs).await;
     // Groups g1 and g2 start from the earliest offset, so joining after the
     // publish still shows that every group gets every tick.
-    handles.push(spawn(config(&k, &g1, &p("a"))));
-    handles.push(spawn(config(&k, &g2, &p("b"))));
-    let mut sums = Vec::new();
-    for h in handles {
-        sums.push(
-            tokio::time::timeout(Duration::from_secs(50), h)
-                .await
-                .expect("finished")
-                .unwrap()
-                .expect("ran"),
-        );
-    }
+    handles.push(spawn_consumer(config(&k, &g1, &p("a"))));
+    handles.push(spawn_consumer(config(&k, &g2, &p("b"))));
+    let sums = finish_all_within(handles, Duration::from_secs(50)).await;
     let want = ids(&msgs);
     for name in ["a", "b"] {
         let l = lines(&p(name));
@@ -154,10 +128,7 @@ async fn groups_broadcast_and_members_split() {
 /// moving the group, and the group afterwards has nothing left to read.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replay_from_zero_rereads_everything_in_order() {
-    init_logs();
-    let k = kafka_topic(3).await;
-    let msgs = messages("p-replay", 30_000);
-    kafka_publish(&k, &msgs).await;
+    let (k, msgs) = kafka_with_ticks(3, "p-replay", 30_000).await;
     let dir = tempfile::tempdir().unwrap();
     let p = |n: &str| dir.path().join(format!("{n}.jsonl"));
     let g = rand_name("g-replay");
@@ -179,8 +150,7 @@ async fn replay_from_zero_rereads_everything_in_order() {
         );
     }
 
-    let mut ro = with_replay(config(&k, &g, &p("readonly")), "0");
-    ro.no_commit = true;
+    let ro = read_only(with_replay(config(&k, &g, &p("readonly")), "0"));
     assert_eq!(run_one(ro).await.handled, 30_000, "read-only replay");
 
     let mut after = config(&k, &g, &p("after"));
@@ -221,27 +191,33 @@ async fn replay_from_offset_timestamp_and_duration() {
     // A duration that points at `t` now: however long publishing batch b
     // took, "now - ago" falls in the pause between the batches.
     let ago = format!("{}ms", (chrono::Utc::now() - t).num_milliseconds());
-    let mut c = with_replay(config(&k, &rand_name("g-ago"), &p("ago")), &ago);
-    c.no_commit = true;
-    run_one(c).await;
+    run_one(read_only(with_replay(
+        config(&k, &rand_name("g-ago"), &p("ago")),
+        &ago,
+    )))
+    .await;
     assert_eq!(
         handled_ids(&p("ago")),
         ids(b),
         "{ago} ago (= t) = the second batch"
     );
 
-    let mut c = with_replay(config(&k, &rand_name("g-ts"), &p("ts")), &t.to_rfc3339());
-    c.no_commit = true;
-    run_one(c).await;
+    run_one(read_only(with_replay(
+        config(&k, &rand_name("g-ts"), &p("ts")),
+        &t.to_rfc3339(),
+    )))
+    .await;
     assert_eq!(
         handled_ids(&p("ts")),
         ids(b),
         "timestamp = the second batch"
     );
 
-    let mut c = with_replay(config(&k, &rand_name("g-off"), &p("off")), "100");
-    c.no_commit = true;
-    run_one(c).await;
+    run_one(read_only(with_replay(
+        config(&k, &rand_name("g-off"), &p("off")),
+        "100",
+    )))
+    .await;
     assert_eq!(handled_ids(&p("off")), expect(&|_, o| o >= 100));
     for l in lines(&p("off")) {
         assert!(l.offset.unwrap() >= 100);
@@ -285,17 +261,14 @@ async fn replay_from_offset_timestamp_and_duration() {
     );
 
     // `latest`: only what is published after the reader started.
-    let mut c = with_replay(config(&k, &rand_name("g-latest"), &p("latest")), "latest");
-    c.no_commit = true;
-    let h = tokio::spawn(consumer::run(c, Shutdown::new()));
+    let h = spawn_consumer(read_only(with_replay(
+        config(&k, &rand_name("g-latest"), &p("latest")),
+        "latest",
+    )));
     tokio::time::sleep(Duration::from_millis(2000)).await;
     let late = messages("p-pos-late", 50);
     kafka_publish(&k, &late).await;
-    tokio::time::timeout(Duration::from_secs(30), h)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    finish_within(h, Duration::from_secs(30)).await;
     assert_eq!(
         handled_ids(&p("latest")),
         ids(&late),
@@ -418,7 +391,7 @@ async fn rebalance_commits_on_revoke() {
     let mut c1 = config(&k, &g, &p("m1"));
     c1.commit_interval = Duration::from_secs(3600);
     c1.common.exit_when_idle = Some(Duration::from_secs(6));
-    let h1 = tokio::spawn(consumer::run(c1, Shutdown::new()));
+    let h1 = spawn_consumer(c1);
     tokio::time::sleep(Duration::from_secs(3)).await;
     // A steady stream, so m1 is busy when m2 joins.
     let k2 = k.clone();
@@ -437,15 +410,9 @@ async fn rebalance_commits_on_revoke() {
     let mut c2 = config(&k, &g, &p("m2"));
     c2.commit_interval = Duration::from_secs(3600);
     c2.common.exit_when_idle = Some(Duration::from_secs(6));
-    let h2 = tokio::spawn(consumer::run(c2, Shutdown::new()));
+    let h2 = spawn_consumer(c2);
     let msgs = publisher.await.unwrap();
-    for h in [h1, h2] {
-        tokio::time::timeout(Duration::from_secs(40), h)
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-    }
+    finish_all_within(vec![h1, h2], Duration::from_secs(40)).await;
     let (m1, m2) = (lines(&p("m1")), lines(&p("m2")));
     assert!(!m2.is_empty(), "m2 got partitions");
     assert_eq!(
@@ -462,19 +429,14 @@ async fn rebalance_commits_on_revoke() {
 /// offsets and leaves them where they were.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_commit_peeks_from_the_committed_offsets() {
-    init_logs();
-    let k = kafka_topic(3).await;
-    let old = messages("p-peek-old", 600);
-    kafka_publish(&k, &old).await;
+    let (k, _old) = kafka_with_ticks(3, "p-peek-old", 600).await;
     let dir = tempfile::tempdir().unwrap();
     let p = |n: &str| dir.path().join(format!("{n}.jsonl"));
     let g = rand_name("g-peek");
     assert_eq!(run_one(config(&k, &g, &p("first"))).await.handled, 600);
     let new = messages("p-peek-new", 300);
     kafka_publish(&k, &new).await;
-    let mut peek = config(&k, &g, &p("peek"));
-    peek.no_commit = true;
-    run_one(peek).await;
+    run_one(read_only(config(&k, &g, &p("peek")))).await;
     assert_eq!(
         handled_ids(&p("peek")),
         ids(&new),

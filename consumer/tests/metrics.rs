@@ -9,34 +9,16 @@ use common::*;
 use std::time::Duration;
 use tickbridge_consumer::worker::{self, WorkerConfig};
 use tickbridge_model::Shutdown;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tickbridge_testkit::prom::{scrape, series_value};
 
-async fn scrape(addr: std::net::SocketAddr) -> String {
-    let mut s = tokio::net::TcpStream::connect(addr)
-        .await
-        .expect("metrics endpoint answers");
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .await
-        .unwrap();
-    let mut body = String::new();
-    s.read_to_string(&mut body).await.unwrap();
-    body
-}
-
+/// A series that must be there.
 fn value(text: &str, series: &str) -> f64 {
-    text.lines()
-        .find(|l| l.starts_with(series))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no series {series} in:\n{text}"))
+    series_value(text, series).unwrap_or_else(|| panic!("no series {series} in:\n{text}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn worker_serves_metrics_and_writes_a_summary() {
-    init_logs();
-    let rabbit = Rabbit::new().await;
-    let msgs = messages("p-metrics", 1_200);
-    rabbit.publish(&msgs).await;
+    let (rabbit, _msgs) = Rabbit::with_ticks("p-metrics", 1_200).await;
     let mut p = rabbit.publisher().await;
     p.publish_raw("binance.BTC-USD", b"{oops", Default::default())
         .await
@@ -50,12 +32,9 @@ async fn worker_serves_metrics_and_writes_a_summary() {
     .unwrap();
     p.flush().await.unwrap();
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{}", tickbridge_testkit::free_port())
+        .parse()
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let summary_path = dir.path().join("summary.json");
     let mut c = WorkerConfig::local(&rabbit.cfg.url, &rabbit.cfg.prefix);
@@ -68,12 +47,8 @@ async fn worker_serves_metrics_and_writes_a_summary() {
     let shutdown = Shutdown::new();
     let h = tokio::spawn(worker::run(c, shutdown.clone()));
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let text = scrape(addr).await;
-    let summary = tokio::time::timeout(Duration::from_secs(40), h)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    let text = scrape(addr).await.expect("metrics endpoint answers");
+    let summary = finish_within(h, Duration::from_secs(40)).await;
 
     assert!(text.starts_with("HTTP/1.1 200"), "{text}");
     assert_eq!(

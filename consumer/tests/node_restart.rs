@@ -10,12 +10,13 @@ mod common;
 use common::*;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 use tickbridge_broker::amqp::AmqpConfig;
 use tickbridge_consumer::supervise::EXIT_DEADLINE;
 use tickbridge_model::Message;
 use tickbridge_testkit::loadgen::AmqpPublisher;
+use tickbridge_testkit::proc::{exit_within, sigterm, spawn_logged};
 use tickbridge_testkit::RabbitNode;
 
 const WORKERS: usize = 2;
@@ -46,13 +47,12 @@ fn spawn_worker(cfg: &AmqpConfig, dir: &Path, name: &str) -> Child {
     .iter()
     .map(|s| s.to_string())
     .collect();
-    Command::new(env!("CARGO_BIN_EXE_worker"))
-        .args(&args)
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.join(format!("{name}.log"))).unwrap())
-        .spawn()
-        .expect("worker binary")
+    spawn_logged(
+        Command::new(env!("CARGO_BIN_EXE_worker"))
+            .args(&args)
+            .env("RUST_LOG", "info"),
+        &dir.join(format!("{name}.log")),
+    )
 }
 
 /// The worker processes, killed if the test ends before they exit (a
@@ -202,25 +202,17 @@ async fn workers_survive_node_restarts_and_exit_on_sigterm() {
 
     // SIGTERM: each worker drains and exits cleanly, within the deadline.
     for w in &workers.0 {
-        let _ = Command::new("kill")
-            .args(["-TERM", &w.id().to_string()])
-            .status();
+        sigterm(w);
     }
     let limit = EXIT_DEADLINE + Duration::from_secs(5);
     let t = Instant::now();
     for (i, w) in workers.0.iter_mut().enumerate() {
-        let status = loop {
-            if let Some(st) = w.try_wait().unwrap() {
-                break st;
-            }
-            if t.elapsed() > limit {
-                let _ = w.kill();
-                panic!(
-                    "w{i} did not exit within {limit:?} of SIGTERM{}",
-                    logs(dir.path())
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        let Some(status) = exit_within(w, limit.saturating_sub(t.elapsed())).await else {
+            let _ = w.kill();
+            panic!(
+                "w{i} did not exit within {limit:?} of SIGTERM{}",
+                logs(dir.path())
+            );
         };
         assert!(
             status.success(),

@@ -12,44 +12,19 @@ use tickbridge_broker::amqp::AmqpConfig;
 use tickbridge_consumer::consumer::{self, ConsumerConfig};
 use tickbridge_consumer::replay::ReplayFrom;
 use tickbridge_consumer::{Error, Summary};
-use tickbridge_model::{Message, Shutdown};
+use tickbridge_model::Shutdown;
 
 fn config(amqp: &AmqpConfig, replay: Option<&str>, jsonl: &Path) -> ConsumerConfig {
     let mut c = ConsumerConfig::local_stream(amqp.clone());
     c.replay_from = replay.map(|r| r.parse::<ReplayFrom>().unwrap());
-    c.common.jsonl = Some(jsonl.to_path_buf());
+    writes_to(&mut c.common, jsonl);
     c.common.exit_when_idle = Some(Duration::from_secs(2));
-    c.common.name = Some(jsonl.file_stem().unwrap().to_string_lossy().into_owned());
     c
 }
 
 async fn run_all(configs: Vec<ConsumerConfig>) -> Vec<Summary> {
-    let handles: Vec<_> = configs
-        .into_iter()
-        .map(|c| tokio::spawn(consumer::run(c, Shutdown::new())))
-        .collect();
-    let mut out = Vec::new();
-    for h in handles {
-        out.push(
-            tokio::time::timeout(Duration::from_secs(50), h)
-                .await
-                .expect("finished within 50 s")
-                .unwrap()
-                .expect("ran"),
-        );
-    }
-    out
-}
-
-fn ids(msgs: &[Message]) -> Vec<String> {
-    msgs.iter().map(|m| m.as_ref().id().to_string()).collect()
-}
-
-fn handled(path: &Path) -> Vec<String> {
-    lines(path)
-        .iter()
-        .map(|l| l.message.as_ref().id().to_string())
-        .collect()
+    let handles = configs.into_iter().map(spawn_consumer).collect();
+    finish_all_within(handles, Duration::from_secs(50)).await
 }
 
 /// 30,000 ticks in two batches with a pause between: readers from `0` and
@@ -117,23 +92,16 @@ async fn stream_broadcast_and_replay_positions() {
 /// `latest` reads only what is published after the reader starts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stream_latest_reads_only_new_messages() {
-    init_logs();
-    let rabbit = Rabbit::new().await;
-    let old = messages("p-old", 500);
-    rabbit.publish(&old).await;
+    let (rabbit, _old) = Rabbit::with_ticks("p-old", 500).await;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("new.jsonl");
     let mut c = config(&rabbit.cfg, Some("latest"), &path);
     c.common.exit_when_idle = Some(Duration::from_secs(3));
-    let h = tokio::spawn(consumer::run(c, Shutdown::new()));
+    let h = spawn_consumer(c);
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let new = messages("p-new", 50);
     rabbit.publish(&new).await;
-    let s = tokio::time::timeout(Duration::from_secs(30), h)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    let s = finish_within(h, Duration::from_secs(30)).await;
     assert_eq!(handled(&path), ids(&new));
     assert_eq!(s.handled, 50);
     rabbit.cleanup().await;

@@ -10,29 +10,23 @@ use common::*;
 use std::path::Path;
 use std::time::Duration;
 use tickbridge_broker::kafka::KafkaConfig;
-use tickbridge_consumer::consumer::{self, ConsumerConfig};
+use tickbridge_consumer::consumer::ConsumerConfig;
 use tickbridge_consumer::replay::ReplayFrom;
 use tickbridge_consumer::Error;
-use tickbridge_model::Shutdown;
+use tickbridge_testkit::assert_topic_deleted_line;
+use tickbridge_testkit::prom::series_value;
 
 /// Value of a counter in the process's Prometheus text (0 when absent:
 /// a counter appears with its first increment).
 fn counter(text: &str, series: &str) -> f64 {
-    text.lines()
-        .find(|l| l.starts_with(series))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
+    series_value(text, series).unwrap_or(0.0)
 }
 
 fn config(k: &KafkaConfig, group: &str, jsonl: &Path) -> ConsumerConfig {
-    let mut c = ConsumerConfig::local_kafka(k.clone(), group);
-    c.common.jsonl = Some(jsonl.to_path_buf());
-    c.common.name = Some(jsonl.file_stem().unwrap().to_string_lossy().into_owned());
+    let mut c = kafka_reader(k, group, jsonl);
     // No --exit-when-idle: a reader that ignored the deletion would wait
     // for records forever, and the timeout below would catch it.
     c.common.exit_when_idle = None;
-    c.session_timeout = Duration::from_secs(6);
     c.topic_wait = Duration::from_secs(5);
     c
 }
@@ -49,7 +43,7 @@ async fn delete_under(
     let series = "tickbridge_consumer_kafka_receive_errors_total";
     let before = counter(&metrics.render(), series);
     c.common.jsonl = Some(jsonl.to_path_buf());
-    let h = tokio::spawn(consumer::run(c, Shutdown::new()));
+    let h = spawn_consumer(c);
     wait_until(
         "the reader handled every record",
         Duration::from_secs(60),
@@ -71,53 +65,51 @@ async fn delete_under(
 }
 
 fn assert_clear(err: &Error, topic: &str) {
-    let text = err.to_string();
     assert!(
         matches!(err, Error::TopicDeleted { .. }),
         "the deletion has its own error: {err:?}"
     );
     assert!(err.is_terminal(), "not retried: {err:?}");
-    assert!(!text.contains('\n'), "one line: {text}");
-    assert!(text.contains(topic), "names the topic: {text}");
-    assert!(text.contains("deleted"), "says what happened: {text}");
+    assert_topic_deleted_line(&err.to_string(), topic);
+}
+
+/// Both cases: `n` ticks (from producer `p-<tag>`) on a fresh topic of
+/// `partitions`, read into `<file>.jsonl` by a member of group `g-<tag>`
+/// that `setup` turns into the case's kind of reader; then the topic is
+/// deleted under it. The reader stops with the clear error, the receive
+/// error is counted, and every record was handled once before.
+async fn stops_clearly_when_deleted(
+    partitions: i32,
+    n: usize,
+    tag: &str,
+    file: &str,
+    setup: impl FnOnce(&mut ConsumerConfig),
+) {
+    let (k, _msgs) = kafka_with_ticks(partitions, &format!("p-{tag}"), n).await;
+    let dir = tempfile::tempdir().unwrap();
+    let jsonl = dir.path().join(format!("{file}.jsonl"));
+    let mut c = config(&k, &rand_name(&format!("g-{tag}")), &jsonl);
+    setup(&mut c);
+    let (err, counted) = delete_under(c, &k, &jsonl, n).await;
+    assert_clear(&err, &k.topic);
+    assert!(counted >= 1.0, "the receive error is counted ({counted})");
+    assert_eq!(
+        lines(&jsonl).len(),
+        n,
+        "every record handled once before the deletion"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn group_member_stops_with_a_clear_error_when_its_topic_is_deleted() {
-    init_logs();
-    let k = kafka_topic(3).await;
-    let n = 300;
-    kafka_publish(&k, &messages("p-deleted", n)).await;
-    let dir = tempfile::tempdir().unwrap();
-    let jsonl = dir.path().join("member.jsonl");
-    let c = config(&k, &rand_name("g-deleted"), &jsonl);
-    let (err, counted) = delete_under(c, &k, &jsonl, n).await;
-    assert_clear(&err, &k.topic);
-    assert!(counted >= 1.0, "the receive error is counted ({counted})");
-    assert_eq!(
-        lines(&jsonl).len(),
-        n,
-        "every record handled once before the deletion"
-    );
+    stops_clearly_when_deleted(3, 300, "deleted", "member", |_| {}).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn read_only_replay_stops_with_a_clear_error_when_its_topic_is_deleted() {
-    init_logs();
-    let k = kafka_topic(2).await;
-    let n = 200;
-    kafka_publish(&k, &messages("p-deleted-ro", n)).await;
-    let dir = tempfile::tempdir().unwrap();
-    let jsonl = dir.path().join("replay.jsonl");
-    let mut c = config(&k, &rand_name("g-deleted-ro"), &jsonl);
-    c.no_commit = true;
-    c.replay_from = Some("0".parse::<ReplayFrom>().unwrap());
-    let (err, counted) = delete_under(c, &k, &jsonl, n).await;
-    assert_clear(&err, &k.topic);
-    assert!(counted >= 1.0, "the receive error is counted ({counted})");
-    assert_eq!(
-        lines(&jsonl).len(),
-        n,
-        "every record handled once before the deletion"
-    );
+    stops_clearly_when_deleted(2, 200, "deleted-ro", "replay", |c| {
+        c.no_commit = true;
+        c.replay_from = Some("0".parse::<ReplayFrom>().unwrap());
+    })
+    .await;
 }

@@ -21,34 +21,24 @@ fn worker_config(rabbit: &Rabbit, jsonl: &std::path::Path, name: &str) -> Worker
 }
 
 async fn run_workers(configs: Vec<WorkerConfig>) -> Vec<Summary> {
-    let handles: Vec<_> = configs
-        .into_iter()
-        .map(|c| tokio::spawn(worker::run(c, Shutdown::new())))
-        .collect();
-    let mut out = Vec::new();
-    for h in handles {
-        let s = tokio::time::timeout(Duration::from_secs(55), h)
-            .await
-            .expect("worker finished within 55 s")
-            .unwrap()
-            .expect("worker ran without error");
-        out.push(s);
-    }
-    out
+    let handles = configs.into_iter().map(spawn_worker).collect();
+    finish_all_within(handles, Duration::from_secs(55)).await
+}
+
+/// One `w<i>.jsonl` per worker of a test, in `dir`.
+fn jsonl_paths(dir: &std::path::Path, workers: usize) -> Vec<std::path::PathBuf> {
+    (0..workers)
+        .map(|i| dir.join(format!("w{i}.jsonl")))
+        .collect()
 }
 
 /// 3 workers, 30,000 ticks: the union of what they handled is exactly the
 /// 30,000, and a tick appears twice only if the second copy was a redelivery.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_workers_split_30000_ticks_without_overlap() {
-    init_logs();
-    let rabbit = Rabbit::new().await;
-    let msgs = messages("p-split", 30_000);
-    rabbit.publish(&msgs).await;
+    let (rabbit, msgs) = Rabbit::with_ticks("p-split", 30_000).await;
     let dir = tempfile::tempdir().unwrap();
-    let paths: Vec<_> = (0..3)
-        .map(|i| dir.path().join(format!("w{i}.jsonl")))
-        .collect();
+    let paths = jsonl_paths(dir.path(), 3);
     let configs = paths
         .iter()
         .enumerate()
@@ -101,10 +91,7 @@ async fn three_workers_split_30000_ticks_without_overlap() {
 /// reason; poison goes straight to the DLQ with a decode reason.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fail_every_100_with_two_retries_ends_handled_or_dead_lettered() {
-    init_logs();
-    let rabbit = Rabbit::new().await;
-    let msgs = messages("p-fail", 30_000);
-    rabbit.publish(&msgs).await;
+    let (rabbit, msgs) = Rabbit::with_ticks("p-fail", 30_000).await;
     // Poison: not JSON, not a known schema, schema-invalid, oversized.
     let mut p = rabbit.publisher().await;
     let poison: Vec<Vec<u8>> = vec![
@@ -121,9 +108,7 @@ async fn fail_every_100_with_two_retries_ends_handled_or_dead_lettered() {
     p.flush().await.unwrap();
 
     let dir = tempfile::tempdir().unwrap();
-    let paths: Vec<_> = (0..3)
-        .map(|i| dir.path().join(format!("w{i}.jsonl")))
-        .collect();
+    let paths = jsonl_paths(dir.path(), 3);
     let configs = paths
         .iter()
         .enumerate()
@@ -203,10 +188,7 @@ async fn fail_every_100_with_two_retries_ends_handled_or_dead_lettered() {
 /// then dead-lettered with the reason and its retry count.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn always_failing_handler_dead_letters_after_max_retries() {
-    init_logs();
-    let rabbit = Rabbit::new().await;
-    let msgs = messages("p-dlq", 20);
-    rabbit.publish(&msgs).await;
+    let (rabbit, _msgs) = Rabbit::with_ticks("p-dlq", 20).await;
     let dir = tempfile::tempdir().unwrap();
     let mut c = worker_config(&rabbit, &dir.path().join("w.jsonl"), "always-fails");
     c.fail.fail_rate = Some(1.0);
@@ -250,10 +232,7 @@ async fn unknown_queue_is_a_clear_error() {
 /// unhandled messages back; a second worker then handles everything left.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_returns_in_flight_messages() {
-    init_logs();
-    let rabbit = Rabbit::new().await;
-    let msgs = messages("p-stop", 3_000);
-    rabbit.publish(&msgs).await;
+    let (rabbit, _msgs) = Rabbit::with_ticks("p-stop", 3_000).await;
     let dir = tempfile::tempdir().unwrap();
     let first = dir.path().join("a.jsonl");
     let shutdown = Shutdown::new();
@@ -267,11 +246,7 @@ async fn shutdown_returns_in_flight_messages() {
     })
     .await;
     shutdown.trigger();
-    let a = tokio::time::timeout(Duration::from_secs(20), h)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    let a = finish_within(h, Duration::from_secs(20)).await;
     assert!(a.handled < 3_000, "stopped early");
     let second = dir.path().join("b.jsonl");
     let b = run_workers(vec![worker_config(&rabbit, &second, "finisher")])

@@ -186,20 +186,15 @@ async fn outage_run(policy: &str) -> Outcome {
     let prefix = rand_name(&format!("tb-down-{policy}"));
     let metrics_addr = format!("127.0.0.1:{}", free_port());
     let log = tempfile::NamedTempFile::new().unwrap();
+    let (symbols, url, amqp) = (
+        SYMBOLS.join(","),
+        sim.ws_base_for(Source::Binance),
+        node.url(),
+    );
     let child = Command::new(env!("CARGO_BIN_EXE_producer"))
+        .args(feed("binance", &symbols, &url))
+        .args(rabbitmq_sink("rabbitmq", &amqp, &prefix))
         .args([
-            "--exchange",
-            "binance",
-            "--symbols",
-            &SYMBOLS.join(","),
-            "--url",
-            &sim.ws_base_for(Source::Binance),
-            "--sink",
-            "rabbitmq",
-            "--amqp-url",
-            &node.url(),
-            "--amqp-prefix",
-            &prefix,
             "--max-buffer",
             &MAX_BUFFER.to_string(),
             "--confirm-window",
@@ -210,17 +205,9 @@ async fn outage_run(policy: &str) -> Outcome {
             &total.to_string(),
             "--max-seconds",
             &(outage.as_secs() + 120).to_string(),
-            "--drain-timeout",
-            "60s",
-            "--reconnect-min",
-            "200ms",
-            "--reconnect-max",
-            "1s",
-            "--stats-interval",
-            "500ms",
-            "--metrics-addr",
-            &metrics_addr,
         ])
+        .args(RIDE_OUT_RESTARTS)
+        .args(["--stats-interval", "500ms", "--metrics-addr", &metrics_addr])
         .stdout(Stdio::piped())
         .stderr(log.reopen().unwrap())
         .spawn()

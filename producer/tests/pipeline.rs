@@ -32,36 +32,29 @@ async fn hundred_thousand_ticks_arrive_exactly_once_in_both_brokers() {
     let (_, sim) = tickbridge_feed_sim::spawn(sim).await.unwrap();
     let prefix = rand_name("tb-prod");
     let topic = rand_name("tb-prod");
+    let (amqp, brokers) = (amqp_url(), kafka_brokers());
     let mut runs = Vec::new();
     for ex in [Source::Binance, Source::Coinbase] {
         let url = sim.ws_base_for(ex);
         let max = (3 * PER_SYMBOL).to_string();
-        let cfg = producer_cfg(&[
-            "--exchange",
-            ex.as_str(),
-            "--symbols",
-            "BTC-USDT,ETH-USDT,SOL-USDT",
-            "--url",
-            &url,
-            "--sink",
-            "rabbitmq,kafka",
-            "--amqp-url",
-            &amqp_url(),
-            "--amqp-prefix",
-            &prefix,
-            "--kafka-brokers",
-            &kafka_brokers(),
-            "--kafka-topic",
-            &topic,
-            "--kafka-partitions",
-            "3",
-            "--max-events",
-            &max,
-            "--max-seconds",
-            "300",
-            "--drain-timeout",
-            "120s",
-        ]);
+        let cfg = producer_cfg(
+            &[
+                &feed(ex.as_str(), "BTC-USDT,ETH-USDT,SOL-USDT", &url)[..],
+                &rabbitmq_sink("rabbitmq,kafka", &amqp, &prefix),
+                &kafka_sink(&brokers, &topic),
+                &[
+                    "--kafka-partitions",
+                    "3",
+                    "--max-events",
+                    &max,
+                    "--max-seconds",
+                    "300",
+                    "--drain-timeout",
+                    "120s",
+                ],
+            ]
+            .concat(),
+        );
         runs.push(tokio::spawn(tickbridge_producer::run(cfg, Shutdown::new())));
     }
     let mut total = 0;
@@ -150,28 +143,24 @@ async fn injected_faults_are_detected_and_survived() {
     let (_, sim) = tickbridge_feed_sim::spawn(sim).await.unwrap();
     let out = tempfile::tempdir().unwrap();
     let prefix = rand_name("tb-faults");
-    let cfg = producer_cfg(&[
-        "--exchange",
-        "binance",
-        "--symbols",
-        "BTC-USDT,ETH-USDT",
-        "--url",
-        &sim.ws_base_for(Source::Binance),
-        "--sink",
-        "rabbitmq,jsonl",
-        "--amqp-url",
-        &amqp_url(),
-        "--amqp-prefix",
-        &prefix,
-        "--out-dir",
-        out.path().to_str().unwrap(),
-        "--max-seconds",
-        "7",
-        "--reconnect-min",
-        "50ms",
-        "--reconnect-max",
-        "200ms",
-    ]);
+    let (url, amqp) = (sim.ws_base_for(Source::Binance), amqp_url());
+    let cfg = producer_cfg(
+        &[
+            &feed("binance", "BTC-USDT,ETH-USDT", &url)[..],
+            &rabbitmq_sink("rabbitmq,jsonl", &amqp, &prefix),
+            &[
+                "--out-dir",
+                out.path().to_str().unwrap(),
+                "--max-seconds",
+                "7",
+                "--reconnect-min",
+                "50ms",
+                "--reconnect-max",
+                "200ms",
+            ],
+        ]
+        .concat(),
+    );
     let report = tickbridge_producer::run(cfg, Shutdown::new())
         .await
         .expect("producer survives faults");
@@ -271,46 +260,30 @@ async fn polling_dedups_overlap_and_reports_what_it_misses() {
     let http = sim.http_base();
     let out = tempfile::tempdir().unwrap();
     let dir = out.path().to_str().unwrap();
-    let fast = producer_cfg(&[
-        "--exchange",
-        "binance",
-        "--symbols",
-        "BTC-USDT",
-        "--via",
-        "poll",
-        "--rest-url",
-        &http,
-        "--poll-interval",
-        "100ms",
-        "--poll-limit",
-        "500",
-        "--sink",
-        "jsonl",
-        "--out-dir",
-        dir,
-        "--max-seconds",
-        "3",
-    ]);
-    let slow = producer_cfg(&[
-        "--exchange",
-        "binance",
-        "--symbols",
-        "BTC-USDT",
-        "--via",
-        "poll",
-        "--rest-url",
-        &http,
-        "--poll-interval",
-        "500ms",
-        "--poll-limit",
-        "20",
-        "--sink",
-        "jsonl",
-        "--out-dir",
-        dir,
-        "--max-seconds",
-        "3",
-    ]);
+    // Two pollers of the same feed, differing only in how often and how much.
+    let poller = |interval: &str, limit: &str| {
+        producer_cfg(&[
+            "--exchange",
+            "binance",
+            "--symbols",
+            "BTC-USDT",
+            "--via",
+            "poll",
+            "--rest-url",
+            &http,
+            "--poll-interval",
+            interval,
+            "--poll-limit",
+            limit,
+            "--sink",
+            "jsonl",
+            "--out-dir",
+            dir,
+            "--max-seconds",
+            "3",
+        ])
+    };
+    let (fast, slow) = (poller("100ms", "500"), poller("500ms", "20"));
     let (fast, slow) = tokio::join!(
         tickbridge_producer::run(fast, Shutdown::new()),
         tickbridge_producer::run(slow, Shutdown::new())
@@ -360,22 +333,22 @@ async fn restart_with_state_file_reports_the_trades_missed_between_runs() {
     let mut runs = Vec::new();
     for n in 0..2 {
         let dir = tmp.path().join(format!("run{n}"));
-        let cfg = producer_cfg(&[
-            "--exchange",
-            "binance",
-            "--symbols",
-            "BTC-USDT,ETH-USDT",
-            "--url",
-            &url,
-            "--sink",
-            "jsonl",
-            "--out-dir",
-            dir.to_str().unwrap(),
-            "--state-file",
-            state_s,
-            "--max-events",
-            "200",
-        ]);
+        let cfg = producer_cfg(
+            &[
+                &feed("binance", "BTC-USDT,ETH-USDT", &url)[..],
+                &[
+                    "--sink",
+                    "jsonl",
+                    "--out-dir",
+                    dir.to_str().unwrap(),
+                    "--state-file",
+                    state_s,
+                    "--max-events",
+                    "200",
+                ],
+            ]
+            .concat(),
+        );
         let report = tickbridge_producer::run(cfg, Shutdown::new())
             .await
             .unwrap();

@@ -42,31 +42,18 @@ async fn rabbitmq_restart_mid_run_loses_nothing() {
     };
     let (_, sim) = tickbridge_feed_sim::spawn(sim).await.unwrap();
     let prefix = rand_name("tb-restart");
-    let cfg = ProducerConfig::try_parse_from([
-        "producer",
-        "--exchange",
-        "binance",
-        "--symbols",
-        "BTC-USDT,ETH-USDT,SOL-USDT",
-        "--url",
-        &sim.ws_base_for(Source::Binance),
-        "--sink",
-        "rabbitmq",
-        "--amqp-url",
-        &node.url(),
-        "--amqp-prefix",
-        &prefix,
-        "--max-seconds",
-        "120",
-        "--drain-timeout",
-        "60s",
-        "--reconnect-min",
-        "200ms",
-        "--reconnect-max",
-        "1s",
-        "--stats-interval",
-        "1s",
-    ])
+    let (url, amqp) = (sim.ws_base_for(Source::Binance), node.url());
+    let cfg = ProducerConfig::try_parse_from(
+        [
+            &["producer"][..],
+            &feed("binance", "BTC-USDT,ETH-USDT,SOL-USDT", &url),
+            &rabbitmq_sink("rabbitmq", &amqp, &prefix),
+            &["--max-seconds", "120"],
+            &RIDE_OUT_RESTARTS,
+            &["--stats-interval", "1s"],
+        ]
+        .concat(),
+    )
     .unwrap();
     let shutdown = Shutdown::new();
     let run = tokio::spawn(tickbridge_producer::run(cfg, shutdown.clone()));
@@ -166,27 +153,12 @@ async fn sigterm_during_a_busy_run_drains_everything() {
     let prefix = rand_name("tb-term");
     let topic = rand_name("tb-term");
     let url = sim.ws_base_for(Source::Binance);
+    let (amqp, brokers) = (amqp_url(), kafka_brokers());
     let mut child = Command::new(env!("CARGO_BIN_EXE_producer"))
-        .args([
-            "--exchange",
-            "binance",
-            "--symbols",
-            "BTC-USDT,ETH-USDT,SOL-USDT",
-            "--url",
-            &url,
-            "--sink",
-            "rabbitmq,kafka",
-            "--amqp-url",
-            &amqp_url(),
-            "--amqp-prefix",
-            &prefix,
-            "--kafka-brokers",
-            &kafka_brokers(),
-            "--kafka-topic",
-            &topic,
-            "--stats-interval",
-            "1s",
-        ])
+        .args(feed("binance", "BTC-USDT,ETH-USDT,SOL-USDT", &url))
+        .args(rabbitmq_sink("rabbitmq,kafka", &amqp, &prefix))
+        .args(kafka_sink(&brokers, &topic))
+        .args(["--stats-interval", "1s"])
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()

@@ -1,13 +1,18 @@
 //! What the integration tests of every crate need against the shared stack:
 //! ticks with ids no other test uses, a Kafka topic of their own, publishing
-//! to it with delivery reports, and waiting for a condition.
+//! to it with delivery reports, a RabbitMQ pipeline of their own and its
+//! queue depths, and waiting for a condition.
 //!
 //! Every helper panics with a "run scripts/stack.sh up" hint when a broker
 //! is missing: these tests fail loudly, they never skip.
 
 use crate::loadgen::{synthetic_ticks_after, KafkaPublisher};
 use crate::rand_name;
+use lapin::options::QueueDeclareOptions;
+use lapin::types::FieldTable;
+use lapin::{Channel, Connection, Queue};
 use std::time::Duration;
+use tickbridge_broker::amqp::AmqpConfig;
 use tickbridge_broker::kafka::KafkaConfig;
 use tickbridge_model::Message;
 
@@ -63,4 +68,53 @@ pub async fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bo
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Asserts what the bridge and the consumer both promise when the Kafka
+/// topic they read is deleted under them: their error (as text) is one
+/// line, names the topic and says it was deleted.
+pub fn assert_topic_deleted_line(text: &str, topic: &str) {
+    assert!(!text.contains('\n'), "one line: {text}");
+    assert!(text.contains(topic), "names the topic: {text}");
+    assert!(text.contains("deleted"), "says what happened: {text}");
+}
+
+/// Connects to `cfg`'s RabbitMQ as `client` and declares its pipeline (the
+/// topology of `stack/definitions.json` under `cfg.prefix`), for a test
+/// that owns that pipeline. Panics with the stack hint when RabbitMQ is
+/// missing.
+pub async fn declared_pipeline(cfg: &AmqpConfig, client: &str) -> (Connection, Channel) {
+    let conn = cfg.connect(client).await.unwrap_or_else(|e| {
+        panic!(
+            "RabbitMQ is required at {} (run scripts/stack.sh up): {e}",
+            cfg.masked_url()
+        )
+    });
+    let ch = conn.create_channel().await.unwrap();
+    cfg.topology()
+        .declare(&ch)
+        .await
+        .expect("declare test topology");
+    (conn, ch)
+}
+
+/// Declares `queue` with `options` and no arguments, panicking on a
+/// refusal: the tests' own queues (durable, exclusive, or a passive check).
+pub async fn declare_queue(ch: &Channel, queue: &str, options: QueueDeclareOptions) -> Queue {
+    ch.queue_declare(queue.into(), options, FieldTable::default())
+        .await
+        .unwrap_or_else(|e| panic!("declare queue {queue}: {e}"))
+}
+
+/// Messages ready in `queue`, by a passive declare on a channel of its own
+/// (a passive declare of a missing queue closes its channel).
+pub async fn queue_depth(conn: &Connection, queue: &str) -> u32 {
+    let ch = conn.create_channel().await.unwrap();
+    let passive = QueueDeclareOptions {
+        passive: true,
+        ..Default::default()
+    };
+    let q = declare_queue(&ch, queue, passive).await;
+    let _ = ch.close(200, "depth".into()).await;
+    q.message_count()
 }

@@ -8,7 +8,10 @@
 //!   shared stack on 5672/9092.
 //! * [`loadgen`]: synthetic ticks, and publishers that send them the way
 //!   the producer does (confirms, headers, keys).
-//! * [`run_bounded`]: a child binary with a time limit, its output kept.
+//! * [`run_bounded`]: a child binary with a time limit, its output kept;
+//!   [`proc`]: a child binary logging to a file, killed, terminated and
+//!   awaited with a bound (the crash and restart tests).
+//! * [`prom`]: scraping `/metrics` and reading one series from it.
 //! * [`wait_until`], [`rand_name`], [`amqp_url`], [`kafka_brokers`]: the
 //!   small helpers every integration test repeated.
 //! * [`process_cpu`], [`host_cpu`]: CPU accounting for the benchmarks.
@@ -20,9 +23,14 @@ use std::time::{Duration, Instant};
 
 pub mod fixtures;
 pub mod loadgen;
+pub mod proc;
+pub mod prom;
 pub mod readback;
 
-pub use fixtures::{kafka_publish, kafka_topic, ticks, wait_until, SYMBOLS};
+pub use fixtures::{
+    assert_topic_deleted_line, declare_queue, declared_pipeline, kafka_publish, kafka_topic,
+    queue_depth, ticks, wait_until, SYMBOLS,
+};
 
 /// A free TCP port on 127.0.0.1 (bound, read, released).
 pub fn free_port() -> u16 {
@@ -616,6 +624,44 @@ impl BoundedRun {
             .lines()
             .filter(|l| l.starts_with(prefix))
             .collect()
+    }
+
+    /// Lines lapin logs itself (`ERROR io_loop: lapin::channels: Connection
+    /// error ...`), in text or JSON format: a binary's own error line must
+    /// come without them.
+    pub fn lapin_lines(&self) -> Vec<&str> {
+        self.stderr
+            .lines()
+            .filter(|l| l.contains("lapin::") || l.contains("io_loop") || l.contains("\"lapin"))
+            .collect()
+    }
+
+    /// The checks every binary's fail-fast cases share: it exited non-zero
+    /// within `limit`, `secret` (the password of the case's URLs) is nowhere
+    /// on stderr, exactly one line starts with one of `prefixes` (the
+    /// binary's own `<name>:` and, for bad flags, clap's `error:`), that
+    /// line holds each of `words`, and lapin logged nothing of its own.
+    /// `ctx` names the case in every failure.
+    pub fn assert_one_error_line(
+        &self,
+        limit: Duration,
+        secret: &str,
+        prefixes: &[&str],
+        words: &[&str],
+        ctx: &str,
+    ) {
+        assert!(self.failed_fast() && self.elapsed < limit, "{ctx}");
+        assert!(!self.stderr.contains(secret), "password leaked: {ctx}");
+        let lines: Vec<&str> = self
+            .stderr
+            .lines()
+            .filter(|l| prefixes.iter().any(|p| l.starts_with(p)))
+            .collect();
+        assert_eq!(lines.len(), 1, "one error line expected: {ctx}");
+        assert_eq!(self.lapin_lines(), Vec::<&str>::new(), "{ctx}");
+        for word in words {
+            assert!(lines[0].contains(word), "{word:?} missing: {ctx}");
+        }
     }
 }
 

@@ -19,6 +19,7 @@ use rdkafka::consumer::Consumer;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
+use tickbridge_bridge::stats::DirSummary;
 use tickbridge_bridge::{BridgeConfig, K2rArgs, R2kArgs, Shared, Stats, Summary};
 use tickbridge_broker::amqp::{AmqpConfig, Topology};
 use tickbridge_broker::headers;
@@ -38,8 +39,18 @@ pub use tickbridge_testkit::{
 pub async fn kafka_topic(brokers: &str, partitions: i32) -> KafkaConfig {
     tickbridge_testkit::kafka_topic(brokers, "tb-bridge-test", partitions).await
 }
+
 pub fn init_logs() {
     tickbridge_model::telemetry::init_test_tracing();
+}
+
+/// The opening of most bridge tests: logs on, and a pipeline and a topic
+/// with `partitions` of the test's own on the shared stack.
+pub async fn pipeline_and_topic(partitions: i32) -> (Rabbit, KafkaConfig) {
+    init_logs();
+    let rabbit = Rabbit::new(&amqp_url()).await;
+    let kafka = kafka_topic(&kafka_brokers(), partitions).await;
+    (rabbit, kafka)
 }
 
 /// A private RabbitMQ pipeline declared from `stack/definitions.json` under
@@ -58,17 +69,7 @@ impl Rabbit {
     /// Connects to (and declares, idempotently) the pipeline `prefix`.
     pub async fn with_prefix(url: &str, prefix: &str) -> Self {
         let cfg = AmqpConfig::local(url, prefix);
-        let conn = cfg.connect("bridge-test").await.unwrap_or_else(|e| {
-            panic!(
-                "RabbitMQ is required at {} (run scripts/stack.sh up): {e}",
-                cfg.masked_url()
-            )
-        });
-        let ch = conn.create_channel().await.unwrap();
-        cfg.topology()
-            .declare(&ch)
-            .await
-            .expect("declare test topology");
+        let (conn, ch) = tickbridge_testkit::declared_pipeline(&cfg, "bridge-test").await;
         Self { cfg, conn, ch }
     }
 
@@ -102,17 +103,11 @@ impl Rabbit {
     /// to observe everything published there.
     pub async fn observer(&self) -> String {
         let q = format!("{}.observe", self.cfg.prefix);
-        self.ch
-            .queue_declare(
-                q.as_str().into(),
-                QueueDeclareOptions {
-                    durable: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .unwrap();
+        let durable = QueueDeclareOptions {
+            durable: true,
+            ..Default::default()
+        };
+        tickbridge_testkit::declare_queue(&self.ch, &q, durable).await;
         self.ch
             .queue_bind(
                 q.as_str().into(),
@@ -186,20 +181,25 @@ impl Rabbit {
 
     /// Messages ready in a queue.
     pub async fn depth(&self, queue: &str) -> u32 {
-        let ch = self.conn.create_channel().await.unwrap();
-        let q = ch
-            .queue_declare(
-                queue.into(),
-                QueueDeclareOptions {
-                    passive: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
+        tickbridge_testkit::queue_depth(&self.conn, queue).await
+    }
+
+    /// The `tb-error` reason of every message in the dead-letter queue, in
+    /// order (taken with `basic.get`, left unacked).
+    pub async fn dlq_reasons(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let q = self.topo().dlq;
+        while let Some(m) = self
+            .ch
+            .basic_get(q.as_str().into(), Default::default())
             .await
-            .unwrap();
-        let _ = ch.close(200, "depth".into()).await;
-        q.message_count()
+            .unwrap()
+        {
+            out.push(
+                headers::amqp_header(&m.delivery.properties, headers::ERROR).unwrap_or_default(),
+            );
+        }
+        out
     }
 
     pub async fn cleanup(self) {
@@ -280,6 +280,37 @@ pub fn assert_per_symbol_order<'a>(msgs: impl IntoIterator<Item = &'a Message>) 
     }
 }
 
+/// What a run without failures delivers: all `n` ticks, each id once, and
+/// per-symbol order.
+pub fn assert_all_once_in_order<'a>(
+    got: impl ExactSizeIterator<Item = &'a Message> + Clone,
+    n: usize,
+) {
+    assert_eq!(got.len(), n, "every tick arrived");
+    let counts = id_counts(got.clone().map(|m| m.as_ref().id()));
+    assert_eq!(counts.len(), n, "each id exactly once");
+    assert_per_symbol_order(got);
+}
+
+/// A direction's summary after a run without failures: `n` bridged and
+/// no duplicates.
+pub fn assert_bridged_clean(d: &DirSummary, n: usize) {
+    assert_eq!(d.bridged, n as u64);
+    assert_eq!(d.duplicates, 0);
+}
+
+/// The `tb-*` headers that describe the tick, the same on either broker,
+/// and the origin a crossing must stamp.
+fn assert_tick_headers(h: &HashMap<String, String>, msg: &Message, origin: &str) {
+    let r = msg.as_ref();
+    let get = |key: &str| h.get(key).map(String::as_str);
+    assert_eq!(get(headers::SYMBOL), Some(r.symbol()));
+    assert_eq!(get(headers::SOURCE), Some(r.source().as_str()));
+    assert_eq!(get(headers::PRODUCER), Some(r.producer()));
+    assert_eq!(h.get(headers::SEQ), Some(&r.seq().to_string()));
+    assert_eq!(get(headers::ORIGIN), Some(origin));
+}
+
 /// Checks the AMQP metadata of a message that crossed from Kafka.
 pub fn assert_amqp_intact(g: &AmqpGot, origin: &str) {
     let r = g.msg.as_ref();
@@ -289,23 +320,7 @@ pub fn assert_amqp_intact(g: &AmqpGot, origin: &str) {
         "message_id = tick id"
     );
     assert_eq!(g.kind.as_deref(), Some(r.schema()));
-    assert_eq!(
-        g.headers.get(headers::SYMBOL).map(String::as_str),
-        Some(r.symbol())
-    );
-    assert_eq!(
-        g.headers.get(headers::SOURCE).map(String::as_str),
-        Some(r.source().as_str())
-    );
-    assert_eq!(
-        g.headers.get(headers::PRODUCER).map(String::as_str),
-        Some(r.producer())
-    );
-    assert_eq!(g.headers.get(headers::SEQ), Some(&r.seq().to_string()));
-    assert_eq!(
-        g.headers.get(headers::ORIGIN).map(String::as_str),
-        Some(origin)
-    );
+    assert_tick_headers(&g.headers, &g.msg, origin);
     assert_eq!(
         g.routing_key,
         Topology::routing_key(r.source().as_str(), r.symbol())
@@ -328,24 +343,21 @@ pub fn assert_kafka_intact(g: &KafkaGot, origin: &str) {
         g.headers.get("content-type").map(String::as_str),
         Some(headers::CONTENT_TYPE_JSON)
     );
-    assert_eq!(
-        g.headers.get(headers::SYMBOL).map(String::as_str),
-        Some(r.symbol())
-    );
-    assert_eq!(
-        g.headers.get(headers::SOURCE).map(String::as_str),
-        Some(r.source().as_str())
-    );
-    assert_eq!(
-        g.headers.get(headers::PRODUCER).map(String::as_str),
-        Some(r.producer())
-    );
-    assert_eq!(g.headers.get(headers::SEQ), Some(&r.seq().to_string()));
-    assert_eq!(
-        g.headers.get(headers::ORIGIN).map(String::as_str),
-        Some(origin)
-    );
+    assert_tick_headers(&g.headers, &g.msg, origin);
     assert_eq!(g.key.as_deref(), Some(r.symbol()), "key = symbol");
+}
+
+/// The flags that point the `bridge` binary at a test's pipeline and at
+/// the Kafka brokers.
+pub fn broker_args<'a>(rabbit: &'a Rabbit, brokers: &'a str) -> [&'a str; 6] {
+    [
+        "--amqp-url",
+        &rabbit.cfg.url,
+        "--amqp-prefix",
+        &rabbit.cfg.prefix,
+        "--kafka-brokers",
+        brokers,
+    ]
 }
 
 /// Shared flags for a test: quiet stats, short waits.

@@ -1,6 +1,7 @@
 //! Helpers shared by the producer's integration tests: broker addresses from
-//! the environment, random names, and readers that drain a queue or a topic
-//! and decode every message against the schema (`tickbridge_testkit::readback`).
+//! the environment, random names, the flags that point the producer at a
+//! feed and at its sinks, and readers that drain a queue or a topic and
+//! decode every message against the schema (`tickbridge_testkit::readback`).
 #![allow(dead_code)]
 
 use std::time::Duration;
@@ -10,6 +11,41 @@ use tickbridge_testkit::readback;
 // Not every test binary uses all three.
 #[allow(unused_imports)]
 pub use tickbridge_testkit::{amqp_url, kafka_brokers, rand_name};
+
+/// The feed the producer reads: `--exchange`, `--symbols` (comma
+/// separated) and the simulator's `--url`.
+pub fn feed<'a>(exchange: &'a str, symbols: &'a str, url: &'a str) -> [&'a str; 6] {
+    ["--exchange", exchange, "--symbols", symbols, "--url", url]
+}
+
+/// `--sink <sinks>` with the RabbitMQ pipeline among them: the broker's
+/// URL and the test's own pipeline prefix.
+pub fn rabbitmq_sink<'a>(sinks: &'a str, amqp_url: &'a str, prefix: &'a str) -> [&'a str; 6] {
+    [
+        "--sink",
+        sinks,
+        "--amqp-url",
+        amqp_url,
+        "--amqp-prefix",
+        prefix,
+    ]
+}
+
+/// The Kafka sink's broker and the test's own topic.
+pub fn kafka_sink<'a>(brokers: &'a str, topic: &'a str) -> [&'a str; 4] {
+    ["--kafka-brokers", brokers, "--kafka-topic", topic]
+}
+
+/// For runs across a broker restart: reconnect quickly (200 ms to 1 s)
+/// and wait up to 60 s at the end for what is still unconfirmed.
+pub const RIDE_OUT_RESTARTS: [&str; 6] = [
+    "--drain-timeout",
+    "60s",
+    "--reconnect-min",
+    "200ms",
+    "--reconnect-max",
+    "1s",
+];
 
 /// Reads every message from `queue` until it has been quiet for `quiet`,
 /// acking as it goes: `(message, redelivered)`. Every body must decode
