@@ -3,19 +3,18 @@
 //! group. Needs the brokers from `scripts/stack.sh up`; fails loudly (never
 //! skips) when they are missing.
 
-use futures::StreamExt;
 use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions,
-    QueueDeclareOptions, QueueDeleteOptions,
+    BasicAckOptions, ConfirmSelectOptions, QueueDeclareOptions, QueueDeleteOptions,
 };
-use lapin::types::FieldTable;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::Message as _;
 use std::time::Duration;
 use tickbridge_broker::amqp::{AmqpConfig, Topology};
 use tickbridge_broker::kafka::KafkaConfig;
-use tickbridge_testkit::{amqp_url, declare_queue, kafka_brokers, rand_name};
+use tickbridge_testkit::{
+    amqp_url, declare_queue, first_delivery, kafka_brokers, publish_confirmed, rand_name,
+};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn amqp_publish_with_confirm_and_read_back() {
@@ -32,36 +31,9 @@ async fn amqp_publish_with_confirm_and_read_back() {
         .unwrap();
     let q = rand_name("tb-core-test");
     declare_queue(&ch, &q, QueueDeclareOptions::default()).await;
-    let confirm = ch
-        .basic_publish(
-            "".into(),
-            q.as_str().into(),
-            BasicPublishOptions {
-                mandatory: true,
-                ..Default::default()
-            },
-            b"hello tickbridge",
-            Default::default(),
-        )
-        .await
-        .unwrap()
-        .await
-        .unwrap();
+    let confirm = publish_confirmed(&ch, "", &q, b"hello tickbridge", Default::default()).await;
     assert!(confirm.is_ack(), "broker did not ack: {confirm:?}");
-    let mut consumer = ch
-        .basic_consume(
-            q.as_str().into(),
-            "t".into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
-    let d = tokio::time::timeout(Duration::from_secs(10), consumer.next())
-        .await
-        .expect("message came back within 10s")
-        .unwrap()
-        .unwrap();
+    let d = first_delivery(&ch, &q, "the message back", Duration::from_secs(10)).await;
     assert_eq!(d.data, b"hello tickbridge");
     d.ack(BasicAckOptions::default()).await.unwrap();
     ch.queue_delete(q.as_str().into(), QueueDeleteOptions::default())
@@ -160,18 +132,8 @@ async fn private_brokers_survive_restarts_with_their_data() {
             ..Default::default()
         };
         declare_queue(&ch, &q, durable).await;
-        let c = ch
-            .basic_publish(
-                "".into(),
-                q.as_str().into(),
-                BasicPublishOptions::default(),
-                b"kept",
-                lapin::BasicProperties::default().with_delivery_mode(2),
-            )
-            .await
-            .unwrap()
-            .await
-            .unwrap();
+        let persistent = lapin::BasicProperties::default().with_delivery_mode(2);
+        let c = publish_confirmed(&ch, "", &q, b"kept", persistent).await;
         assert!(c.is_ack());
     }
     let node = tokio::task::spawn_blocking(move || {

@@ -6,15 +6,13 @@
 //! and that the topology and the compose-only bridge queue are there with
 //! their bindings. Needs `rabbitmq-server` (scripts/stack.sh installs it).
 
-use lapin::options::{
-    BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueDeclareOptions,
-};
+use lapin::options::{ConfirmSelectOptions, ExchangeDeclareOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
-use lapin::{BasicProperties, ExchangeKind};
+use lapin::ExchangeKind;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use tickbridge_broker::amqp::{AmqpConfig, DEFINITIONS_JSON};
-use tickbridge_testkit::RabbitNode;
+use tickbridge_testkit::{publish_confirmed, RabbitNode};
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -132,21 +130,8 @@ async fn compose_rabbitmq_has_the_dedicated_user_the_topology_and_no_guest() {
     ch.confirm_select(ConfirmSelectOptions::default())
         .await
         .unwrap();
-    let confirm = ch
-        .basic_publish(
-            "ticks".into(),
-            "binance.BTC-USDT".into(),
-            BasicPublishOptions {
-                mandatory: true,
-                ..Default::default()
-            },
-            b"{}",
-            BasicProperties::default(),
-        )
-        .await
-        .unwrap()
-        .await
-        .unwrap();
+    let confirm =
+        publish_confirmed(&ch, "ticks", "binance.BTC-USDT", b"{}", Default::default()).await;
     assert!(confirm.is_ack(), "{confirm:?}");
     assert_eq!(depth("ticks.work".into()).await, 1);
     assert_eq!(depth("ticks.bridge".into()).await, 1);

@@ -5,14 +5,10 @@
 //! consume, ack); without it, or with another CA, the connection fails with
 //! a certificate error that is terminal and says what to check.
 
-use futures::StreamExt;
-use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions,
-};
-use lapin::types::FieldTable;
+use lapin::options::{BasicAckOptions, ConfirmSelectOptions};
 use std::time::Duration;
 use tickbridge_broker::amqp::AmqpConfig;
-use tickbridge_testkit::{rand_name, RabbitNode, TestCa};
+use tickbridge_testkit::{first_delivery, publish_confirmed, rand_name, RabbitNode, TestCa};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn amqps_round_trip_only_with_the_right_ca() {
@@ -34,36 +30,22 @@ async fn amqps_round_trip_only_with_the_right_ca() {
     let topo = cfg.topology();
     topo.declare(&ch).await.unwrap();
     let body = br#"{"hello":"over TLS"}"#;
-    let confirm = ch
-        .basic_publish(
-            topo.exchange.as_str().into(),
-            "binance.BTC-USDT".into(),
-            BasicPublishOptions {
-                mandatory: true,
-                ..Default::default()
-            },
-            body,
-            Default::default(),
-        )
-        .await
-        .unwrap()
-        .await
-        .unwrap();
+    let confirm = publish_confirmed(
+        &ch,
+        &topo.exchange,
+        "binance.BTC-USDT",
+        body,
+        Default::default(),
+    )
+    .await;
     assert!(confirm.is_ack(), "not acked over TLS: {confirm:?}");
-    let mut consumer = ch
-        .basic_consume(
-            topo.work_queue.as_str().into(),
-            "tls".into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
-    let delivery = tokio::time::timeout(Duration::from_secs(10), consumer.next())
-        .await
-        .expect("a delivery over TLS within 10s")
-        .expect("consumer open")
-        .expect("delivery ok");
+    let delivery = first_delivery(
+        &ch,
+        &topo.work_queue,
+        "a delivery over TLS",
+        Duration::from_secs(10),
+    )
+    .await;
     assert_eq!(delivery.data, body);
     delivery.ack(BasicAckOptions::default()).await.unwrap();
     let _ = conn.close(200, "done".into()).await;

@@ -118,3 +118,48 @@ pub async fn queue_depth(conn: &Connection, queue: &str) -> u32 {
     let _ = ch.close(200, "depth".into()).await;
     q.message_count()
 }
+
+/// Publishes `body` with `mandatory` on a confirm channel and waits for the
+/// broker's confirm, which the test then checks (`is_ack()`).
+pub async fn publish_confirmed(
+    ch: &Channel,
+    exchange: &str,
+    routing_key: &str,
+    body: &[u8],
+    props: lapin::BasicProperties,
+) -> lapin::Confirmation {
+    let opts = lapin::options::BasicPublishOptions {
+        mandatory: true,
+        ..Default::default()
+    };
+    ch.basic_publish(exchange.into(), routing_key.into(), opts, body, props)
+        .await
+        .expect("publish sent")
+        .await
+        .expect("publisher confirm")
+}
+
+/// Starts consuming `queue` and returns its first delivery, or panics after
+/// `timeout` naming `what` was awaited.
+pub async fn first_delivery(
+    ch: &Channel,
+    queue: &str,
+    what: &str,
+    timeout: Duration,
+) -> lapin::message::Delivery {
+    use futures::StreamExt;
+    let mut consumer = ch
+        .basic_consume(
+            queue.into(),
+            "first-delivery".into(),
+            Default::default(),
+            FieldTable::default(),
+        )
+        .await
+        .expect("consume");
+    tokio::time::timeout(timeout, consumer.next())
+        .await
+        .unwrap_or_else(|_| panic!("{what} within {timeout:?}"))
+        .expect("consumer open")
+        .expect("delivery ok")
+}

@@ -28,8 +28,8 @@ pub mod prom;
 pub mod readback;
 
 pub use fixtures::{
-    assert_topic_deleted_line, declare_queue, declared_pipeline, kafka_publish, kafka_topic,
-    queue_depth, ticks, wait_until, SYMBOLS,
+    assert_topic_deleted_line, declare_queue, declared_pipeline, first_delivery, kafka_publish,
+    kafka_topic, publish_confirmed, queue_depth, ticks, wait_until, SYMBOLS,
 };
 
 /// A free TCP port on 127.0.0.1 (bound, read, released).
