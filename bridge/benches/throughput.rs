@@ -53,7 +53,7 @@ use std::time::{Duration, Instant};
 use tickbridge_bridge::{BridgeConfig, K2rArgs, R2kArgs, Stats};
 use tickbridge_broker::kafka::KafkaConfig;
 use tickbridge_model::Shutdown;
-use tickbridge_testkit::{host_cpu, host_share, process_cpu, KafkaNode};
+use tickbridge_testkit::{cpu_us_per_msg, host_cpu, host_share, process_cpu, KafkaNode};
 
 const PREFETCH: u16 = 2000;
 
@@ -307,12 +307,6 @@ fn spawn_publisher(
         .expect("start the publishing child")
 }
 
-/// CPU time of this process per message since `before`, in microseconds.
-fn cpu_us_per_msg(before: Option<Duration>, n: usize) -> Option<f64> {
-    let used = process_cpu()?.checked_sub(before?)?;
-    (n > 0).then(|| used.as_secs_f64() * 1e6 / n as f64)
-}
-
 struct Row {
     direction: &'static str,
     n: usize,
@@ -364,7 +358,7 @@ async fn once(
         (false, false) => baseline_k2r(&rabbit, &kafka, n).await,
         (_, true) => bridge_run(&rabbit, &kafka, n, r2k).await,
     };
-    let cpu_us = cpu_us_per_msg(cpu, n);
+    let cpu_us = cpu_us_per_msg(cpu, n as u64);
     let machine = host_share(host, host_cpu());
     if let Some(mut c) = child {
         let st = c.wait().await.expect("publishing child");

@@ -38,7 +38,7 @@ use tickbridge_consumer::worker::{self, WorkerConfig};
 use tickbridge_consumer::Summary;
 use tickbridge_model::{Message, Shutdown};
 use tickbridge_testkit::loadgen::{stamp, synthetic_ticks, AmqpPublisher, KafkaPublisher};
-use tickbridge_testkit::{host_cpu, host_share, process_cpu};
+use tickbridge_testkit::{cpu_us_per_msg, host_cpu, host_share, process_cpu};
 
 const SYMBOLS: [&str; 6] = [
     "BTC-USD", "ETH-USD", "SOL-USD", "XRP-USD", "ADA-USD", "DOGE-USD",
@@ -246,12 +246,6 @@ async fn child_publish(spec: &str) {
     println!("{rate}");
 }
 
-/// CPU time of this process per message over a run, in microseconds.
-fn cpu_us_per_msg(before: Option<Duration>, n: u64) -> Option<f64> {
-    let used = process_cpu()?.checked_sub(before?)?;
-    (n > 0).then(|| used.as_secs_f64() * 1e6 / n as f64)
-}
-
 struct Row {
     reader: &'static str,
     mode: String,
@@ -280,26 +274,45 @@ struct RawRow {
     paced: Option<RawRun>,
 }
 
-async fn paced(reader: Reader, rate: u64, secs: u64) -> Row {
+/// How a row's ticks are published.
+enum Load {
+    /// `n` ticks before the reader starts; the reader drains them.
+    Drain(usize),
+    /// `rate` ticks/s for `secs` s from a child process, after the reader
+    /// has started.
+    Paced { rate: u64, secs: u64 },
+}
+
+/// One row: the reader's rate, and this process's CPU per message while it
+/// read (the reader's alone: publishing ran before it, or in a child).
+async fn run_row(reader: Reader, load: Load) -> Row {
     let s = setup(reader).await;
+    let (mode, preloaded) = match load {
+        Load::Drain(n) => (
+            format!("drain {n}"),
+            Some(publish(reader, &s, n, None).await),
+        ),
+        Load::Paced { rate, .. } => (format!("paced {rate}/s"), None),
+    };
     let host = host_cpu();
     let cpu = process_cpu();
     let h = start_reader(reader, &s);
-    // Let the reader connect, consume and (Kafka) join its group first.
-    tokio::time::sleep(Duration::from_secs(if reader == Reader::Kafka {
-        3
-    } else {
-        1
-    }))
-    .await;
-    let published_rate = publish_in_child(reader, &s, (rate * secs) as usize, rate).await;
+    let published_rate = match (load, preloaded) {
+        (Load::Paced { rate, secs }, _) => {
+            // Let the reader connect, consume and (Kafka) join its group first.
+            let warm_up = if reader == Reader::Kafka { 3 } else { 1 };
+            tokio::time::sleep(Duration::from_secs(warm_up)).await;
+            publish_in_child(reader, &s, (rate * secs) as usize, rate).await
+        }
+        (Load::Drain(_), rate) => rate.unwrap_or_default(),
+    };
     let summary = h.await.unwrap().expect("reader ran");
     let cpu_us = cpu_us_per_msg(cpu, summary.handled);
     let machine = host_share(host, host_cpu());
     teardown(reader, &s).await;
     Row {
         reader: reader.label(),
-        mode: format!("paced {rate}/s"),
+        mode,
         published_rate,
         s: summary,
         machine,
@@ -307,24 +320,12 @@ async fn paced(reader: Reader, rate: u64, secs: u64) -> Row {
     }
 }
 
+async fn paced(reader: Reader, rate: u64, secs: u64) -> Row {
+    run_row(reader, Load::Paced { rate, secs }).await
+}
+
 async fn drain(reader: Reader, n: usize) -> Row {
-    let s = setup(reader).await;
-    let published_rate = publish(reader, &s, n, None).await;
-    let host = host_cpu();
-    let cpu = process_cpu();
-    let h = start_reader(reader, &s);
-    let summary = h.await.unwrap().expect("reader ran");
-    let cpu_us = cpu_us_per_msg(cpu, summary.handled);
-    let machine = host_share(host, host_cpu());
-    teardown(reader, &s).await;
-    Row {
-        reader: reader.label(),
-        mode: format!("drain {n}"),
-        published_rate,
-        s: summary,
-        machine,
-        cpu_us,
-    }
+    run_row(reader, Load::Drain(n)).await
 }
 
 /// The raw reader: the same messages, read with the same client library

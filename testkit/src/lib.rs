@@ -570,6 +570,13 @@ pub fn process_cpu() -> Option<std::time::Duration> {
     Some(std::time::Duration::from_millis(ticks * 10))
 }
 
+/// This process's CPU time per message since `before` (a [`process_cpu`]
+/// reading), in microseconds; `None` without a reading or without messages.
+pub fn cpu_us_per_msg(before: Option<std::time::Duration>, n: u64) -> Option<f64> {
+    let used = process_cpu()?.checked_sub(before?)?;
+    (n > 0).then(|| used.as_secs_f64() * 1e6 / n as f64)
+}
+
 /// Busy and stolen shares of the machine's CPU between two [`host_cpu`]
 /// readings, in percent.
 pub fn host_share(before: Option<[u64; 3]>, after: Option<[u64; 3]>) -> Option<(f64, f64)> {
