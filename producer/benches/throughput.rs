@@ -682,7 +682,7 @@ fn kafka_target(rows: &[Row]) -> String {
         // Where the CPU went, from the medians below: on a machine with no
         // core to spare, the two sides' CPU per tick bounds the ratio.
         if ratio < 0.8 && !k.cpu_us.is_empty() && !k.raw.is_empty() {
-            let m = |v: &[f64]| if v.is_empty() { 0.0 } else { median(v) };
+            let m = |v: &[f64]| median_of(v).unwrap_or(0.0);
             let ours = m(&k.cpu_us) + m(&k.sim) + m(&k.broker_producer);
             let theirs = m(&k.raw) + m(&k.broker_base);
             md.push_str(&format!(
@@ -701,24 +701,17 @@ fn kafka_target(rows: &[Row]) -> String {
     md
 }
 
+/// The median of samples, or `None` when there are none.
+fn median_of(v: &[f64]) -> Option<f64> {
+    (!v.is_empty()).then(|| median(v))
+}
+
 /// CPU time per message on each side, and how busy the machine was.
 fn cpu_table(rows: &[Row]) -> String {
     let mut md = String::from("\nCPU time per message, in µs (medians; user + system from `/proc`), where it could be told apart: the producer process; the simulator (this process during a producer sample); the raw publisher (this process during a baseline sample); and, for Kafka-only samples, the private Kafka broker in producer and in baseline samples. The two sides compete for the same 2 cores: a producer sample needs producer + simulator + broker per tick, a baseline sample raw publisher + broker. The last columns are the share of the whole machine (both cores) in use during each side's samples, and the largest share the hypervisor stole in any sample (from `/proc/stat`): a side near 100% was short of CPU, not waiting on the broker.\n\n| configuration | producer | simulator | raw publisher | broker (producer samples) | broker (baseline samples) | machine busy (producer / baseline samples) | most stolen |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
     for r in rows {
-        let cell = |v: &[f64]| {
-            if v.is_empty() {
-                "-".to_string()
-            } else {
-                format!("{:.2}", median(v))
-            }
-        };
-        let pct = |v: &[f64]| {
-            if v.is_empty() {
-                "-".to_string()
-            } else {
-                format!("{:.0}%", median(v))
-            }
-        };
+        let cell = |v: &[f64]| median_of(v).map_or("-".into(), |m| format!("{m:.2}"));
+        let pct = |v: &[f64]| median_of(v).map_or("-".into(), |m| format!("{m:.0}%"));
         let most_stolen = r
             .steal
             .iter()
