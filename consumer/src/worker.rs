@@ -480,38 +480,32 @@ impl Worker {
 }
 
 async fn ack(d: &Delivery) -> Result<()> {
-    d.acker
-        .ack(BasicAckOptions::default())
-        .await
-        .map(|_| ())
-        .map_err(|e| {
-            AckFailed {
-                role: ROLE,
-                op: "ack",
-                error: &e.to_string(),
-            }
-            .emit();
-            e.into()
-        })
+    settled("ack", d.acker.ack(BasicAckOptions::default())).await
 }
 
 async fn nack_requeue(d: &Delivery) -> Result<()> {
-    d.acker
-        .nack(BasicNackOptions {
-            multiple: false,
-            requeue: true,
-        })
-        .await
-        .map(|_| ())
-        .map_err(|e| {
-            AckFailed {
-                role: ROLE,
-                op: "nack",
-                error: &e.to_string(),
-            }
-            .emit();
-            e.into()
-        })
+    let requeue = BasicNackOptions {
+        multiple: false,
+        requeue: true,
+    };
+    settled("nack", d.acker.nack(requeue)).await
+}
+
+/// Awaits an ack or nack (`op`); a failure is reported as one [`AckFailed`]
+/// event before it goes up, the same way for both.
+async fn settled<T>(
+    op: &'static str,
+    settle: impl std::future::Future<Output = lapin::Result<T>>,
+) -> Result<()> {
+    settle.await.map(|_| ()).map_err(|e| {
+        AckFailed {
+            role: ROLE,
+            op,
+            error: &e.to_string(),
+        }
+        .emit();
+        e.into()
+    })
 }
 
 /// The delivery's properties with `tb-retries` and `tb-error` set.
