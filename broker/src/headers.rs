@@ -37,35 +37,24 @@ pub fn kafka_headers(msg: MessageRef<'_>) -> OwnedHeaders {
     // stack (no formatter and no allocation per message).
     let mut digits = itoa::Buffer::new();
     let seq = digits.format(msg.seq());
-    OwnedHeaders::new_with_capacity(7)
-        .insert(Header {
-            key: ID,
-            value: Some(msg.id()),
-        })
-        .insert(Header {
-            key: TYPE,
-            value: Some(msg.schema()),
-        })
-        .insert(Header {
-            key: "content-type",
-            value: Some(CONTENT_TYPE_JSON),
-        })
-        .insert(Header {
-            key: SOURCE,
-            value: Some(msg.source().as_str()),
-        })
-        .insert(Header {
-            key: SYMBOL,
-            value: Some(msg.symbol()),
-        })
-        .insert(Header {
-            key: PRODUCER,
-            value: Some(msg.producer()),
-        })
-        .insert(Header {
-            key: SEQ,
-            value: Some(seq),
-        })
+    let headers = [
+        (ID, msg.id()),
+        (TYPE, msg.schema()),
+        ("content-type", CONTENT_TYPE_JSON),
+        (SOURCE, msg.source().as_str()),
+        (SYMBOL, msg.symbol()),
+        (PRODUCER, msg.producer()),
+        (SEQ, seq),
+    ];
+    headers.into_iter().fold(
+        OwnedHeaders::new_with_capacity(headers.len()),
+        |h, (key, value)| {
+            h.insert(Header {
+                key,
+                value: Some(value),
+            })
+        },
+    )
 }
 
 /// Text of a scalar AMQP header value, whatever type the publisher chose

@@ -9,6 +9,7 @@
 use crate::config::CommonArgs;
 use crate::replay::ReplayFrom;
 use crate::stats::Summary;
+use crate::supervise::Reader;
 use crate::Result;
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -178,36 +179,29 @@ impl ConsumerConfig {
     }
 }
 
-impl crate::supervise::Reader for ConsumerConfig {
+impl Reader for ConsumerConfig {
     const BIN: &'static str = "consumer";
     fn role(&self) -> &'static str {
         ConsumerConfig::role(self)
     }
-    fn log_format(&self) -> tickbridge_model::telemetry::LogFormat {
-        self.common.log_format
+    fn common(&self) -> &CommonArgs {
+        &self.common
     }
+    /// Startup check, before the reconnect loop: the broker this consumer
+    /// reads must answer now (Kafka: every bootstrap address resolved and a
+    /// metadata request answered within `--topic-wait`; RabbitMQ: one
+    /// connection). A wrong URL, host, port or credentials exits at once
+    /// with one line; once reading has started, a lost broker is retried.
     async fn preflight(&self) -> Result<()> {
-        preflight(self).await
+        match self.from {
+            From::Kafka => self.kafka.ping(self.topic_wait).await?,
+            From::RabbitmqStream => self.amqp.preflight(&self.preflight_name()).await?,
+        }
+        Ok(())
     }
     async fn run(self, shutdown: Shutdown) -> Result<Summary> {
         run(self, shutdown).await
     }
-}
-
-/// Startup check, before the reconnect loop: the broker this consumer reads
-/// must answer now (Kafka: every bootstrap address resolved and a metadata
-/// request answered within `--topic-wait`; RabbitMQ: one connection). A
-/// wrong URL, host, port or credentials exits at once with one line; once
-/// reading has started, a lost broker is retried.
-pub async fn preflight(config: &ConsumerConfig) -> Result<()> {
-    match config.from {
-        From::Kafka => config.kafka.ping(config.topic_wait).await?,
-        From::RabbitmqStream => {
-            let name = format!("{}-preflight", config.common.instance_name("consumer"));
-            config.amqp.preflight(&name).await?
-        }
-    }
-    Ok(())
 }
 
 impl ConsumerConfig {

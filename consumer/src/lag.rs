@@ -116,12 +116,14 @@ impl LagSampler {
             ..Default::default()
         }));
         let stop = shutdown.child();
-        let task = tokio::spawn(sample_loop(
-            probe.clone(),
-            state.clone(),
-            every,
-            stop.clone(),
-        ));
+        let task = tokio::spawn({
+            let (probe, state, stop) = (probe.clone(), state.clone(), stop.clone());
+            async move {
+                probe
+                    .sample_every(every, &stop, |r| record(&probe, &state, r))
+                    .await
+            }
+        });
         Ok(Self {
             probe,
             state,
@@ -157,29 +159,6 @@ impl LagSampler {
         record(&probe, &state, r);
         let s = state.lock().unwrap_or_else(|e| e.into_inner()).clone();
         s
-    }
-}
-
-async fn sample_loop(
-    probe: LagProbe,
-    state: Arc<Mutex<GroupLagSummary>>,
-    every: Duration,
-    stop: Shutdown,
-) {
-    let mut tick = tokio::time::interval(every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = tick.tick() => {}
-        }
-        // The blocking call itself is bounded by SAMPLE_TIMEOUT; the signal
-        // only stops waiting for it.
-        let r = tokio::select! {
-            _ = stop.cancelled() => return,
-            r = probe.sample() => r,
-        };
-        record(&probe, &state, r);
     }
 }
 

@@ -19,7 +19,7 @@ use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use tickbridge_model::tick::ts_micros;
-use tickbridge_model::{Message, MessageRef};
+use tickbridge_model::{Message, MessageRef, Source};
 
 /// Where a message came from, written beside it.
 #[derive(Debug, Clone, Copy, Default)]
@@ -167,25 +167,18 @@ fn human(buf: &mut Vec<u8>, msg: &Message, meta: &Meta) {
                 tickbridge_model::Side::Buy => "buy ",
                 tickbridge_model::Side::Sell => "sell",
             };
+            human_head(buf, &t.exchange_ts, t.source, &t.symbol);
             let _ = write!(
                 buf,
-                "{} {:<8} {:<10} {side} {} @ {} #{} seq={}",
-                t.exchange_ts.format("%H:%M:%S%.6f"),
-                t.source,
-                t.symbol,
-                t.qty,
-                t.price,
-                t.trade_id,
-                t.seq
+                "{side} {} @ {} #{} seq={}",
+                t.qty, t.price, t.trade_id, t.seq
             );
         }
         Message::Gap(g) => {
+            human_head(buf, &g.detected_ts, g.source, &g.symbol);
             let _ = write!(
                 buf,
-                "{} {:<8} {:<10} GAP {} missing {:?}..{:?} ({:?}) seq={}",
-                g.detected_ts.format("%H:%M:%S%.6f"),
-                g.source,
-                g.symbol,
+                "GAP {} missing {:?}..{:?} ({:?}) seq={}",
                 g.reason.as_str(),
                 g.missing_from,
                 g.missing_to,
@@ -206,6 +199,18 @@ fn human(buf: &mut Vec<u8>, msg: &Message, meta: &Meta) {
         let _ = write!(buf, " retry={}", meta.retries);
     }
     buf.push(b'\n');
+}
+
+/// The columns a tick line and a gap line start with, `time source symbol `,
+/// written once so both kinds stay aligned in a mixed stream.
+fn human_head(buf: &mut Vec<u8>, ts: &DateTime<Utc>, source: Source, symbol: &str) {
+    let _ = write!(
+        buf,
+        "{} {:<8} {:<10} ",
+        ts.format("%H:%M:%S%.6f"),
+        source,
+        symbol
+    );
 }
 
 #[cfg(test)]

@@ -20,19 +20,12 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
-/// A parsed `--replay-from` value.
+/// A parsed `--replay-from` value: a start the broker can be told as it is,
+/// or a duration that becomes one once the reader knows the time.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReplayFrom {
-    /// Oldest retained message.
-    Earliest,
-    /// Only messages written after the reader starts.
-    Latest,
-    /// The same offset on every partition.
-    Offset(i64),
-    /// Offsets per partition; partitions not listed keep their committed offset.
-    Partitions(BTreeMap<i32, i64>),
-    /// First message written at or after this instant.
-    Timestamp(DateTime<Utc>),
+    /// Earliest, latest, an offset, partition offsets or a timestamp.
+    At(StartAt),
     /// First message written at most this long before the reader started.
     Ago(Duration),
 }
@@ -42,13 +35,13 @@ pub enum ReplayFrom {
 pub enum StartAt {
     /// Oldest retained message.
     Earliest,
-    /// Only new messages.
+    /// Only messages written after the reader starts.
     Latest,
-    /// The same offset everywhere.
+    /// The same offset on every partition.
     Offset(i64),
-    /// Per-partition offsets.
+    /// Offsets per partition; partitions not listed keep their committed offset.
     Partitions(BTreeMap<i32, i64>),
-    /// First message at or after the instant.
+    /// First message written at or after this instant.
     Timestamp(DateTime<Utc>),
 }
 
@@ -62,19 +55,19 @@ impl FromStr for ReplayFrom {
         let bad = |why: &str| format!("invalid --replay-from {raw:?}: {why}; {EXPECTED}");
         match s.to_ascii_lowercase().as_str() {
             "" => return Err(bad("empty")),
-            "earliest" | "beginning" | "first" => return Ok(ReplayFrom::Earliest),
-            "latest" | "end" | "next" => return Ok(ReplayFrom::Latest),
+            "earliest" | "beginning" | "first" => return Ok(ReplayFrom::At(StartAt::Earliest)),
+            "latest" | "end" | "next" => return Ok(ReplayFrom::At(StartAt::Latest)),
             _ => {}
         }
         if let Ok(n) = s.parse::<i64>() {
             return if n < 0 {
                 Err(bad("offsets are not negative"))
             } else {
-                Ok(ReplayFrom::Offset(n))
+                Ok(ReplayFrom::At(StartAt::Offset(n)))
             };
         }
         if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-            return Ok(ReplayFrom::Timestamp(t.with_timezone(&Utc)));
+            return Ok(ReplayFrom::At(StartAt::Timestamp(t.with_timezone(&Utc))));
         }
         if s.contains(':')
             && s.split(',').all(|p| {
@@ -94,7 +87,7 @@ impl FromStr for ReplayFrom {
                     return Err(bad(&format!("partition {p} given twice")));
                 }
             }
-            return Ok(ReplayFrom::Partitions(map));
+            return Ok(ReplayFrom::At(StartAt::Partitions(map)));
         }
         if s.starts_with(|c: char| c.is_ascii_digit()) {
             // humantime panics when a sum of parts carries past `u64::MAX`
@@ -137,15 +130,24 @@ fn is_digits(s: &str) -> bool {
 impl fmt::Display for ReplayFrom {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ReplayFrom::Earliest => f.write_str("earliest"),
-            ReplayFrom::Latest => f.write_str("latest"),
-            ReplayFrom::Offset(n) => write!(f, "{n}"),
-            ReplayFrom::Partitions(m) => {
+            ReplayFrom::At(at) => at.fmt(f),
+            ReplayFrom::Ago(d) => write!(f, "{}", humantime::format_duration(*d)),
+        }
+    }
+}
+
+/// The `--replay-from` text of a start, which parses back to it.
+impl fmt::Display for StartAt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StartAt::Earliest => f.write_str("earliest"),
+            StartAt::Latest => f.write_str("latest"),
+            StartAt::Offset(n) => write!(f, "{n}"),
+            StartAt::Partitions(m) => {
                 let parts: Vec<String> = m.iter().map(|(p, o)| format!("{p}:{o}")).collect();
                 f.write_str(&parts.join(","))
             }
-            ReplayFrom::Timestamp(t) => f.write_str(&tickbridge_model::tick::ts_micros::format(t)),
-            ReplayFrom::Ago(d) => write!(f, "{}", humantime::format_duration(*d)),
+            StartAt::Timestamp(t) => f.write_str(&tickbridge_model::tick::ts_micros::format(t)),
         }
     }
 }
@@ -154,11 +156,7 @@ impl ReplayFrom {
     /// Resolves a duration against `now`; everything else passes through.
     pub fn resolve(&self, now: DateTime<Utc>) -> StartAt {
         match self {
-            ReplayFrom::Earliest => StartAt::Earliest,
-            ReplayFrom::Latest => StartAt::Latest,
-            ReplayFrom::Offset(n) => StartAt::Offset(*n),
-            ReplayFrom::Partitions(m) => StartAt::Partitions(m.clone()),
-            ReplayFrom::Timestamp(t) => StartAt::Timestamp(*t),
+            ReplayFrom::At(at) => at.clone(),
             ReplayFrom::Ago(d) => {
                 let d = chrono::Duration::from_std(*d).unwrap_or(chrono::Duration::MAX);
                 StartAt::Timestamp(
@@ -187,7 +185,7 @@ impl StartAt {
                 _ => {
                     return Err(format!(
                         "a RabbitMQ stream has a single partition: use --replay-from 0:OFFSET or OFFSET, not {}",
-                        ReplayFrom::Partitions(m.clone())
+                        self
                     ))
                 }
             },
@@ -214,39 +212,42 @@ mod tests {
             // TC0: offset zero on every partition
             TestCase {
                 input: "0",
-                expected: Ok(ReplayFrom::Offset(0)),
+                expected: Ok(ReplayFrom::At(StartAt::Offset(0))),
             },
             // TC1: any offset
             TestCase {
                 input: " 1500 ",
-                expected: Ok(ReplayFrom::Offset(1500)),
+                expected: Ok(ReplayFrom::At(StartAt::Offset(1500))),
             },
             // TC2: per partition
             TestCase {
                 input: "0:100,2:5",
-                expected: Ok(ReplayFrom::Partitions(BTreeMap::from([(0, 100), (2, 5)]))),
+                expected: Ok(ReplayFrom::At(StartAt::Partitions(BTreeMap::from([
+                    (0, 100),
+                    (2, 5),
+                ])))),
             },
             // TC3: names, any case, with Kafka and stream spellings
             TestCase {
                 input: "Earliest",
-                expected: Ok(ReplayFrom::Earliest),
+                expected: Ok(ReplayFrom::At(StartAt::Earliest)),
             },
             TestCase {
                 input: "first",
-                expected: Ok(ReplayFrom::Earliest),
+                expected: Ok(ReplayFrom::At(StartAt::Earliest)),
             },
             TestCase {
                 input: "latest",
-                expected: Ok(ReplayFrom::Latest),
+                expected: Ok(ReplayFrom::At(StartAt::Latest)),
             },
             // TC4: RFC 3339, with and without offset
             TestCase {
                 input: "2026-11-23T18:00:00Z",
-                expected: Ok(ReplayFrom::Timestamp(ts)),
+                expected: Ok(ReplayFrom::At(StartAt::Timestamp(ts))),
             },
             TestCase {
                 input: "2026-11-23T19:00:00+01:00",
-                expected: Ok(ReplayFrom::Timestamp(ts)),
+                expected: Ok(ReplayFrom::At(StartAt::Timestamp(ts))),
             },
             // TC5: durations
             TestCase {

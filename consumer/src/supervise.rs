@@ -7,6 +7,7 @@
 //! its group's committed offsets. Terminal errors (bad flags, a missing queue
 //! or topic, refused credentials) exit at once with their one-line message.
 
+use crate::config::CommonArgs;
 use crate::stats::Summary;
 use crate::{Error, Result};
 use std::future::Future;
@@ -83,11 +84,17 @@ pub trait Reader: Clone + Send + Sync + 'static {
     const BIN: &'static str;
     /// The `role` label of the reader's metrics.
     fn role(&self) -> &'static str;
-    /// Log output format (`--log-format`).
-    fn log_format(&self) -> tickbridge_model::telemetry::LogFormat;
+    /// The output, stats and lifecycle flags every reader shares (log
+    /// format, instance name).
+    fn common(&self) -> &CommonArgs;
     /// The startup check: one connection must work now, or the run ends
     /// with a terminal error instead of reconnecting forever.
     fn preflight(&self) -> impl Future<Output = Result<()>> + Send;
+    /// Connection name of the startup check, `<instance>-preflight`, so the
+    /// broker's connection list tells it from the run's own connection.
+    fn preflight_name(&self) -> String {
+        format!("{}-preflight", self.common().instance_name(Self::BIN))
+    }
     /// One run, until `shutdown` or an error.
     fn run(self, shutdown: Shutdown) -> impl Future<Output = Result<Summary>> + Send;
 }
@@ -96,7 +103,7 @@ pub trait Reader: Clone + Send + Sync + 'static {
 /// check, then [`supervise`]; an error becomes one line on stderr and a
 /// non-zero exit.
 pub async fn main<R: Reader>(config: R) -> std::process::ExitCode {
-    tickbridge_model::telemetry::init_tracing(config.log_format());
+    tickbridge_model::telemetry::init_tracing(config.common().log_format);
     let shutdown = Shutdown::on_signals();
     let result = async {
         config.preflight().await?;

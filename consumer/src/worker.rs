@@ -28,6 +28,7 @@ use crate::events::{AckFailed, DecodeFailed, InFlightReturned, MessageRetried};
 use crate::handler::{FailConfig, HandleError, Handler};
 use crate::output::Meta;
 use crate::stats::{Stats, Summary};
+use crate::supervise::Reader;
 use crate::{Error, Result};
 use futures::StreamExt;
 use lapin::message::Delivery;
@@ -103,29 +104,25 @@ impl WorkerConfig {
     }
 }
 
-impl crate::supervise::Reader for WorkerConfig {
+impl Reader for WorkerConfig {
     const BIN: &'static str = "worker";
     fn role(&self) -> &'static str {
         ROLE
     }
-    fn log_format(&self) -> tickbridge_model::telemetry::LogFormat {
-        self.common.log_format
+    fn common(&self) -> &CommonArgs {
+        &self.common
     }
+    /// Startup check, before the reconnect loop: RabbitMQ must accept a
+    /// connection now. A wrong URL, host, port, credentials or CA exits at
+    /// once with one line; once the worker has started, a lost broker is
+    /// retried.
     async fn preflight(&self) -> Result<()> {
-        preflight(self).await
+        self.amqp.preflight(&self.preflight_name()).await?;
+        Ok(())
     }
     async fn run(self, shutdown: Shutdown) -> Result<Summary> {
         run(self, shutdown).await
     }
-}
-
-/// Startup check, before the reconnect loop: RabbitMQ must accept a
-/// connection now. A wrong URL, host, port, credentials or CA exits at once
-/// with one line; once the worker has started, a lost broker is retried.
-pub async fn preflight(config: &WorkerConfig) -> Result<()> {
-    let name = format!("{}-preflight", config.common.instance_name("worker"));
-    config.amqp.preflight(&name).await?;
-    Ok(())
 }
 
 /// Consumes the work queue until `shutdown` fires (or, with
@@ -483,38 +480,32 @@ impl Worker {
 }
 
 async fn ack(d: &Delivery) -> Result<()> {
-    d.acker
-        .ack(BasicAckOptions::default())
-        .await
-        .map(|_| ())
-        .map_err(|e| {
-            AckFailed {
-                role: ROLE,
-                op: "ack",
-                error: &e.to_string(),
-            }
-            .emit();
-            e.into()
-        })
+    settled("ack", d.acker.ack(BasicAckOptions::default())).await
 }
 
 async fn nack_requeue(d: &Delivery) -> Result<()> {
-    d.acker
-        .nack(BasicNackOptions {
-            multiple: false,
-            requeue: true,
-        })
-        .await
-        .map(|_| ())
-        .map_err(|e| {
-            AckFailed {
-                role: ROLE,
-                op: "nack",
-                error: &e.to_string(),
-            }
-            .emit();
-            e.into()
-        })
+    let requeue = BasicNackOptions {
+        multiple: false,
+        requeue: true,
+    };
+    settled("nack", d.acker.nack(requeue)).await
+}
+
+/// Awaits an ack or nack (`op`); a failure is reported as one [`AckFailed`]
+/// event before it goes up, the same way for both.
+async fn settled<T>(
+    op: &'static str,
+    settle: impl std::future::Future<Output = lapin::Result<T>>,
+) -> Result<()> {
+    settle.await.map(|_| ()).map_err(|e| {
+        AckFailed {
+            role: ROLE,
+            op,
+            error: &e.to_string(),
+        }
+        .emit();
+        e.into()
+    })
 }
 
 /// The delivery's properties with `tb-retries` and `tb-error` set.

@@ -355,18 +355,12 @@ async fn sample_lag(
     out: Arc<Mutex<BTreeMap<i32, i64>>>,
     shutdown: Shutdown,
 ) {
-    let mut tick = tokio::time::interval(every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tick.tick() => {}
-        }
-        match probe.sample().await {
+    probe
+        .sample_every(every, &shutdown, |r| match r {
             Ok(l) => *out.lock().unwrap_or_else(|e| e.into_inner()) = l.by_partition(),
             Err(e) => tracing::debug!(error = %e, "group lag sample failed"),
-        }
-    }
+        })
+        .await
 }
 
 /// A client that stopped reading was disconnected.

@@ -28,6 +28,7 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tickbridge_model::Shutdown;
 
 /// One member of a group, as the group coordinator describes it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -250,6 +251,33 @@ impl LagProbe {
     pub async fn sample(&self) -> Result<GroupLag> {
         let inner = self.inner.clone();
         blocking(move || inner.sample()).await
+    }
+
+    /// Samples at once and then once per `every` until `stop` fires, handing
+    /// each result to `record`: the one loop of every reader that reports
+    /// its own group's lag (the consumer's stats line, the dashboard's lag
+    /// gauge). A late tick is delayed rather than bunched; a sample in flight
+    /// when `stop` fires is abandoned (its blocking call is bounded by the
+    /// probe's timeout, so only the wait for it ends).
+    pub async fn sample_every(
+        &self,
+        every: Duration,
+        stop: &Shutdown,
+        mut record: impl FnMut(Result<GroupLag>),
+    ) {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            let r = tokio::select! {
+                _ = stop.cancelled() => return,
+                r = self.sample() => r,
+            };
+            record(r);
+        }
     }
 }
 
