@@ -72,6 +72,32 @@ pub struct RawTrade {
     pub feed_seq: Option<u64>,
 }
 
+impl RawTrade {
+    /// A trade with no feed sequence, for a symbol as [`SymbolMap`] hands it
+    /// out (normalized, exchange spelling). Every adapter builds its trades
+    /// here, so sharing the symbol table's strings (no allocation per trade)
+    /// is written once.
+    pub(crate) fn new(
+        (symbol, raw_symbol): (&Arc<str>, &Arc<str>),
+        trade_id: u64,
+        price: Decimal,
+        qty: Decimal,
+        side: Side,
+        exchange_ts: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            symbol: Arc::clone(symbol),
+            raw_symbol: Arc::clone(raw_symbol),
+            trade_id,
+            price,
+            qty,
+            side,
+            exchange_ts,
+            feed_seq: None,
+        }
+    }
+}
+
 /// What a successfully parsed frame was, so the connection loop can count
 /// acks and heartbeats without knowing any exchange's format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -210,6 +236,42 @@ pub struct RestPage<'a> {
     pub raw_symbol: &'a Arc<str>,
     /// The body, checked to be UTF-8 and within `MAX_REST_BYTES`.
     pub text: &'a str,
+}
+
+impl RestPage<'_> {
+    /// A trade of the page's symbol (REST bodies carry no feed sequence).
+    pub(crate) fn trade(
+        &self,
+        trade_id: u64,
+        price: Decimal,
+        qty: Decimal,
+        side: Side,
+        exchange_ts: DateTime<Utc>,
+    ) -> RawTrade {
+        let symbol = (self.symbol, self.raw_symbol);
+        RawTrade::new(symbol, trade_id, price, qty, side, exchange_ts)
+    }
+
+    /// Decodes `json` (a JSON array of the exchange's REST trades), converts
+    /// each with `convert` and pushes them in ascending `id` order:
+    /// [`Exchange::parse_rest`] promises that order whatever order the
+    /// exchange lists them in, so the sort lives here once rather than in
+    /// every adapter.
+    pub(crate) fn push_sorted<'j, T: serde::Deserialize<'j>>(
+        &self,
+        json: &'j str,
+        id: impl Fn(&T) -> u64,
+        out: &mut Vec<RawTrade>,
+        convert: impl FnMut(T) -> Result<RawTrade, ParseError>,
+    ) -> Parsed {
+        let mut trades: Vec<T> = decode::json(json)?;
+        trades.sort_by_key(id);
+        out.reserve(trades.len());
+        for trade in trades.into_iter().map(convert) {
+            out.push(trade?);
+        }
+        Ok(())
+    }
 }
 
 /// What parsing a REST page returns: the trades went into `out`.
