@@ -176,8 +176,11 @@ pub trait Exchange: Send + Sync + 'static {
 
     /// Application-level ping the client should send, and how often (Kraken
     /// `{"method":"ping"}`); `None` when the exchange pings the client with
-    /// WebSocket ping frames (Binance) or needs none (Coinbase).
-    fn app_ping(&self) -> Option<(std::time::Duration, String)>;
+    /// WebSocket ping frames (Binance) or needs none (Coinbase), which is the
+    /// default.
+    fn app_ping(&self) -> Option<(std::time::Duration, String)> {
+        None
+    }
 
     /// Parses one text frame; pushes every trade it contains into `out`.
     /// On error, `out` may hold trades of the same frame parsed before the
@@ -359,58 +362,52 @@ mod tests {
 
     #[test]
     fn urls() {
-        let b = adapter(Source::Binance, &syms(&["BTC-USDT", "ETH-USDT"])).unwrap();
-        assert_eq!(
-            b.ws_url("ws://127.0.0.1:9000/"),
-            "ws://127.0.0.1:9000/stream?streams=btcusdt@trade/ethusdt@trade"
-        );
-        assert_eq!(
-            b.rest_trades_url("https://api.binance.com", "BTC-USDT", 1000),
-            "https://api.binance.com/api/v3/trades?symbol=BTCUSDT&limit=1000"
-        );
-        let c = adapter(Source::Coinbase, &syms(&["BTC-USD"])).unwrap();
-        assert_eq!(
-            c.ws_url(default_ws_url(Source::Coinbase)),
-            "wss://ws-feed.exchange.coinbase.com"
-        );
-        assert_eq!(
-            c.rest_trades_url("https://api.exchange.coinbase.com", "BTC-USD", 1000),
-            "https://api.exchange.coinbase.com/products/BTC-USD/trades?limit=1000"
-        );
-        let k = adapter(Source::Kraken, &syms(&["BTC-USD"])).unwrap();
-        assert_eq!(
-            k.ws_url(default_ws_url(Source::Kraken)),
-            "wss://ws.kraken.com/v2"
-        );
-        assert_eq!(
-            k.rest_trades_url("https://api.kraken.com", "BTC-USD", 1000),
-            "https://api.kraken.com/0/public/Trades?pair=BTC/USD&count=1000"
-        );
-        assert!(k.app_ping().is_some());
-        assert!(b.app_ping().is_none());
-        for e in [&b, &c, &k] {
-            assert!(!e.symbols().is_empty());
+        // (source, symbols, WebSocket base, its URL, REST URL of the first
+        // symbol on the default REST base)
+        let cases = [
+            (
+                Source::Binance,
+                &["BTC-USDT", "ETH-USDT"][..],
+                "ws://127.0.0.1:9000/",
+                "ws://127.0.0.1:9000/stream?streams=btcusdt@trade/ethusdt@trade",
+                "https://api.binance.com/api/v3/trades?symbol=BTCUSDT&limit=1000",
+            ),
+            (
+                Source::Coinbase,
+                &["BTC-USD"][..],
+                default_ws_url(Source::Coinbase),
+                "wss://ws-feed.exchange.coinbase.com",
+                "https://api.exchange.coinbase.com/products/BTC-USD/trades?limit=1000",
+            ),
+            (
+                Source::Kraken,
+                &["BTC-USD"][..],
+                default_ws_url(Source::Kraken),
+                "wss://ws.kraken.com/v2",
+                "https://api.kraken.com/0/public/Trades?pair=BTC/USD&count=1000",
+            ),
+        ];
+        for (source, symbols, ws_base, ws_url, rest_url) in cases {
+            let ex = adapter(source, &syms(symbols)).unwrap();
+            assert_eq!(ex.ws_url(ws_base), ws_url, "{source:?}");
+            let rest = ex.rest_trades_url(default_rest_url(source), symbols[0], 1000);
+            assert_eq!(rest, rest_url, "{source:?}");
+            // Only Kraken wants application pings.
+            assert_eq!(ex.app_ping().is_some(), source == Source::Kraken);
+            assert!(!ex.symbols().is_empty(), "{source:?}");
         }
     }
 
     #[test]
     fn error_kinds() {
-        assert_eq!(ParseError::Malformed(String::new()).kind(), "malformed");
-        assert_eq!(
-            ParseError::UnknownMessage(String::new()).kind(),
-            "unknown_message"
-        );
-        assert_eq!(
-            ParseError::UnknownSymbol(String::new()).kind(),
-            "unknown_symbol"
-        );
-        assert_eq!(
-            ParseError::InvalidValue(String::new()).kind(),
-            "invalid_value"
-        );
-        assert_eq!(
-            ParseError::ExchangeError(String::new()).kind(),
-            "exchange_error"
-        );
+        for (err, kind) in [
+            (ParseError::Malformed(String::new()), "malformed"),
+            (ParseError::UnknownMessage(String::new()), "unknown_message"),
+            (ParseError::UnknownSymbol(String::new()), "unknown_symbol"),
+            (ParseError::InvalidValue(String::new()), "invalid_value"),
+            (ParseError::ExchangeError(String::new()), "exchange_error"),
+        ] {
+            assert_eq!(err.kind(), kind, "{err:?}");
+        }
     }
 }

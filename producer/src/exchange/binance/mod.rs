@@ -95,10 +95,6 @@ impl Exchange for Binance {
         Vec::new()
     }
 
-    fn app_ping(&self) -> Option<(std::time::Duration, String)> {
-        None
-    }
-
     fn parse_frame(&self, text: &str, out: &mut Vec<RawTrade>) -> Result<FrameKind, ParseError> {
         decode::check_frame(text)?;
         // Plain trade frames in one pass; everything else through serde.

@@ -74,10 +74,6 @@ impl Exchange for Coinbase {
         vec![msg.to_string()]
     }
 
-    fn app_ping(&self) -> Option<(std::time::Duration, String)> {
-        None
-    }
-
     fn parse_frame(&self, text: &str, out: &mut Vec<RawTrade>) -> Result<FrameKind, ParseError> {
         decode::check_frame(text)?;
         let probe: CoinbaseType = decode::json(text)?;
