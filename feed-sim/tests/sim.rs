@@ -29,6 +29,14 @@ async fn connect(sim: &SimHandle, path: &str) -> Ws {
     ws
 }
 
+/// Starts the simulator and opens one WebSocket on `path`: how most tests
+/// begin.
+async fn start(cfg: SimConfig, path: &str) -> (SimHandle, Ws) {
+    let (_, sim) = spawn(cfg).await.unwrap();
+    let ws = connect(&sim, path).await;
+    (sim, ws)
+}
+
 /// The next text frame, skipping pings; None on close or after `timeout`.
 async fn next_text(ws: &mut Ws, timeout: Duration) -> Option<String> {
     loop {
@@ -53,10 +61,11 @@ async fn send(ws: &mut Ws, v: Value) {
 
 #[tokio::test]
 async fn binance_combined_stream_frames() {
-    let (_, sim) = spawn(config(&["BTC-USDT", "ETH-USDT"], 0.0, Some(100)))
-        .await
-        .unwrap();
-    let mut ws = connect(&sim, "/stream?streams=btcusdt@trade/ethusdt@trade").await;
+    let (sim, mut ws) = start(
+        config(&["BTC-USDT", "ETH-USDT"], 0.0, Some(100)),
+        "/stream?streams=btcusdt@trade/ethusdt@trade",
+    )
+    .await;
     let mut next = [1u64, 1u64];
     for _ in 0..200 {
         let v = next_json(&mut ws).await;
@@ -103,10 +112,11 @@ async fn binance_combined_stream_frames() {
 
 #[tokio::test]
 async fn binance_raw_stream_and_live_subscribe() {
-    let (_, sim) = spawn(config(&["BTC-USDT", "SOL-USDT"], 0.0, Some(5)))
-        .await
-        .unwrap();
-    let mut raw = connect(&sim, "/ws/btcusdt@trade").await;
+    let (sim, mut raw) = start(
+        config(&["BTC-USDT", "SOL-USDT"], 0.0, Some(5)),
+        "/ws/btcusdt@trade",
+    )
+    .await;
     let v = next_json(&mut raw).await;
     assert_eq!(
         (v["e"].as_str(), v["s"].as_str(), v["t"].as_u64()),
@@ -150,8 +160,7 @@ async fn binance_sends_ping_frames() {
         ping_interval: Duration::from_millis(100),
         ..config(&["BTC-USDT"], 1.0, Some(0))
     };
-    let (_, sim) = spawn(cfg).await.unwrap();
-    let mut ws = connect(&sim, "/ws/btcusdt@trade").await;
+    let (sim, mut ws) = start(cfg, "/ws/btcusdt@trade").await;
     let got = tokio::time::timeout(Duration::from_secs(3), async {
         loop {
             if let Some(Ok(Message::Ping(_))) = ws.next().await {
@@ -166,10 +175,7 @@ async fn binance_sends_ping_frames() {
 
 #[tokio::test]
 async fn coinbase_handshake_matches_and_errors() {
-    let (_, sim) = spawn(config(&["BTC-USD", "ETH-USD"], 0.0, Some(20)))
-        .await
-        .unwrap();
-    let mut ws = connect(&sim, "/").await;
+    let (sim, mut ws) = start(config(&["BTC-USD", "ETH-USD"], 0.0, Some(20)), "/").await;
     // Unknown product: Coinbase-style error, nothing subscribed.
     send(
         &mut ws,
@@ -239,8 +245,7 @@ async fn kraken_handshake_ping_heartbeat() {
         heartbeat_interval: Duration::from_millis(100),
         ..config(&["BTC-USD"], 0.0, Some(3))
     };
-    let (_, sim) = spawn(cfg).await.unwrap();
-    let mut ws = connect(&sim, "/v2").await;
+    let (sim, mut ws) = start(cfg, "/v2").await;
     let status = next_json(&mut ws).await;
     assert_eq!(
         (
@@ -408,8 +413,7 @@ async fn rest_serves_the_trades_the_stream_sent() {
 
 #[tokio::test]
 async fn paced_rate_and_reconnect_gap() {
-    let (_, sim) = spawn(config(&["BTC-USDT"], 50.0, None)).await.unwrap();
-    let mut ws = connect(&sim, "/ws/btcusdt@trade").await;
+    let (sim, mut ws) = start(config(&["BTC-USDT"], 50.0, None), "/ws/btcusdt@trade").await;
     let start = Instant::now();
     let mut ids = Vec::new();
     let mut times = Vec::new();
@@ -480,8 +484,7 @@ async fn faults_dup_malformed_gap() {
         gap_size: 3,
         ..config(&["BTC-USDT"], 0.0, Some(100))
     };
-    let (_, sim) = spawn(cfg).await.unwrap();
-    let mut ws = connect(&sim, "/ws/btcusdt@trade").await;
+    let (sim, mut ws) = start(cfg, "/ws/btcusdt@trade").await;
     let (ids, bad) = drain_binance(&mut ws).await;
     // 100 ids minus gaps after the 40th and 80th frames: 1..=40, 44..=83, 87..=100.
     let mut expected_unique: Vec<u64> = (1..=40).chain(44..=83).chain(87..=100).collect();
@@ -519,8 +522,7 @@ async fn faults_close_and_stall() {
         stall_for: Duration::from_millis(400),
         ..config(&["BTC-USDT"], 0.0, None)
     };
-    let (_, sim) = spawn(cfg).await.unwrap();
-    let mut ws = connect(&sim, "/ws/btcusdt@trade").await;
+    let (sim, mut ws) = start(cfg, "/ws/btcusdt@trade").await;
     let start = Instant::now();
     let mut ids = Vec::new();
     let mut pauses = 0;
@@ -565,8 +567,7 @@ async fn sent_log_has_one_line_per_frame() {
         dup_every: Some(5),
         ..config(&["ETH-USDT"], 0.0, Some(20))
     };
-    let (_, sim) = spawn(cfg).await.unwrap();
-    let mut ws = connect(&sim, "/stream?streams=ethusdt@trade").await;
+    let (sim, mut ws) = start(cfg, "/stream?streams=ethusdt@trade").await;
     let mut n = 0;
     while next_text(&mut ws, Duration::from_millis(300))
         .await

@@ -12,7 +12,7 @@
 //! products are refused with Coinbase's `error` message.
 
 use super::{json_response, page};
-use crate::conn::{Conn, Outgoing};
+use crate::conn::{Conn, Outgoing, Sub};
 use crate::market::{Market, SimTrade};
 use crate::wire::Writer;
 use crate::Shared;
@@ -202,24 +202,19 @@ pub(crate) fn control(conn: &mut Conn, text: &str) {
     }
     // The subscriptions reply lists the products of each channel; the
     // last_match frames queued above follow it.
-    let matches: Vec<&str> = conn
-        .subs
-        .iter()
-        .filter(|s| s.trades)
-        .map(|s| s.market.raw.as_str())
-        .collect();
-    let beats: Vec<&str> = conn
-        .subs
-        .iter()
-        .filter(|s| s.heartbeat)
-        .map(|s| s.market.raw.as_str())
-        .collect();
     let mut channels = Vec::new();
-    if !matches.is_empty() {
-        channels.push(serde_json::json!({"name": "matches", "product_ids": matches}));
-    }
-    if !beats.is_empty() {
-        channels.push(serde_json::json!({"name": "heartbeat", "product_ids": beats}));
+    let wanted: [(&str, ChannelOf); 2] =
+        [("matches", |s| s.trades), ("heartbeat", |s| s.heartbeat)];
+    for (name, on) in wanted {
+        let ids: Vec<&str> = conn
+            .subs
+            .iter()
+            .filter(|s| on(s))
+            .map(|s| s.market.raw.as_str())
+            .collect();
+        if !ids.is_empty() {
+            channels.push(serde_json::json!({"name": name, "product_ids": ids}));
+        }
     }
     let reply = serde_json::json!({"type": "subscriptions", "channels": channels}).to_string();
     let at = conn
@@ -229,6 +224,10 @@ pub(crate) fn control(conn: &mut Conn, text: &str) {
         .unwrap_or(conn.out.len());
     conn.out.insert(at, Outgoing::Text(reply));
 }
+
+/// Whether a subscription is on one Coinbase channel, so the subscriptions
+/// reply is built by one loop over the channels.
+type ChannelOf = fn(&Sub) -> bool;
 
 /// `GET /products/{id}/trades?limit=N`: the last `limit` trades (default and
 /// maximum 1000), newest first, as Coinbase lists them.

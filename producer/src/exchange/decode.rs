@@ -346,126 +346,73 @@ mod tests {
         }
     }
 
-    #[test]
-    fn decimals() {
-        struct TestCase {
-            input: &'static str,
-            expected: Result<&'static str, &'static str>,
-        }
-        let cases = [
-            // TC0: scale is kept
-            TestCase {
-                input: "0.00100000",
-                expected: Ok("0.00100000"),
-            },
-            // TC1: integer
-            TestCase {
-                input: "100",
-                expected: Ok("100"),
-            },
-            // TC2: zero
-            TestCase {
-                input: "0.00000000",
-                expected: Err("invalid_value"),
-            },
-            // TC3: negative
-            TestCase {
-                input: "-1.5",
-                expected: Err("invalid_value"),
-            },
-            // TC4: more digits than a Decimal holds
-            TestCase {
-                input: "123456789012345678901234567890123",
-                expected: Err("invalid_value"),
-            },
-            // TC5: too many fractional digits would be rounded: refuse
-            TestCase {
-                input: "0.00000000000000000000000000000001",
-                expected: Err("invalid_value"),
-            },
-            // TC6: not a number
-            TestCase {
-                input: "abc",
-                expected: Err("invalid_value"),
-            },
-            // TC7: rust_decimal accepts underscores; exchanges never send them
-            TestCase {
-                input: "1_000",
-                expected: Err("invalid_value"),
-            },
-            // TC8: empty
-            TestCase {
-                input: "",
-                expected: Err("invalid_value"),
-            },
-            // TC9: dangling dot
-            TestCase {
-                input: "1.",
-                expected: Err("invalid_value"),
-            },
-        ];
-        for (i, tc) in cases.iter().enumerate() {
-            let got = positive_decimal("price", tc.input).map(|d| d.to_string());
-            match (&got, &tc.expected) {
+    /// Runs one positive-value parser over `(input, Ok(decimal text) | Err(error
+    /// kind))` rows: the decimal-text and JSON-number parsers are held to the
+    /// same contract, so they share the check.
+    fn check_positive(
+        parse: impl Fn(&str) -> Result<Decimal, ParseError>,
+        cases: &[(&str, Result<&str, &str>)],
+    ) {
+        for (i, (input, expected)) in cases.iter().enumerate() {
+            let got = parse(input).map(|d| d.to_string());
+            match (&got, expected) {
                 (Ok(g), Ok(e)) => assert_eq!(g, e, "TC{i}"),
                 (Err(g), Err(e)) => assert_eq!(g.kind(), *e, "TC{i}"),
-                _ => panic!("TC{i}: got {got:?}, expected {:?}", tc.expected),
+                _ => panic!("TC{i}: got {got:?}, expected {expected:?}"),
             }
         }
     }
 
     #[test]
+    fn decimals() {
+        check_positive(
+            |text| positive_decimal("price", text),
+            &[
+                // TC0: scale is kept
+                ("0.00100000", Ok("0.00100000")),
+                // TC1: integer
+                ("100", Ok("100")),
+                // TC2: zero
+                ("0.00000000", Err("invalid_value")),
+                // TC3: negative
+                ("-1.5", Err("invalid_value")),
+                // TC4: more digits than a Decimal holds
+                ("123456789012345678901234567890123", Err("invalid_value")),
+                // TC5: too many fractional digits would be rounded: refuse
+                ("0.00000000000000000000000000000001", Err("invalid_value")),
+                // TC6: not a number
+                ("abc", Err("invalid_value")),
+                // TC7: rust_decimal accepts underscores; exchanges never send them
+                ("1_000", Err("invalid_value")),
+                // TC8: empty
+                ("", Err("invalid_value")),
+                // TC9: dangling dot
+                ("1.", Err("invalid_value")),
+            ],
+        );
+    }
+
+    #[test]
     fn numbers() {
-        struct TestCase {
-            input: &'static str,
-            expected: Result<&'static str, &'static str>,
-        }
-        let cases = [
-            // TC0: Kraken's documented price
-            TestCase {
-                input: "0.5147",
-                expected: Ok("0.5147"),
-            },
-            // TC1: trailing zeros are kept
-            TestCase {
-                input: "97000.10",
-                expected: Ok("97000.10"),
-            },
-            // TC2: exponent form
-            TestCase {
-                input: "1e-8",
-                expected: Ok("0.00000001"),
-            },
-            // TC3: huge
-            TestCase {
-                input: "1e400",
-                expected: Err("invalid_value"),
-            },
-            // TC4: negative
-            TestCase {
-                input: "-0.5",
-                expected: Err("invalid_value"),
-            },
-            // TC5: a string where a number belongs
-            TestCase {
-                input: "\"0.5\"",
-                expected: Err("malformed"),
-            },
-            // TC6: null
-            TestCase {
-                input: "null",
-                expected: Err("malformed"),
-            },
-        ];
-        for (i, tc) in cases.iter().enumerate() {
-            let raw = RawValue::from_string(tc.input.to_string()).unwrap();
-            let got = positive_number("price", &raw).map(|d| d.to_string());
-            match (&got, &tc.expected) {
-                (Ok(g), Ok(e)) => assert_eq!(g, e, "TC{i}"),
-                (Err(g), Err(e)) => assert_eq!(g.kind(), *e, "TC{i}"),
-                _ => panic!("TC{i}: got {got:?}, expected {:?}", tc.expected),
-            }
-        }
+        check_positive(
+            |text| positive_number("price", &RawValue::from_string(text.to_string()).unwrap()),
+            &[
+                // TC0: Kraken's documented price
+                ("0.5147", Ok("0.5147")),
+                // TC1: trailing zeros are kept
+                ("97000.10", Ok("97000.10")),
+                // TC2: exponent form
+                ("1e-8", Ok("0.00000001")),
+                // TC3: huge
+                ("1e400", Err("invalid_value")),
+                // TC4: negative
+                ("-0.5", Err("invalid_value")),
+                // TC5: a string where a number belongs
+                ("\"0.5\"", Err("malformed")),
+                // TC6: null
+                ("null", Err("malformed")),
+            ],
+        );
     }
 
     #[test]

@@ -72,6 +72,32 @@ pub struct RawTrade {
     pub feed_seq: Option<u64>,
 }
 
+impl RawTrade {
+    /// A trade with no feed sequence, for a symbol as [`SymbolMap`] hands it
+    /// out (normalized, exchange spelling). Every adapter builds its trades
+    /// here, so sharing the symbol table's strings (no allocation per trade)
+    /// is written once.
+    pub(crate) fn new(
+        (symbol, raw_symbol): (&Arc<str>, &Arc<str>),
+        trade_id: u64,
+        price: Decimal,
+        qty: Decimal,
+        side: Side,
+        exchange_ts: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            symbol: Arc::clone(symbol),
+            raw_symbol: Arc::clone(raw_symbol),
+            trade_id,
+            price,
+            qty,
+            side,
+            exchange_ts,
+            feed_seq: None,
+        }
+    }
+}
+
 /// What a successfully parsed frame was, so the connection loop can count
 /// acks and heartbeats without knowing any exchange's format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -150,8 +176,11 @@ pub trait Exchange: Send + Sync + 'static {
 
     /// Application-level ping the client should send, and how often (Kraken
     /// `{"method":"ping"}`); `None` when the exchange pings the client with
-    /// WebSocket ping frames (Binance) or needs none (Coinbase).
-    fn app_ping(&self) -> Option<(std::time::Duration, String)>;
+    /// WebSocket ping frames (Binance) or needs none (Coinbase), which is the
+    /// default.
+    fn app_ping(&self) -> Option<(std::time::Duration, String)> {
+        None
+    }
 
     /// Parses one text frame; pushes every trade it contains into `out`.
     /// On error, `out` may hold trades of the same frame parsed before the
@@ -210,6 +239,42 @@ pub struct RestPage<'a> {
     pub raw_symbol: &'a Arc<str>,
     /// The body, checked to be UTF-8 and within `MAX_REST_BYTES`.
     pub text: &'a str,
+}
+
+impl RestPage<'_> {
+    /// A trade of the page's symbol (REST bodies carry no feed sequence).
+    pub(crate) fn trade(
+        &self,
+        trade_id: u64,
+        price: Decimal,
+        qty: Decimal,
+        side: Side,
+        exchange_ts: DateTime<Utc>,
+    ) -> RawTrade {
+        let symbol = (self.symbol, self.raw_symbol);
+        RawTrade::new(symbol, trade_id, price, qty, side, exchange_ts)
+    }
+
+    /// Decodes `json` (a JSON array of the exchange's REST trades), converts
+    /// each with `convert` and pushes them in ascending `id` order:
+    /// [`Exchange::parse_rest`] promises that order whatever order the
+    /// exchange lists them in, so the sort lives here once rather than in
+    /// every adapter.
+    pub(crate) fn push_sorted<'j, T: serde::Deserialize<'j>>(
+        &self,
+        json: &'j str,
+        id: impl Fn(&T) -> u64,
+        out: &mut Vec<RawTrade>,
+        convert: impl FnMut(T) -> Result<RawTrade, ParseError>,
+    ) -> Parsed {
+        let mut trades: Vec<T> = decode::json(json)?;
+        trades.sort_by_key(id);
+        out.reserve(trades.len());
+        for trade in trades.into_iter().map(convert) {
+            out.push(trade?);
+        }
+        Ok(())
+    }
 }
 
 /// What parsing a REST page returns: the trades went into `out`.
@@ -297,58 +362,52 @@ mod tests {
 
     #[test]
     fn urls() {
-        let b = adapter(Source::Binance, &syms(&["BTC-USDT", "ETH-USDT"])).unwrap();
-        assert_eq!(
-            b.ws_url("ws://127.0.0.1:9000/"),
-            "ws://127.0.0.1:9000/stream?streams=btcusdt@trade/ethusdt@trade"
-        );
-        assert_eq!(
-            b.rest_trades_url("https://api.binance.com", "BTC-USDT", 1000),
-            "https://api.binance.com/api/v3/trades?symbol=BTCUSDT&limit=1000"
-        );
-        let c = adapter(Source::Coinbase, &syms(&["BTC-USD"])).unwrap();
-        assert_eq!(
-            c.ws_url(default_ws_url(Source::Coinbase)),
-            "wss://ws-feed.exchange.coinbase.com"
-        );
-        assert_eq!(
-            c.rest_trades_url("https://api.exchange.coinbase.com", "BTC-USD", 1000),
-            "https://api.exchange.coinbase.com/products/BTC-USD/trades?limit=1000"
-        );
-        let k = adapter(Source::Kraken, &syms(&["BTC-USD"])).unwrap();
-        assert_eq!(
-            k.ws_url(default_ws_url(Source::Kraken)),
-            "wss://ws.kraken.com/v2"
-        );
-        assert_eq!(
-            k.rest_trades_url("https://api.kraken.com", "BTC-USD", 1000),
-            "https://api.kraken.com/0/public/Trades?pair=BTC/USD&count=1000"
-        );
-        assert!(k.app_ping().is_some());
-        assert!(b.app_ping().is_none());
-        for e in [&b, &c, &k] {
-            assert!(!e.symbols().is_empty());
+        // (source, symbols, WebSocket base, its URL, REST URL of the first
+        // symbol on the default REST base)
+        let cases = [
+            (
+                Source::Binance,
+                &["BTC-USDT", "ETH-USDT"][..],
+                "ws://127.0.0.1:9000/",
+                "ws://127.0.0.1:9000/stream?streams=btcusdt@trade/ethusdt@trade",
+                "https://api.binance.com/api/v3/trades?symbol=BTCUSDT&limit=1000",
+            ),
+            (
+                Source::Coinbase,
+                &["BTC-USD"][..],
+                default_ws_url(Source::Coinbase),
+                "wss://ws-feed.exchange.coinbase.com",
+                "https://api.exchange.coinbase.com/products/BTC-USD/trades?limit=1000",
+            ),
+            (
+                Source::Kraken,
+                &["BTC-USD"][..],
+                default_ws_url(Source::Kraken),
+                "wss://ws.kraken.com/v2",
+                "https://api.kraken.com/0/public/Trades?pair=BTC/USD&count=1000",
+            ),
+        ];
+        for (source, symbols, ws_base, ws_url, rest_url) in cases {
+            let ex = adapter(source, &syms(symbols)).unwrap();
+            assert_eq!(ex.ws_url(ws_base), ws_url, "{source:?}");
+            let rest = ex.rest_trades_url(default_rest_url(source), symbols[0], 1000);
+            assert_eq!(rest, rest_url, "{source:?}");
+            // Only Kraken wants application pings.
+            assert_eq!(ex.app_ping().is_some(), source == Source::Kraken);
+            assert!(!ex.symbols().is_empty(), "{source:?}");
         }
     }
 
     #[test]
     fn error_kinds() {
-        assert_eq!(ParseError::Malformed(String::new()).kind(), "malformed");
-        assert_eq!(
-            ParseError::UnknownMessage(String::new()).kind(),
-            "unknown_message"
-        );
-        assert_eq!(
-            ParseError::UnknownSymbol(String::new()).kind(),
-            "unknown_symbol"
-        );
-        assert_eq!(
-            ParseError::InvalidValue(String::new()).kind(),
-            "invalid_value"
-        );
-        assert_eq!(
-            ParseError::ExchangeError(String::new()).kind(),
-            "exchange_error"
-        );
+        for (err, kind) in [
+            (ParseError::Malformed(String::new()), "malformed"),
+            (ParseError::UnknownMessage(String::new()), "unknown_message"),
+            (ParseError::UnknownSymbol(String::new()), "unknown_symbol"),
+            (ParseError::InvalidValue(String::new()), "invalid_value"),
+            (ParseError::ExchangeError(String::new()), "exchange_error"),
+        ] {
+            assert_eq!(err.kind(), kind, "{err:?}");
+        }
     }
 }

@@ -48,9 +48,15 @@ pub(crate) struct RestCase {
     pub expected: Result<Vec<RawTrade>, &'static str>,
 }
 
-/// Runs a WS table; compares trades field by field, including the decimal
-/// scale (`to_string`), which `Decimal`'s `==` ignores.
-pub(crate) fn run_ws(ex: &dyn Exchange, cases: Vec<TestCase>) {
+/// Runs a WS table, then [`hostile_frames`] (numbered after the table's own
+/// rows), so every adapter is held to the same hostile inputs without each
+/// test appending them. Compares trades field by field, including the
+/// decimal scale (`to_string`), which `Decimal`'s `==` ignores.
+pub(crate) fn run_ws(ex: &dyn Exchange, mut cases: Vec<TestCase>) {
+    cases.extend(hostile_frames().into_iter().map(|(input, kind)| TestCase {
+        input,
+        expected: Err(kind),
+    }));
     for (i, tc) in cases.into_iter().enumerate() {
         let mut out = Vec::new();
         let got = ex.parse_frame(&tc.input, &mut out);

@@ -14,7 +14,7 @@ mod trade;
 use super::decode::{self, SymbolMap};
 use super::{Exchange, FrameKind, ParseError, Parsed, RawTrade, RestPage};
 use tickbridge_model::{Side, Source};
-use trade::{BinanceEnvelope, BinanceEvent, BinanceRestError, BinanceRestTrade};
+use trade::{BinanceEnvelope, BinanceError, BinanceEvent, BinanceRestTrade};
 
 /// Binance spot adapter.
 #[derive(Debug, Clone)]
@@ -49,17 +49,14 @@ impl Binance {
         let qty = ev.qty.ok_or_else(|| missing("q"))?;
         let trade_time = ev.trade_time.ok_or_else(|| missing("T"))?;
         let buyer_is_maker = ev.buyer_is_maker.ok_or_else(|| missing("m"))?;
-        let (symbol, raw_symbol) = self.symbols.by_raw(&symbol)?;
-        out.push(RawTrade {
-            symbol: symbol.clone(),
-            raw_symbol: raw_symbol.clone(),
+        out.push(RawTrade::new(
+            self.symbols.by_raw(&symbol)?,
             trade_id,
-            price: decode::positive_decimal("price", &price)?,
-            qty: decode::positive_decimal("qty", &qty)?,
-            side: taker_side(buyer_is_maker),
-            exchange_ts: decode::from_millis("trade time", trade_time)?,
-            feed_seq: None,
-        });
+            decode::positive_decimal("price", &price)?,
+            decode::positive_decimal("qty", &qty)?,
+            taker_side(buyer_is_maker),
+            decode::from_millis("trade time", trade_time)?,
+        ));
         Ok(FrameKind::Trades)
     }
 }
@@ -98,10 +95,6 @@ impl Exchange for Binance {
         Vec::new()
     }
 
-    fn app_ping(&self) -> Option<(std::time::Duration, String)> {
-        None
-    }
-
     fn parse_frame(&self, text: &str, out: &mut Vec<RawTrade>) -> Result<FrameKind, ParseError> {
         decode::check_frame(text)?;
         // Plain trade frames in one pass; everything else through serde.
@@ -110,10 +103,7 @@ impl Exchange for Binance {
         }
         let env: BinanceEnvelope = decode::json(text)?;
         if let Some(err) = env.error {
-            return Err(ParseError::ExchangeError(format!(
-                "code {}: {}",
-                err.code, err.msg
-            )));
+            return Err(err.into());
         }
         if let Some(event) = env.data {
             return self.parse_event(event, text, out);
@@ -136,30 +126,24 @@ impl Exchange for Binance {
     }
 
     fn parse_rest_text(&self, page: RestPage<'_>, out: &mut Vec<RawTrade>) -> Parsed {
-        let (symbol, raw_symbol, text) = (page.symbol, page.raw_symbol, page.text);
-        if decode::first_byte(text) == Some(b'{') {
-            let err: BinanceRestError = decode::json(text)?;
-            return Err(ParseError::ExchangeError(format!(
-                "code {}: {}",
-                err.code, err.msg
-            )));
+        if decode::first_byte(page.text) == Some(b'{') {
+            let err: BinanceError = decode::json(page.text)?;
+            return Err(err.into());
         }
-        let mut trades: Vec<BinanceRestTrade> = decode::json(text)?;
-        trades.sort_by_key(|t| t.id);
-        out.reserve(trades.len());
-        for t in trades {
-            out.push(RawTrade {
-                symbol: symbol.clone(),
-                raw_symbol: raw_symbol.clone(),
-                trade_id: t.id,
-                price: decode::positive_decimal("price", &t.price)?,
-                qty: decode::positive_decimal("qty", &t.qty)?,
-                side: taker_side(t.is_buyer_maker),
-                exchange_ts: decode::from_millis("time", t.time)?,
-                feed_seq: None,
-            });
-        }
-        Ok(())
+        page.push_sorted(
+            page.text,
+            |t: &BinanceRestTrade| t.id,
+            out,
+            |t| {
+                Ok(page.trade(
+                    t.id,
+                    decode::positive_decimal("price", &t.price)?,
+                    decode::positive_decimal("qty", &t.qty)?,
+                    taker_side(t.is_buyer_maker),
+                    decode::from_millis("time", t.time)?,
+                ))
+            },
+        )
     }
 
     fn symbol_map(&self) -> &SymbolMap {

@@ -3,6 +3,7 @@
 //! Text fields are `Cow<str>` so they borrow from the frame when it has no
 //! escapes (always, in practice) and still parse when it does.
 
+use crate::exchange::ParseError;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::borrow::Cow;
@@ -31,14 +32,22 @@ pub(super) struct BinanceEnvelope<'a> {
     pub id: Option<&'a RawValue>,
     /// A refused request.
     #[serde(default)]
-    pub error: Option<BinanceWsError>,
+    pub error: Option<BinanceError>,
 }
 
-/// `{"code":2,"msg":"Invalid request: unknown variable"}`
+/// A refused request, on the stream (`{"code":2,"msg":"Invalid request:
+/// unknown variable"}`, under `error`) or as a REST body
+/// (`{"code":-1121,"msg":"Invalid symbol."}`): one shape for both.
 #[derive(Debug, Deserialize)]
-pub(super) struct BinanceWsError {
+pub(super) struct BinanceError {
     pub code: i64,
     pub msg: String,
+}
+
+impl From<BinanceError> for ParseError {
+    fn from(err: BinanceError) -> Self {
+        ParseError::ExchangeError(format!("code {}: {}", err.code, err.msg))
+    }
 }
 
 /// One market-stream event. For a trade, from the spot `<symbol>@trade`
@@ -88,11 +97,4 @@ pub(super) struct BinanceRestTrade<'a> {
     pub time: i64,
     #[serde(rename = "isBuyerMaker")]
     pub is_buyer_maker: bool,
-}
-
-/// A refused REST request: `{"code":-1121,"msg":"Invalid symbol."}`
-#[derive(Debug, Deserialize)]
-pub(super) struct BinanceRestError {
-    pub code: i64,
-    pub msg: String,
 }

@@ -74,10 +74,6 @@ impl Exchange for Coinbase {
         vec![msg.to_string()]
     }
 
-    fn app_ping(&self) -> Option<(std::time::Duration, String)> {
-        None
-    }
-
     fn parse_frame(&self, text: &str, out: &mut Vec<RawTrade>) -> Result<FrameKind, ParseError> {
         decode::check_frame(text)?;
         let probe: CoinbaseType = decode::json(text)?;
@@ -87,16 +83,17 @@ impl Exchange for Coinbase {
         match kind.as_ref() {
             "match" | "last_match" => {
                 let m: CoinbaseMatch = decode::json(text)?;
-                let (symbol, raw_symbol) = self.symbols.by_raw(&m.product_id)?;
+                let trade = RawTrade::new(
+                    self.symbols.by_raw(&m.product_id)?,
+                    m.trade_id,
+                    decode::positive_decimal("price", &m.price)?,
+                    decode::positive_decimal("size", &m.size)?,
+                    taker_side(m.side),
+                    decode::from_rfc3339("time", &m.time)?,
+                );
                 out.push(RawTrade {
-                    symbol: symbol.clone(),
-                    raw_symbol: raw_symbol.clone(),
-                    trade_id: m.trade_id,
-                    price: decode::positive_decimal("price", &m.price)?,
-                    qty: decode::positive_decimal("size", &m.size)?,
-                    side: taker_side(m.side),
-                    exchange_ts: decode::from_rfc3339("time", &m.time)?,
                     feed_seq: Some(m.sequence),
+                    ..trade
                 });
                 Ok(FrameKind::Trades)
             }
@@ -119,28 +116,25 @@ impl Exchange for Coinbase {
     }
 
     fn parse_rest_text(&self, page: RestPage<'_>, out: &mut Vec<RawTrade>) -> Parsed {
-        let (symbol, raw_symbol, text) = (page.symbol, page.raw_symbol, page.text);
-        if decode::first_byte(text) == Some(b'{') {
-            let e: CoinbaseError = decode::json(text)?;
+        if decode::first_byte(page.text) == Some(b'{') {
+            let e: CoinbaseError = decode::json(page.text)?;
             return Err(ParseError::ExchangeError(e.message));
         }
-        let mut trades: Vec<CoinbaseRestTrade> = decode::json(text)?;
-        // Coinbase lists newest first; the pipeline wants ascending ids.
-        trades.sort_by_key(|t| t.trade_id);
-        out.reserve(trades.len());
-        for t in trades {
-            out.push(RawTrade {
-                symbol: symbol.clone(),
-                raw_symbol: raw_symbol.clone(),
-                trade_id: t.trade_id,
-                price: decode::positive_decimal("price", &t.price)?,
-                qty: decode::positive_decimal("size", &t.size)?,
-                side: taker_side(t.side),
-                exchange_ts: decode::from_rfc3339("time", &t.time)?,
-                feed_seq: None,
-            });
-        }
-        Ok(())
+        // Coinbase lists newest first; `push_sorted` puts ids in ascending order.
+        page.push_sorted(
+            page.text,
+            |t: &CoinbaseRestTrade| t.trade_id,
+            out,
+            |t| {
+                Ok(page.trade(
+                    t.trade_id,
+                    decode::positive_decimal("price", &t.price)?,
+                    decode::positive_decimal("size", &t.size)?,
+                    taker_side(t.side),
+                    decode::from_rfc3339("time", &t.time)?,
+                ))
+            },
+        )
     }
 
     fn symbol_map(&self) -> &SymbolMap {

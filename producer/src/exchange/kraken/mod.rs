@@ -41,17 +41,14 @@ impl Kraken {
     }
 
     fn push_trade(&self, t: KrakenTrade<'_>, out: &mut Vec<RawTrade>) -> Result<(), ParseError> {
-        let (symbol, raw_symbol) = self.symbols.by_raw(&t.symbol)?;
-        out.push(RawTrade {
-            symbol: symbol.clone(),
-            raw_symbol: raw_symbol.clone(),
-            trade_id: t.trade_id,
-            price: decode::positive_number("price", t.price)?,
-            qty: decode::positive_number("qty", t.qty)?,
-            side: t.side,
-            exchange_ts: decode::from_rfc3339("timestamp", &t.timestamp)?,
-            feed_seq: None,
-        });
+        out.push(RawTrade::new(
+            self.symbols.by_raw(&t.symbol)?,
+            t.trade_id,
+            decode::positive_number("price", t.price)?,
+            decode::positive_number("qty", t.qty)?,
+            t.side,
+            decode::from_rfc3339("timestamp", &t.timestamp)?,
+        ));
         Ok(())
     }
 }
@@ -124,8 +121,7 @@ impl Exchange for Kraken {
     /// by `XBTUSD`), so the adapter takes the one array in `result` and
     /// reports the v2 spelling as `raw_symbol`.
     fn parse_rest_text(&self, page: RestPage<'_>, out: &mut Vec<RawTrade>) -> Parsed {
-        let (symbol, raw_symbol, text) = (page.symbol, page.raw_symbol, page.text);
-        let rest: KrakenRest = decode::json(text)?;
+        let rest: KrakenRest = decode::json(page.text)?;
         if !rest.error.is_empty() {
             return Err(ParseError::ExchangeError(rest.error.join("; ")));
         }
@@ -135,10 +131,9 @@ impl Exchange for Kraken {
         let Some((_, list)) = result.iter().find(|(k, _)| k.as_str() != "last") else {
             return Ok(());
         };
-        let mut trades: Vec<KrakenRestTrade> = decode::json(list.get())?;
-        trades.sort_by_key(|t| t.6);
-        out.reserve(trades.len());
-        for KrakenRestTrade(price, volume, time, side, _ord_type, _misc, trade_id) in trades {
+        let id = |t: &KrakenRestTrade| t.6;
+        page.push_sorted(list.get(), id, out, |trade| {
+            let KrakenRestTrade(price, volume, time, side, _ord_type, _misc, trade_id) = trade;
             let side = match side.as_ref() {
                 "b" => Side::Buy,
                 "s" => Side::Sell,
@@ -149,18 +144,14 @@ impl Exchange for Kraken {
                     )))
                 }
             };
-            out.push(RawTrade {
-                symbol: symbol.clone(),
-                raw_symbol: raw_symbol.clone(),
+            Ok(page.trade(
                 trade_id,
-                price: decode::positive_decimal("price", &price)?,
-                qty: decode::positive_decimal("volume", &volume)?,
+                decode::positive_decimal("price", &price)?,
+                decode::positive_decimal("volume", &volume)?,
                 side,
-                exchange_ts: decode::from_epoch_seconds("time", time)?,
-                feed_seq: None,
-            });
-        }
-        Ok(())
+                decode::from_epoch_seconds("time", time)?,
+            ))
+        })
     }
 
     fn symbol_map(&self) -> &SymbolMap {
