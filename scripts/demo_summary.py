@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# The --report and --summary-json files read here are documented in docs/reports.md.
 """Summary of one demo run: every number comes from what the processes of
 this run reported (their --report / --summary-json files and JSON Lines
 outputs). Exits non-zero if a claim does not hold."""

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# The producer --report and reader --summary-json files read here are documented in docs/reports.md.
 """Sampler and report of scripts/soak.sh.
 
 `sample` reads, every --interval seconds and for each watched process,

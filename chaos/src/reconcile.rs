@@ -26,12 +26,13 @@
 
 use crate::faults::FaultKind;
 use crate::inject::{DeadLetter, Injected};
-use crate::records::{Msg, Received};
+use crate::records::{Msg, Received, ReportFile};
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write;
 use std::time::Duration;
 use tickbridge_feed_sim::SimReport;
+use tickbridge_model::report::{RunReport, Sink};
 
 /// One fault as it happened.
 #[derive(Debug, Clone)]
@@ -59,36 +60,25 @@ pub struct ProducerRun {
     pub msgs: Vec<Msg>,
     /// Lines of that sink that did not parse.
     pub bad_lines: u64,
-    /// The `--report` JSON (absent if it never wrote one).
-    pub report: Option<serde_json::Value>,
+    /// The `--report` file, as the producer's own [`RunReport`] type.
+    pub report: ReportFile<RunReport>,
     /// Exit code, if it exited by itself after SIGTERM.
     pub exit_code: Option<i32>,
 }
 
 impl ProducerRun {
-    /// `unconfirmed` of one sink in the report.
-    pub fn unconfirmed(&self, sink: &str) -> u64 {
+    /// `unconfirmed` of one sink in the report (0 without a report: its
+    /// absence is a failure of its own).
+    pub fn unconfirmed(&self, sink: Sink) -> u64 {
         self.report
-            .as_ref()
-            .and_then(|r| r.get("sinks"))
-            .and_then(|s| s.as_array())
-            .and_then(|a| {
-                a.iter().find(|s| {
-                    s.get("sink").and_then(|v| v.as_str()) == Some(sink)
-                        || s.get("kind").and_then(|v| v.as_str()) == Some(sink)
-                })
-            })
-            .and_then(|s| s.get("unconfirmed"))
-            .and_then(|v| v.as_u64())
-            .unwrap_or(0)
+            .parsed()
+            .and_then(|r| r.sink(sink))
+            .map_or(0, |s| s.unconfirmed)
     }
 
-    fn field(&self, k: &str) -> u64 {
-        self.report
-            .as_ref()
-            .and_then(|r| r.get(k))
-            .and_then(|v| v.as_u64())
-            .unwrap_or(0)
+    /// One number of the report (0 without a report).
+    fn field(&self, f: impl Fn(&RunReport) -> u64) -> u64 {
+        self.report.parsed().map_or(0, f)
     }
 }
 
@@ -142,6 +132,10 @@ pub struct Evidence<'a> {
     pub replay_decode_errors: BTreeMap<String, u64>,
     /// Decode errors the group members that exited cleanly reported.
     pub group_decode_errors: BTreeMap<String, u64>,
+    /// Reader summaries the decode errors above come from that were missing
+    /// or did not parse as a `ReaderSummary`, one line each: each is a
+    /// failure, since the counts they should have given are unknown.
+    pub summary_errors: Vec<String>,
     /// Reader processes that did not exit cleanly at the end (name, why).
     pub unclean_exits: Vec<(String, String)>,
     /// Things worth knowing that are not differences (a reader that exited
@@ -308,7 +302,8 @@ impl<'a> ProducerIndex<'a> {
 }
 
 /// Every producer run must have left a whole sink, exited cleanly after
-/// SIGTERM and written its `--report`; no message id may be emitted twice.
+/// SIGTERM and written a `--report` that parses; no message id may be
+/// emitted twice.
 /// Without these the other rules would reconcile against bad evidence.
 fn producer_run_failures(producers: &[ProducerRun], idx: &ProducerIndex<'_>) -> Vec<String> {
     let mut fails = Vec::new();
@@ -326,8 +321,15 @@ fn producer_run_failures(producers: &[ProducerRun], idx: &ProducerIndex<'_>) -> 
                 p.index
             )),
         }
-        if p.report.is_none() {
-            fails.push(format!("producer run {} wrote no --report", p.index));
+        match &p.report {
+            ReportFile::Read(_) => {}
+            ReportFile::Missing => {
+                fails.push(format!("producer run {} wrote no --report", p.index))
+            }
+            ReportFile::Invalid(why) => fails.push(format!(
+                "producer run {}: its --report does not parse as a RunReport (docs/reports.md): {why}",
+                p.index
+            )),
         }
     }
     if idx.producer_dups > 0 {
@@ -445,7 +447,7 @@ struct Destination<'r> {
     /// What its readers handled.
     rec: &'r Received,
     /// The producer sink that feeds it (whose `unconfirmed` explains loss).
-    sink: &'static str,
+    sink: Sink,
     /// Duplicates the faults of the run allow it (rule 3).
     bound: u64,
 }
@@ -460,7 +462,7 @@ fn destinations<'r>(ev: &Evidence<'r>) -> [Destination<'r>; 4] {
         Destination {
             name: "workers (RabbitMQ work queue)",
             rec: ev.workers,
-            sink: "rabbitmq",
+            sink: Sink::Rabbitmq,
             bound: count(FaultKind::WorkerKill) * b.worker_prefetch
                 + count(FaultKind::RabbitRestart)
                     * (b.workers * b.worker_prefetch + b.confirm_window),
@@ -468,19 +470,19 @@ fn destinations<'r>(ev: &Evidence<'r>) -> [Destination<'r>; 4] {
         Destination {
             name: "Kafka consumer group",
             rec: ev.group,
-            sink: "kafka",
+            sink: Sink::Kafka,
             bound: count(FaultKind::KafkaRestart) * b.kafka_in_flight + group_rereads,
         },
         Destination {
             name: "consumer --replay-from 0",
             rec: ev.replay,
-            sink: "kafka",
+            sink: Sink::Kafka,
             bound: count(FaultKind::KafkaRestart) * b.kafka_in_flight,
         },
         Destination {
             name: "bridge -> Kafka topic",
             rec: ev.bridged,
-            sink: "rabbitmq",
+            sink: Sink::Rabbitmq,
             bound: count(FaultKind::BridgeKill) * b.bridge_prefetch
                 + count(FaultKind::RabbitRestart) * (b.bridge_prefetch + b.confirm_window)
                 + count(FaultKind::KafkaRestart) * b.bridge_prefetch,
@@ -798,12 +800,16 @@ fn topic_poison(ev: &Evidence<'_>) -> TopicPoison {
     TopicPoison { lines, failures }
 }
 
-/// Readers that did not exit cleanly, and what was wrong with the group as
-/// its coordinator described it: each is a failure of the run.
+/// Readers that did not exit cleanly or left a summary that cannot be read,
+/// and what was wrong with the group as its coordinator described it: each
+/// is a failure of the run.
 fn reader_failures(ev: &Evidence<'_>) -> Vec<String> {
     let mut fails = Vec::new();
     for (name, why) in &ev.unclean_exits {
         fails.push(format!("{name} did not exit cleanly: {why}"));
+    }
+    for why in &ev.summary_errors {
+        fails.push(format!("reader summary unusable: {why}"));
     }
     for p in &ev.coordinator.1 {
         fails.push(format!("group coordinator: {p}"));
@@ -866,10 +872,14 @@ fn render_run(t: &mut String, f: &Findings<'_, '_>) {
         fmt_n(sim.sim_skipped),
         sim.skipped_ranges
     );
-    let unconf: u64 = ev.producers.iter().map(|p| p.field("unconfirmed")).sum();
-    let dups_dropped: u64 = ev.producers.iter().map(|p| p.field("duplicates")).sum();
-    let malformed: u64 = ev.producers.iter().map(|p| p.field("malformed")).sum();
-    let reconnects: u64 = ev.producers.iter().map(|p| p.field("reconnects")).sum();
+    let unconf: u64 = ev
+        .producers
+        .iter()
+        .map(|p| p.field(|r| r.unconfirmed))
+        .sum();
+    let dups_dropped: u64 = ev.producers.iter().map(|p| p.field(|r| r.duplicates)).sum();
+    let malformed: u64 = ev.producers.iter().map(|p| p.field(|r| r.malformed)).sum();
+    let reconnects: u64 = ev.producers.iter().map(|p| p.field(|r| r.reconnects)).sum();
     let _ = writeln!(
         t,
         "producer ({} runs): emitted {} ticks + {} gap notices ({}); dropped {} duplicate frames, {} malformed; {} reconnects; unconfirmed {}",
@@ -986,15 +996,45 @@ mod tests {
         }
     }
 
+    /// A report with one RabbitMQ sink that left `unconfirmed`.
+    fn report(unconfirmed: u64) -> RunReport {
+        RunReport {
+            producer: "p".into(),
+            exchange: "binance".into(),
+            via: tickbridge_model::Via::Ws,
+            seconds: 1.0,
+            active_seconds: 1.0,
+            frames: 0,
+            trades_in: 0,
+            ticks: 0,
+            gaps: 0,
+            gap_trades: 0,
+            duplicates: 0,
+            poll_overlap: 0,
+            out_of_order: 0,
+            malformed: 0,
+            reconnects: 0,
+            sinks: vec![tickbridge_model::report::SinkReport {
+                sink: Sink::Rabbitmq,
+                published: 0,
+                confirmed: 0,
+                retries: 0,
+                failed: 0,
+                dropped: 0,
+                unconfirmed,
+                connects: 1,
+            }],
+            unconfirmed,
+        }
+    }
+
     /// A run that exited cleanly with `unconfirmed` on its RabbitMQ sink.
     fn run(index: usize, msgs: Vec<Msg>, unconfirmed: u64) -> ProducerRun {
         ProducerRun {
             index,
             msgs,
             bad_lines: 0,
-            report: Some(serde_json::json!({
-                "sinks": [{"sink": "rabbitmq", "unconfirmed": unconfirmed}]
-            })),
+            report: ReportFile::Read(report(unconfirmed)),
             exit_code: Some(0),
         }
     }
@@ -1075,6 +1115,7 @@ mod tests {
             dlq: &[],
             replay_decode_errors: BTreeMap::new(),
             group_decode_errors: BTreeMap::new(),
+            summary_errors: Vec::new(),
             unclean_exits: Vec::new(),
             notes: Vec::new(),
             coordinator: ("2 members".into(), Vec::new()),
@@ -1094,7 +1135,7 @@ mod tests {
         Destination {
             name: "d",
             rec,
-            sink: "rabbitmq",
+            sink: Sink::Rabbitmq,
             bound,
         }
     }
@@ -1141,13 +1182,20 @@ mod tests {
         let mut bad = [run(1, vec![tick(1)], 0), run(2, vec![tick(1)], 0)];
         bad[0].bad_lines = 2;
         bad[0].exit_code = None;
-        bad[1].report = None;
+        bad[1].report = ReportFile::Missing;
         let fails = producer_run_failures(&bad, &ProducerIndex::build(&bad));
         assert_eq!(fails.len(), 4, "{fails:?}");
         assert!(fails[0].contains("2 unparsable lines"));
         assert!(fails[1].contains("did not exit cleanly"));
         assert!(fails[2].contains("run 2 wrote no --report"));
         assert!(fails[3].contains("1 message ids twice"));
+        bad[1].report = ReportFile::Invalid("producer-2.report.json: missing field `sinks`".into());
+        let fails = producer_run_failures(&bad, &ProducerIndex::build(&bad));
+        assert!(
+            fails[2].contains("run 2: its --report does not parse as a RunReport")
+                && fails[2].contains("missing field `sinks`"),
+            "{fails:?}"
+        );
     }
 
     #[test]
@@ -1352,14 +1400,50 @@ mod tests {
         let mut ev = evidence(&report, &[], &[], &rec);
         assert!(reader_failures(&ev).is_empty());
         ev.unclean_exits = vec![("w1".into(), "exit 1".into())];
+        ev.summary_errors = vec!["replay.summary.json is missing".into()];
         ev.coordinator.1 = vec!["partition 3 unassigned".into()];
         assert_eq!(
             reader_failures(&ev),
             vec![
                 "w1 did not exit cleanly: exit 1".to_string(),
+                "reader summary unusable: replay.summary.json is missing".to_string(),
                 "group coordinator: partition 3 unassigned".to_string()
             ]
         );
+    }
+
+    #[test]
+    fn report_files_are_read_as_the_model_types() {
+        let path = std::env::temp_dir().join(format!("tb-chaos-{}-r.json", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        assert_eq!(ReportFile::<RunReport>::read(&path), ReportFile::Missing);
+        let text = serde_json::to_string_pretty(&report(3)).expect("serializes");
+        std::fs::write(&path, &text).expect("temp file");
+        let read = ReportFile::<RunReport>::read(&path);
+        assert_eq!(read, ReportFile::Read(report(3)));
+        let run = ProducerRun {
+            report: read,
+            ..run(1, Vec::new(), 0)
+        };
+        assert_eq!(
+            (
+                run.unconfirmed(Sink::Rabbitmq),
+                run.unconfirmed(Sink::Kafka)
+            ),
+            (3, 0)
+        );
+        // A report by key of another shape is not read as zeros.
+        std::fs::write(
+            &path,
+            r#"{"sinks": [{"kind": "rabbitmq", "unconfirmed": 3}]}"#,
+        )
+        .expect("temp file");
+        let read = ReportFile::<RunReport>::read(&path);
+        let _ = std::fs::remove_file(&path);
+        match read {
+            ReportFile::Invalid(why) => assert!(why.contains("r.json"), "{why}"),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

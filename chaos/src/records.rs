@@ -1,6 +1,8 @@
 //! Reading what the processes wrote: the producer's JSON Lines sink (one
-//! bare message per line) and the readers' `--jsonl` files (one
-//! `{handled_at, by, message}` object per line).
+//! bare message per line), the readers' `--jsonl` files (one
+//! `{handled_at, by, message}` object per line), and the report and summary
+//! files written at exit ([`ReportFile`], parsed as the model crate's types
+//! of `tickbridge_model::report`, documented in `docs/reports.md`).
 //!
 //! Files are read incrementally ([`Tail`]) so the scenario can poll them
 //! every second while readers catch up without re-parsing what it already
@@ -12,6 +14,48 @@ use serde::Deserialize;
 use std::collections::HashMap;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+
+/// A JSON file a process writes at exit (the producer's `--report`, a
+/// reader's `--summary-json`), read as the type its writer serialized.
+///
+/// Missing and unparsable are kept apart: a process killed on purpose
+/// writes nothing, but a file that is there and does not parse means the
+/// writer and this reader disagree, which must fail the run rather than
+/// read as zeros.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ReportFile<T> {
+    /// There is no file.
+    Missing,
+    /// The file could not be read or does not parse as `T`: why, with its
+    /// path.
+    Invalid(String),
+    /// The file, parsed.
+    Read(T),
+}
+
+impl<T: DeserializeOwned> ReportFile<T> {
+    /// Reads and parses `path`.
+    pub fn read(path: &Path) -> Self {
+        match std::fs::read_to_string(path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Self::Missing,
+            Err(e) => Self::Invalid(format!("{}: {e}", path.display())),
+            Ok(text) => match serde_json::from_str(&text) {
+                Ok(v) => Self::Read(v),
+                Err(e) => Self::Invalid(format!("{}: {e}", path.display())),
+            },
+        }
+    }
+}
+
+impl<T> ReportFile<T> {
+    /// The parsed file, if there is one and it parsed.
+    pub fn parsed(&self) -> Option<&T> {
+        match self {
+            Self::Read(v) => Some(v),
+            Self::Missing | Self::Invalid(_) => None,
+        }
+    }
+}
 
 /// The fields of a `tick.v1` or `gap.v1` message the reconciliation uses.
 #[derive(Debug, Clone, Deserialize)]

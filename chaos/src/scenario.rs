@@ -19,7 +19,7 @@ use crate::inject::{self, Injected};
 use crate::procs::{Bins, Proc};
 use crate::proxy::FaultProxy;
 use crate::reconcile::{reconcile, DupBounds, Evidence, FaultRecord, Outcome, ProducerRun};
-use crate::records::{read_producer_dir, Received};
+use crate::records::{read_producer_dir, Received, ReportFile};
 use crate::ChaosError;
 use chrono::Utc;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 use tickbridge_broker::amqp::AmqpConfig;
 use tickbridge_broker::kafka::{groups, KafkaConfig};
 use tickbridge_feed_sim::{SimConfig, SimHandle};
+use tickbridge_model::report::ReaderSummary;
 use tickbridge_testkit::{KafkaNode, RabbitNode};
 
 /// Worker `--prefetch`.
@@ -308,7 +309,13 @@ impl Scenario<'_> {
             self.replay(&self.topic, "replay"),
             self.replay(&self.bridged_topic, "bridged")
         );
-        let replay_decode_errors = replay_errors?;
+        // The replay's summary is evidence (its decode errors); the bridged
+        // replay's is not read.
+        let mut summary_errors = Vec::new();
+        let replay_decode_errors = replay_errors?.unwrap_or_else(|why| {
+            summary_errors.push(why);
+            BTreeMap::new()
+        });
         let _ = bridged_errors?;
         let mut replay = Received::default();
         replay.poll(&self.dir, "replay");
@@ -316,7 +323,8 @@ impl Scenario<'_> {
         bridged.poll(&self.dir, "bridged");
 
         let dlq = inject::drain_queue(&self.amqp, &self.amqp.topology().dlq).await?;
-        let group_decode_errors = self.summaries_decode_errors("group-");
+        let (group_decode_errors, group_summary_errors) = self.summaries_decode_errors("group-");
+        summary_errors.extend(group_summary_errors);
 
         let ev = Evidence {
             seed: self.seed,
@@ -333,6 +341,7 @@ impl Scenario<'_> {
             dlq: &dlq,
             replay_decode_errors,
             group_decode_errors,
+            summary_errors,
             unclean_exits: self.unclean.clone(),
             coordinator,
             notes: self.notes.clone(),
@@ -622,7 +631,7 @@ impl Scenario<'_> {
             index: n,
             msgs: Vec::new(),
             bad_lines: 0,
-            report: None,
+            report: ReportFile::Missing,
             exit_code: None,
         });
         Ok(())
@@ -648,9 +657,7 @@ impl Scenario<'_> {
     fn collect_producer(&mut self, n: usize, exit_code: Option<i32>) {
         let name = format!("producer-{n}");
         let (msgs, bad) = read_producer_dir(&self.dir.join(&name));
-        let report = std::fs::read_to_string(self.dir.join(format!("{name}.report.json")))
-            .ok()
-            .and_then(|t| serde_json::from_str(&t).ok());
+        let report = ReportFile::read(&self.dir.join(format!("{name}.report.json")));
         if let Some(run) = self.producer_runs.iter_mut().find(|r| r.index == n) {
             run.msgs = msgs;
             run.bad_lines = bad;
@@ -779,8 +786,13 @@ impl Scenario<'_> {
     }
 
     /// `consumer --replay-from 0 --no-commit` of `topic` into
-    /// `<out>.jsonl`; returns its decode errors.
-    async fn replay(&self, topic: &str, out: &str) -> Result<BTreeMap<String, u64>, ChaosError> {
+    /// `<out>.jsonl`; returns its decode errors, or why its summary could
+    /// not be read (the process exited cleanly, so it must have written one).
+    async fn replay(
+        &self,
+        topic: &str,
+        out: &str,
+    ) -> Result<Result<BTreeMap<String, u64>, String>, ChaosError> {
         let mut args = self.kafka_args(topic);
         args.extend([
             "--group".into(),
@@ -809,19 +821,28 @@ impl Scenario<'_> {
         Ok(decode_errors(&self.dir.join(format!("{out}.summary.json"))))
     }
 
-    fn summaries_decode_errors(&self, prefix: &str) -> BTreeMap<String, u64> {
+    /// The decode errors of every `<prefix>*.summary.json`, summed, and the
+    /// summaries that did not parse. A reader killed on purpose wrote none,
+    /// so only the files that exist are read.
+    fn summaries_decode_errors(&self, prefix: &str) -> (BTreeMap<String, u64>, Vec<String>) {
         let mut total = BTreeMap::new();
+        let mut bad = Vec::new();
         if let Ok(rd) = std::fs::read_dir(&self.dir) {
             for e in rd.flatten() {
                 let n = e.file_name().to_string_lossy().to_string();
                 if n.starts_with(prefix) && n.ends_with(".summary.json") {
-                    for (k, v) in decode_errors(&e.path()) {
-                        *total.entry(k).or_default() += v;
+                    match decode_errors(&e.path()) {
+                        Ok(errors) => {
+                            for (k, v) in errors {
+                                *total.entry(k).or_default() += v;
+                            }
+                        }
+                        Err(why) => bad.push(why),
                     }
                 }
             }
         }
-        total
+        (total, bad)
     }
 
     async fn kill_all(&mut self) {
@@ -859,11 +880,14 @@ fn last_error_line(log: &Path) -> String {
         .unwrap_or_default()
 }
 
-fn decode_errors(path: &Path) -> BTreeMap<String, u64> {
-    std::fs::read_to_string(path)
-        .ok()
-        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-        .and_then(|v| v.get("decode_errors").cloned())
-        .and_then(|v| serde_json::from_value(v).ok())
-        .unwrap_or_default()
+/// A reader's decode errors by kind, from its `--summary-json` read as the
+/// [`ReaderSummary`] it wrote; or why that file is missing or unparsable.
+fn decode_errors(path: &Path) -> Result<BTreeMap<String, u64>, String> {
+    match ReportFile::<ReaderSummary>::read(path) {
+        ReportFile::Read(s) => Ok(s.decode_errors),
+        ReportFile::Missing => Err(format!("{} is missing", path.display())),
+        ReportFile::Invalid(why) => {
+            Err(format!("{why} (not a ReaderSummary, see docs/reports.md)"))
+        }
+    }
 }

@@ -223,7 +223,7 @@ pub async fn run(config: ConsumerConfig, shutdown: Shutdown) -> Result<Summary> 
         From::RabbitmqStream => crate::stream::run(&config, shutdown).await?,
     };
     if let Some(path) = &config.common.summary_json {
-        summary.write_json(path)?;
+        crate::stats::write_summary(&summary, path)?;
     }
     Ok(summary)
 }

@@ -9,8 +9,6 @@
 //! partitions reports `lag_at_end = 0`.
 
 use crate::events::{GroupLagSampleFailed, GroupLagSampled};
-use serde::Serialize;
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tickbridge_broker::kafka::groups::{GroupLag, LagProbe};
@@ -22,71 +20,21 @@ use tickbridge_model::Shutdown;
 /// the watermarks together).
 pub const SAMPLE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// What the summary and the stats line carry about the group's lag.
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
-pub struct GroupLagSummary {
-    /// Group id.
-    pub group: String,
-    /// Topic.
-    pub topic: String,
-    /// Samples that succeeded.
-    pub samples: u64,
-    /// Samples that failed (broker silent, topic gone); each logged.
-    pub failed_samples: u64,
-    /// Coordinator state at the last sample (`Stable`, `Empty`, ...;
-    /// `Unknown` before the group exists on the broker).
-    pub state: String,
-    /// Group members at the last sample, this reader included.
-    pub members: usize,
-    /// Total lag at the last sample, the one taken after the final commit;
-    /// `None` if no sample succeeded.
-    pub lag_at_end: Option<i64>,
-    /// Per-partition lag at the last sample.
-    pub partitions_at_end: BTreeMap<i32, i64>,
-    /// Largest total lag of any sample in the run (sampled on the stats
-    /// interval, so a shorter peak between samples is not seen).
-    pub max_lag: i64,
-    /// Largest lag of each partition in any sample.
-    pub max_partition_lag: BTreeMap<i32, i64>,
-    /// Why the last failed sample failed, if any did.
-    pub last_error: Option<String>,
-}
+/// The data type lives in the model crate, with the rest of the summary
+/// it is part of; this module fills it from the brokers' answers.
+pub use tickbridge_model::report::GroupLagSummary;
 
-impl GroupLagSummary {
-    fn record(&mut self, lag: &GroupLag) {
-        self.samples += 1;
-        self.state = lag.state().to_string();
-        self.members = lag.member_count();
-        self.lag_at_end = Some(lag.total);
-        self.partitions_at_end = lag.by_partition();
-        self.max_lag = self.max_lag.max(lag.total);
-        for (p, l) in &self.partitions_at_end {
-            let m = self.max_partition_lag.entry(*p).or_default();
-            *m = (*m).max(*l);
-        }
-    }
-
-    /// The part of the stats line about the group:
-    /// `group_lag=42 [p0=40 p1=2 p2=0] members=2 state=Stable`.
-    pub fn line(&self) -> String {
-        let Some(total) = self.lag_at_end else {
-            return format!(
-                "group_lag=? (no sample yet, {} failed)",
-                self.failed_samples
-            );
-        };
-        let parts: Vec<String> = self
-            .partitions_at_end
-            .iter()
-            .map(|(p, l)| format!("p{p}={l}"))
-            .collect();
-        format!(
-            "group_lag={total} [{}] max={} members={} state={}",
-            parts.join(" "),
-            self.max_lag,
-            self.members,
-            self.state
-        )
+/// Adds one successful sample: the last one's numbers, the largest seen.
+fn add_sample(s: &mut GroupLagSummary, lag: &GroupLag) {
+    s.samples += 1;
+    s.state = lag.state().to_string();
+    s.members = lag.member_count();
+    s.lag_at_end = Some(lag.total);
+    s.partitions_at_end = lag.by_partition();
+    s.max_lag = s.max_lag.max(lag.total);
+    for (p, l) in &s.partitions_at_end {
+        let m = s.max_partition_lag.entry(*p).or_default();
+        *m = (*m).max(*l);
     }
 }
 
@@ -175,7 +123,7 @@ fn record(
                 previous_state: &s.state,
             }
             .emit();
-            s.record(&lag);
+            add_sample(&mut s, &lag);
         }
         Err(e) => {
             GroupLagSampleFailed {
@@ -192,6 +140,7 @@ fn record(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
     use tickbridge_broker::kafka::groups::{GroupDescription, PartitionLag};
 
     fn sample(state: &str, members: usize, lags: &[i64]) -> GroupLag {
@@ -238,7 +187,7 @@ mod tests {
             ("PreparingRebalance", 1, [0, 9, 1]),
             ("Stable", 1, [0, 0, 0]),
         ] {
-            s.record(&sample(state, members, &lags));
+            add_sample(&mut s, &sample(state, members, &lags));
         }
         assert_eq!(
             (s.samples, s.lag_at_end, s.max_lag),

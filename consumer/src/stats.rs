@@ -14,118 +14,29 @@
 //! * Kafka lag per partition, or the RabbitMQ queue depth;
 //! * the Kafka group's committed lag, members and state, as the brokers
 //!   report them ([`crate::lag`]).
+//!
+//! The final numbers are a [`Summary`], the model crate's
+//! [`ReaderSummary`](tickbridge_model::report::ReaderSummary): what
+//! `--summary-json` writes (see `docs/reports.md`).
 
 use crate::events::{DuplicateSeen, GapNoticeReceived, SeqGap, TradeIdGap};
 use chrono::{DateTime, Utc};
 use rustc_hash::FxHashMap;
-use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 use tickbridge_broker::dedup::DedupWindow;
 use tickbridge_broker::events::{Redelivered, Scope};
+use tickbridge_model::report::GroupLagSummary;
 use tickbridge_model::telemetry::{InternalEvent, LatencyStats};
 use tickbridge_model::tick::Source;
 use tickbridge_model::Message;
 
-/// Latency percentiles in milliseconds, as written to the summary.
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
-pub struct Percentiles {
-    /// Samples.
-    pub count: u64,
-    /// Median.
-    pub p50_ms: f64,
-    /// 90th percentile.
-    pub p90_ms: f64,
-    /// 99th percentile.
-    pub p99_ms: f64,
-    /// Maximum.
-    pub max_ms: f64,
-}
+/// The summary's data types live in the model crate, so that what reads a
+/// `--summary-json` file back (the chaos suite) parses the type written
+/// here; [`Stats`] is the live accumulator that fills it.
+pub use tickbridge_model::report::{Percentiles, ReaderSummary as Summary};
 
-impl From<&LatencyStats> for Percentiles {
-    fn from(l: &LatencyStats) -> Self {
-        Self {
-            count: l.len(),
-            p50_ms: l.percentile_ms(50.0),
-            p90_ms: l.percentile_ms(90.0),
-            p99_ms: l.percentile_ms(99.0),
-            max_ms: if l.is_empty() { 0.0 } else { l.max_ms() },
-        }
-    }
-}
-
-/// Final statistics of one run: what `--summary-json` writes and `run` returns.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct Summary {
-    /// Instance name.
-    pub name: String,
-    /// `worker`, `kafka` or `stream`.
-    pub role: String,
-    /// Wall-clock seconds from start to exit.
-    pub elapsed_secs: f64,
-    /// Deliveries received, including those that failed or were dead-lettered.
-    pub received: u64,
-    /// Messages handled successfully (written out, then acked or stored).
-    pub handled: u64,
-    /// Handled per second over the whole run (including idle time).
-    pub rate_per_sec: f64,
-    /// When the first message was handled (RFC 3339).
-    pub first_handled_at: Option<String>,
-    /// When the last message was handled (RFC 3339).
-    pub last_handled_at: Option<String>,
-    /// Handled per second between the first and the last handled message:
-    /// the throughput while there was work, without startup or idle time.
-    pub active_rate_per_sec: f64,
-    /// Ticks among `handled`.
-    pub ticks: u64,
-    /// Gap notices among `handled`.
-    pub gap_notices: u64,
-    /// Sum of `missing_count` over gap notices that carried one.
-    pub gap_notice_missing: u64,
-    /// Receive time minus `received_ts`.
-    pub latency_from_received: Percentiles,
-    /// Receive time minus `exchange_ts`.
-    pub latency_from_exchange: Percentiles,
-    /// Handled messages whose id had been handled before by this instance.
-    pub duplicates: u64,
-    /// Jumps in a producer's per-symbol sequence.
-    pub seq_gaps: u64,
-    /// Sequence numbers skipped by those jumps.
-    pub seq_missing: u64,
-    /// Messages whose sequence was not above the last one seen (reordering or
-    /// duplicates).
-    pub seq_regressions: u64,
-    /// Jumps in an exchange's per-symbol trade ids.
-    pub trade_id_gaps: u64,
-    /// Trade ids skipped by those jumps.
-    pub trade_id_missing: u64,
-    /// Deliveries the broker flagged as redelivered.
-    pub redeliveries: u64,
-    /// Handler failures (real or injected).
-    pub failures: u64,
-    /// Failed messages re-published for another attempt (worker only).
-    pub retries: u64,
-    /// Messages sent to the DLQ (worker only), by reason kind.
-    pub dead_lettered: BTreeMap<String, u64>,
-    /// Bodies that did not decode, by `DecodeError::kind`.
-    pub decode_errors: BTreeMap<String, u64>,
-    /// Price alerts raised.
-    pub alerts: u64,
-    /// Handled messages per symbol.
-    pub per_symbol: BTreeMap<String, u64>,
-    /// Last known Kafka lag per partition.
-    pub lag: BTreeMap<i32, i64>,
-    /// Last known queue depth (messages ready in the work queue or stream).
-    pub queue_depth: Option<u64>,
-    /// The Kafka group's lag as the brokers report it (committed offsets
-    /// against the high watermarks), sampled on the stats interval and once
-    /// more after the final commit. `None` for readers outside a group
-    /// (`--no-commit`, the stream).
-    pub group_lag: Option<crate::lag::GroupLagSummary>,
-}
-
-/// Ids seen recently, bounded: the oldest id is forgotten once `cap` are held.
 /// Metric handles registered once: the `metrics` macros look the series up
 /// in the recorder's registry on every call, which on the per-message path
 /// cost more than the statistics themselves.
@@ -340,7 +251,7 @@ impl Stats {
         self.s.lag = lag;
     }
     /// Replaces what is known about the group's lag.
-    pub fn set_group_lag(&mut self, lag: crate::lag::GroupLagSummary) {
+    pub fn set_group_lag(&mut self, lag: GroupLagSummary) {
         self.s.group_lag = Some(lag);
     }
     /// Replaces the last known queue depth.
@@ -443,20 +354,14 @@ fn micros(d: chrono::TimeDelta) -> i64 {
     d.num_microseconds().unwrap_or(i64::MAX)
 }
 
-impl Summary {
-    /// Writes the summary as one pretty JSON object.
-    pub fn write_json(&self, path: &std::path::Path) -> crate::Result<()> {
-        let body = serde_json::to_vec_pretty(self).unwrap_or_default();
-        std::fs::write(path, body).map_err(|source| crate::Error::Output {
-            path: path.to_path_buf(),
-            source,
-        })
-    }
-
-    /// Total dead-lettered, any reason.
-    pub fn dead_lettered_total(&self) -> u64 {
-        self.dead_lettered.values().sum()
-    }
+/// Writes the summary as one pretty JSON object (`--summary-json`; the
+/// fields are documented in `docs/reports.md`).
+pub fn write_summary(summary: &Summary, path: &std::path::Path) -> crate::Result<()> {
+    let body = serde_json::to_vec_pretty(summary).unwrap_or_default();
+    std::fs::write(path, body).map_err(|source| crate::Error::Output {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 #[cfg(test)]

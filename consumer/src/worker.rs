@@ -319,7 +319,7 @@ impl Session {
         self.w.handler.stats.log_report();
         let summary = self.w.handler.stats.summary();
         if let Some(path) = &config.common.summary_json {
-            summary.write_json(path)?;
+            crate::stats::write_summary(&summary, path)?;
         }
         result.map(|()| summary)
     }

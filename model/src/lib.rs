@@ -6,6 +6,9 @@
 //!   the readers' fast path ([`schema::fast_tick`]);
 //! * [`headers`]: the names under which ids and schema names travel in
 //!   AMQP and Kafka metadata;
+//! * [`report`]: the producer's `--report` and the readers'
+//!   `--summary-json` files, written and read back through the same types
+//!   (documented in `docs/reports.md`);
 //! * [`shutdown`], [`telemetry`], [`cli`]: the process plumbing every
 //!   binary shares (one shutdown signal, logs and metrics, `--help`).
 //! * [`error`]: the crate's one error enum.
@@ -19,6 +22,7 @@
 pub mod cli;
 pub mod error;
 pub mod headers;
+pub mod report;
 pub mod schema;
 pub mod shutdown;
 pub mod telemetry;

@@ -32,6 +32,17 @@ impl SinkKind {
     }
 }
 
+impl From<SinkKind> for tickbridge_model::report::Sink {
+    fn from(k: SinkKind) -> Self {
+        use tickbridge_model::report::Sink;
+        match k {
+            SinkKind::Rabbitmq => Sink::Rabbitmq,
+            SinkKind::Kafka => Sink::Kafka,
+            SinkKind::Jsonl => Sink::Jsonl,
+        }
+    }
+}
+
 /// How the trade feed is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ViaArg {

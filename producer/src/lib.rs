@@ -8,7 +8,9 @@
 //!
 //! [`run`] wires it together and returns a [`RunReport`] once every sink has
 //! confirmed what it was given (or the drain timeout passed, in which case
-//! the report says how many messages are unconfirmed).
+//! the report says how many messages are unconfirmed). `--report PATH`
+//! writes it as JSON; the type and its fields are in
+//! [`tickbridge_model::report`] and `docs/reports.md`.
 #![forbid(unsafe_code)]
 
 pub mod alloc;
@@ -28,54 +30,15 @@ use crate::config::{ProducerConfig, SinkKind, ViaArg};
 use crate::error::ProducerError;
 use crate::pipeline::{Continuity, Outgoing};
 use crate::source::SourceEvent;
-use crate::stats::{get, SinkReport, Stats};
-use serde::Serialize;
+use crate::stats::{get, Stats};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+/// The report types live in the model crate, so that what reads the
+/// `--report` file (the chaos suite) parses the type this crate writes.
+pub use tickbridge_model::report::{RunReport, SinkReport};
 use tickbridge_model::{Shutdown, Via};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
-
-/// What a run did, printed as JSON at exit.
-#[derive(Debug, Clone, Serialize)]
-pub struct RunReport {
-    /// Producer id (scopes `seq`).
-    pub producer: String,
-    /// Exchange.
-    pub exchange: String,
-    /// `ws` or `poll`.
-    pub via: &'static str,
-    /// Seconds the run lasted.
-    pub seconds: f64,
-    /// Seconds from the first tick handed to the sinks until every sink had
-    /// confirmed everything: the denominator of throughput figures, without
-    /// connection and topic setup.
-    pub active_seconds: f64,
-    /// Frames (or REST bodies) read.
-    pub frames: u64,
-    /// Trades parsed.
-    pub trades_in: u64,
-    /// Ticks emitted to the sinks.
-    pub ticks: u64,
-    /// Gap notices emitted by the pipeline.
-    pub gaps: u64,
-    /// Trades those notices report missing.
-    pub gap_trades: u64,
-    /// Duplicates dropped.
-    pub duplicates: u64,
-    /// Poll responses' overlap with earlier polls.
-    pub poll_overlap: u64,
-    /// Out-of-order trades.
-    pub out_of_order: u64,
-    /// Rejected frames.
-    pub malformed: u64,
-    /// Feed reconnections.
-    pub reconnects: u64,
-    /// Per sink.
-    pub sinks: Vec<SinkReport>,
-    /// Sum of `unconfirmed` over sinks.
-    pub unconfirmed: u64,
-}
 
 struct SinkTask {
     kind: SinkKind,
@@ -629,7 +592,7 @@ impl Pipeline {
         let report = RunReport {
             producer: self.producer_id,
             exchange: self.cfg.exchange.to_string(),
-            via: self.via.as_str(),
+            via: self.via,
             seconds: self.started.elapsed().as_secs_f64(),
             active_seconds: h.first_tick.map_or(0.0, |t| {
                 done_at

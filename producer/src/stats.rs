@@ -2,9 +2,9 @@
 //! Prometheus metrics all read from here.
 
 use crate::config::SinkKind;
-use serde::Serialize;
 use std::ops::Deref;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use tickbridge_model::report::SinkReport;
 
 /// A counter on a cache line of its own.
 ///
@@ -89,32 +89,11 @@ impl Stats {
     }
 }
 
-/// Final numbers of one sink.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct SinkReport {
-    /// `rabbitmq`, `kafka` or `jsonl`.
-    pub sink: &'static str,
-    /// Messages (ticks and gap notices) handed to the broker.
-    pub published: u64,
-    /// Messages confirmed.
-    pub confirmed: u64,
-    /// Re-publishes.
-    pub retries: u64,
-    /// Given up after every retry (reported in gap notices).
-    pub failed: u64,
-    /// Evicted under drop-oldest (reported in gap notices).
-    pub dropped: u64,
-    /// Still unconfirmed when the run ended. Zero after a clean drain.
-    pub unconfirmed: u64,
-    /// Connections made.
-    pub connects: u64,
-}
-
 impl SinkStats {
-    /// Snapshot for the report.
+    /// Snapshot for the report (`unconfirmed` comes from the sink task).
     pub fn report(&self, sink: SinkKind, unconfirmed: u64) -> SinkReport {
         SinkReport {
-            sink: sink.as_str(),
+            sink: sink.into(),
             published: self.published.load(Relaxed),
             confirmed: self.confirmed.load(Relaxed),
             retries: self.retries.load(Relaxed),

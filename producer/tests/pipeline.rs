@@ -289,7 +289,7 @@ async fn polling_dedups_overlap_and_reports_what_it_misses() {
         tickbridge_producer::run(slow, Shutdown::new())
     );
     let (fast, slow) = (fast.unwrap(), slow.unwrap());
-    assert_eq!(fast.via, "poll");
+    assert_eq!(fast.via, tickbridge_model::Via::Poll);
     assert!(fast.ticks > 200, "{fast:?}");
     assert_eq!(fast.gaps, 0, "a fast poll misses nothing: {fast:?}");
     assert!(
