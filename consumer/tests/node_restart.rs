@@ -112,7 +112,7 @@ fn sessions(dir: &Path) -> Vec<(usize, bool)> {
         .map(|i| {
             let text = std::fs::read_to_string(dir.join(format!("w{i}.log"))).unwrap_or_default();
             let opened = text.rfind("worker consuming");
-            let lost = text.rfind("lost the broker");
+            let lost = text.rfind("session lost; reconnecting");
             (text.matches("worker consuming").count(), opened > lost)
         })
         .collect()
