@@ -21,9 +21,15 @@ pub struct Bins {
 pub const NEEDED: [&str; 4] = ["producer", "worker", "consumer", "bridge"];
 
 impl Bins {
-    /// Binaries in `dir`, checked to exist.
+    /// The scenario's binaries ([`NEEDED`]) in `dir`, checked to exist.
     pub fn in_dir(dir: &Path) -> Result<Self, ChaosError> {
-        for b in NEEDED {
+        Self::with(dir, &NEEDED)
+    }
+
+    /// The binaries `needed` in `dir`, checked to exist: the soak runs
+    /// another set (`feed-sim` as a process, no bridge).
+    pub fn with(dir: &Path, needed: &[&str]) -> Result<Self, ChaosError> {
+        for b in needed {
             let p = dir.join(b);
             if !p.is_file() {
                 return Err(ChaosError::Setup(format!(
@@ -147,6 +153,13 @@ impl Proc {
                 )))
             }
         }
+    }
+
+    /// Waits for the child to exit by itself, with no limit. Cancel-safe,
+    /// so it can race a shutdown signal and the [`Proc`] is still there
+    /// to be terminated when the signal wins.
+    pub async fn exited(&mut self) -> Result<ExitStatus, ChaosError> {
+        Ok(self.child.wait().await?)
     }
 
     /// Waits for the child to exit by itself, up to `limit`.

@@ -60,9 +60,20 @@ impl Brokers {
     /// Starts a RabbitMQ node and an Apache Kafka node (KRaft, its own log
     /// directory) on spare ports.
     pub async fn start() -> Result<Self, ChaosError> {
-        let (rabbit, node) = tokio::task::spawn_blocking(|| {
+        Self::start_with(None).await
+    }
+
+    /// Like [`Brokers::start`], with the Kafka JVM's `KAFKA_HEAP_OPTS`
+    /// given (`None`: the testkit's default): the soak sizes it like the
+    /// shared stack's broker.
+    pub async fn start_with(kafka_heap: Option<String>) -> Result<Self, ChaosError> {
+        let (rabbit, node) = tokio::task::spawn_blocking(move || {
             let rabbit = RabbitNode::start().map_err(ChaosError::Setup)?;
-            let node = KafkaNode::start().map_err(ChaosError::Setup)?;
+            let node = match &kafka_heap {
+                Some(heap) => KafkaNode::start_with_heap(heap),
+                None => KafkaNode::start(),
+            }
+            .map_err(ChaosError::Setup)?;
             Ok::<_, ChaosError>((rabbit, node))
         })
         .await
@@ -84,6 +95,19 @@ impl Brokers {
     /// Kafka bootstrap address.
     pub fn kafka_brokers(&self) -> String {
         self.kafka.clone()
+    }
+
+    /// Process id of the RabbitMQ node (the Erlang VM), when known.
+    pub fn rabbit_pid(&self) -> Option<u32> {
+        self.rabbit.pid()
+    }
+
+    /// Process id of the Kafka broker's JVM, while it runs.
+    pub fn kafka_pid(&self) -> Option<u32> {
+        match self.kafka_node.lock() {
+            Ok(k) => k.pid(),
+            Err(p) => p.into_inner().pid(),
+        }
     }
 
     async fn restart_rabbit(&self) -> Result<(), ChaosError> {

@@ -324,6 +324,15 @@ impl RabbitNode {
         self.boot()
     }
 
+    /// The node's operating-system process id (the Erlang VM), from the pid
+    /// file the node writes once it runs: benchmarks and the soak read its
+    /// memory and CPU from `/proc`. `None` until the file is written.
+    pub fn pid(&self) -> Option<u32> {
+        std::fs::read_to_string(self.dir.join("pid"))
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+    }
+
     /// Number of messages ready in a queue, via `rabbitmqctl`.
     pub fn queue_depth(&self, queue: &str) -> Option<u64> {
         let out = Command::new("rabbitmqctl")
@@ -359,6 +368,7 @@ pub struct KafkaNode {
     controller_port: u16,
     dir: PathBuf,
     child: Option<Child>,
+    heap_opts: Option<String>,
 }
 
 /// `scripts/kafka.sh` of this workspace (`TICKBRIDGE_KAFKA_SH` overrides).
@@ -370,8 +380,20 @@ pub fn kafka_script() -> PathBuf {
 
 impl KafkaNode {
     /// Formats a fresh log directory and starts the broker, waiting until it
-    /// answers a metadata request (its port opens before it serves).
+    /// answers a metadata request (its port opens before it serves). The
+    /// JVM's heap is `TEST_KAFKA_HEAP_OPTS`, or `-Xms128m -Xmx512m`.
     pub fn start() -> Result<Self, String> {
+        Self::start_inner(None)
+    }
+
+    /// Like [`KafkaNode::start`], with the JVM's `KAFKA_HEAP_OPTS` given
+    /// (kept across [`KafkaNode::restart`]): a long soak holds more records
+    /// than a test and sizes the heap like the shared stack's broker.
+    pub fn start_with_heap(heap_opts: &str) -> Result<Self, String> {
+        Self::start_inner(Some(heap_opts.to_string()))
+    }
+
+    fn start_inner(heap_opts: Option<String>) -> Result<Self, String> {
         let port = free_port();
         let controller_port = free_port();
         let dir = std::env::temp_dir().join(format!(
@@ -403,6 +425,7 @@ impl KafkaNode {
             controller_port,
             dir,
             child: None,
+            heap_opts,
         };
         b.boot()?;
         Ok(b)
@@ -437,8 +460,10 @@ impl KafkaNode {
             .arg(&self.dir)
             .env(
                 "KAFKA_HEAP_OPTS",
-                std::env::var("TEST_KAFKA_HEAP_OPTS")
-                    .unwrap_or_else(|_| "-Xms128m -Xmx512m".into()),
+                self.heap_opts.clone().unwrap_or_else(|| {
+                    std::env::var("TEST_KAFKA_HEAP_OPTS")
+                        .unwrap_or_else(|_| "-Xms128m -Xmx512m".into())
+                }),
             )
             .stdin(Stdio::null())
             .stdout(log.try_clone().map_err(|e| e.to_string())?)
