@@ -24,7 +24,8 @@
 # Knobs (each is also a flag of `chaos soak`, see `chaos soak --help`):
 # SOAK_TICKS, SOAK_RATE (0 = full speed), SOAK_INTERVAL (seconds between
 # samples, default 5), SOAK_DEDUP_WINDOW (the readers' --dedup-window,
-# default 1,000,000), SOAK_MAX_SECONDS (stop publishing after this long even
+# default 1,000,000, or a quarter of SOAK_TICKS when less, so a smoke run's
+# readers fill it and can be judged), SOAK_MAX_SECONDS (stop publishing after this long even
 # if SOAK_TICKS is not reached; the report then judges the shorter run and
 # says so), SOAK_DRAIN_SECONDS (how long the readers get to catch up,
 # default 1800), SOAK_OUT / SOAK_CSV (result files), SOAK_KEEP=1 (keep the

@@ -84,12 +84,42 @@ impl Proc {
         args: &[String],
         dir: &Path,
     ) -> Result<Self, ChaosError> {
+        Self::spawn_with(bins, bin, name, args, dir, false)
+    }
+
+    /// Like [`Proc::spawn`], in a process group of its own: a Ctrl-C at
+    /// the terminal then reaches the runner only, which stops its children
+    /// in order (the producer drains while the brokers still run). Only
+    /// for a runner that handles the signal; otherwise the child would
+    /// outlive it.
+    pub fn spawn_own_group(
+        bins: &Bins,
+        bin: &str,
+        name: &str,
+        args: &[String],
+        dir: &Path,
+    ) -> Result<Self, ChaosError> {
+        Self::spawn_with(bins, bin, name, args, dir, true)
+    }
+
+    fn spawn_with(
+        bins: &Bins,
+        bin: &str,
+        name: &str,
+        args: &[String],
+        dir: &Path,
+        own_group: bool,
+    ) -> Result<Self, ChaosError> {
         let log = dir.join(format!("{name}.log"));
         let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&log)?;
-        let child = Command::new(bins.path(bin))
+        let mut cmd = Command::new(bins.path(bin));
+        if own_group {
+            cmd.process_group(0);
+        }
+        let child = cmd
             .args(args)
             .env(
                 "RUST_LOG",

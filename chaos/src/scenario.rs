@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 use tickbridge_broker::amqp::AmqpConfig;
 use tickbridge_broker::kafka::{groups, KafkaConfig};
 use tickbridge_feed_sim::{SimConfig, SimHandle};
-use tickbridge_testkit::{KafkaNode, RabbitNode};
+use tickbridge_testkit::{KafkaNode, KafkaNodeOptions, RabbitNode};
 
 /// Worker `--prefetch`.
 const WORKER_PREFETCH: u64 = 50;
@@ -60,20 +60,17 @@ impl Brokers {
     /// Starts a RabbitMQ node and an Apache Kafka node (KRaft, its own log
     /// directory) on spare ports.
     pub async fn start() -> Result<Self, ChaosError> {
-        Self::start_with(None).await
+        Self::start_with(KafkaNodeOptions::default()).await
     }
 
-    /// Like [`Brokers::start`], with the Kafka JVM's `KAFKA_HEAP_OPTS`
-    /// given (`None`: the testkit's default): the soak sizes it like the
-    /// shared stack's broker.
-    pub async fn start_with(kafka_heap: Option<String>) -> Result<Self, ChaosError> {
+    /// Like [`Brokers::start`], with the Kafka node started as `kafka`
+    /// says: the soak sizes its heap like the shared stack's broker and
+    /// keeps it out of the terminal's Ctrl-C. (The RabbitMQ node detaches
+    /// by itself.)
+    pub async fn start_with(kafka: KafkaNodeOptions) -> Result<Self, ChaosError> {
         let (rabbit, node) = tokio::task::spawn_blocking(move || {
             let rabbit = RabbitNode::start().map_err(ChaosError::Setup)?;
-            let node = match &kafka_heap {
-                Some(heap) => KafkaNode::start_with_heap(heap),
-                None => KafkaNode::start(),
-            }
-            .map_err(ChaosError::Setup)?;
+            let node = KafkaNode::start_with(kafka).map_err(ChaosError::Setup)?;
             Ok::<_, ChaosError>((rabbit, node))
         })
         .await

@@ -27,7 +27,11 @@
 //!
 //! Ctrl-C or SIGTERM stops the run cleanly: the producer drains, the
 //! readers write their summaries, and the report is written from what was
-//! sampled (the run is marked interrupted and fails).
+//! sampled (the run is marked interrupted and fails). The children and the
+//! Kafka broker run in process groups of their own, so a Ctrl-C at the
+//! terminal reaches the soak only and it stops them in order: the producer
+//! while both brokers still take its backlog, then the readers, then the
+//! brokers.
 
 use crate::procs::{Bins, Proc};
 use crate::scenario::Brokers;
@@ -41,6 +45,7 @@ use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 use tickbridge_broker::amqp::AmqpConfig;
 use tickbridge_model::Shutdown;
+use tickbridge_testkit::KafkaNodeOptions;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// The binaries a soak runs, all judged by the flatness rule.
@@ -53,6 +58,8 @@ pub const SAMPLES_HEADER: &str = "elapsed_s,process,pid,rss_kib,fds,threads,prog
 const PRODUCER_PROGRESS: &str = "tickbridge_producer_ticks_total";
 /// A reader's progress counter.
 const READER_PROGRESS: &str = "tickbridge_consumer_messages_handled_total";
+/// The readers' `--dedup-window` of a full run.
+const DEDUP_WINDOW: u64 = 1_000_000;
 /// How long a child may take to become ready (metrics endpoint, address).
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
 /// The producer's `--drain-timeout`, and how much longer its SIGTERM may
@@ -86,9 +93,11 @@ pub struct SoakConfig {
 
     /// The readers' `--dedup-window`: a cache meant to fill, so the
     /// report's warm-up for them lasts until they have handled this many
-    /// messages.
-    #[arg(long, env = "SOAK_DEDUP_WINDOW", default_value_t = 1_000_000)]
-    pub dedup_window: u64,
+    /// messages. Default: 1,000,000, or a quarter of `--ticks` when that is
+    /// less, so a short run's readers fill their cache and are judged after
+    /// it (a window the run never fills leaves nothing to judge).
+    #[arg(long, env = "SOAK_DEDUP_WINDOW")]
+    pub dedup_window: Option<u64>,
 
     /// Stop publishing after this many seconds even if `--ticks` is not
     /// reached (the producer's `--max-seconds`); the report then judges
@@ -151,7 +160,7 @@ impl Default for SoakConfig {
             ticks: 10_000_000,
             rate: 0.0,
             interval: 5.0,
-            dedup_window: 1_000_000,
+            dedup_window: None,
             max_seconds: None,
             drain_seconds: 1800,
             symbols: vec!["BTC-USDT".into(), "ETH-USDT".into(), "SOL-USDT".into()],
@@ -204,6 +213,12 @@ impl SoakConfig {
             return Err("--kafka-heap-opts (SOAK_KAFKA_HEAP_OPTS) is empty".into());
         }
         Ok(())
+    }
+
+    /// The readers' `--dedup-window`: the flag, or the default above.
+    pub fn dedup_window(&self) -> u64 {
+        self.dedup_window
+            .unwrap_or_else(|| DEDUP_WINDOW.min(self.ticks / 4).max(1))
     }
 
     /// Each market's `feed-sim --max-count`: enough that the producer
@@ -620,7 +635,11 @@ pub async fn soak(cfg: SoakConfig, shutdown: Shutdown) -> Result<SoakOutcome, Ch
         dir.display()
     ));
 
-    let brokers = Brokers::start_with(Some(cfg.kafka_heap_opts.clone())).await?;
+    let brokers = Brokers::start_with(KafkaNodeOptions {
+        heap_opts: Some(cfg.kafka_heap_opts.clone()),
+        own_process_group: true,
+    })
+    .await?;
     say.say(format_args!(
         "private RabbitMQ on {} (pid {}), private Apache Kafka on {} (pid {})",
         tickbridge_model::telemetry::mask_url(&brokers.amqp_url()),
@@ -698,7 +717,7 @@ impl Run<'_> {
         .iter()
         .map(|s| s.to_string())
         .chain([
-            self.cfg.dedup_window.to_string(),
+            self.cfg.dedup_window().to_string(),
             "--metrics-addr".into(),
             metrics.to_string(),
             "--summary-json".into(),
@@ -739,7 +758,7 @@ impl Run<'_> {
         .map(|s| s.to_string())
         .collect();
         args.extend(self.reader_common(w_metrics, "worker.json"));
-        let mut worker = Proc::spawn(&self.bins, "worker", "worker", &args, &self.dir)?;
+        let mut worker = Proc::spawn_own_group(&self.bins, "worker", "worker", &args, &self.dir)?;
         let group = format!("{}-group", self.run_id);
         let mut args: Vec<String> = [
             "--kafka-brokers",
@@ -757,7 +776,8 @@ impl Run<'_> {
         .map(|s| s.to_string())
         .collect();
         args.extend(self.reader_common(c_metrics, "consumer.json"));
-        let mut consumer = Proc::spawn(&self.bins, "consumer", "consumer", &args, &self.dir)?;
+        let mut consumer =
+            Proc::spawn_own_group(&self.bins, "consumer", "consumer", &args, &self.dir)?;
         self.wait_metrics(&mut worker, w_metrics).await?;
         self.wait_metrics(&mut consumer, c_metrics).await?;
 
@@ -773,7 +793,7 @@ impl Run<'_> {
             self.cfg.per_symbol().to_string(),
         ]
         .into();
-        let mut sim = Proc::spawn(&self.bins, "feed-sim", "feed-sim", &args, &self.dir)?;
+        let mut sim = Proc::spawn_own_group(&self.bins, "feed-sim", "feed-sim", &args, &self.dir)?;
         let sim_log = sim.log.clone();
         let sim_addr = wait_ready(&mut sim, "it printed its address", &self.shutdown, || {
             let text = std::fs::read_to_string(&sim_log).unwrap_or_default();
@@ -817,7 +837,10 @@ impl Run<'_> {
         if let Some(s) = self.cfg.max_seconds {
             args.extend(["--max-seconds".into(), s.to_string()]);
         }
-        let mut producer = Proc::spawn(&self.bins, "producer", "producer", &args, &self.dir)?;
+        let mut producer =
+            Proc::spawn_own_group(&self.bins, "producer", "producer", &args, &self.dir)?;
+        // Sampled from when it serves, not while it is still being exec'd.
+        self.wait_metrics(&mut producer, p_metrics).await?;
         self.say.say(format_args!(
             "feed-sim {} on {sim_addr}, producer {}, worker {}, consumer {}",
             pid_text(&sim),
@@ -853,7 +876,9 @@ impl Run<'_> {
         watch("rabbitmq", self.brokers.rabbit_pid(), None);
         watch("kafka", self.brokers.kafka_pid(), None);
         let samples = self.dir.join("samples.csv");
-        let stop_sampling = self.shutdown.child();
+        // Its own signal, fired at the end: an interrupted run is still
+        // sampled while it stops.
+        let stop_sampling = Shutdown::new();
         let sampler = tokio::spawn(sample(
             watched,
             self.cfg.interval(),
@@ -1020,7 +1045,7 @@ impl Run<'_> {
             .args(["--producer-report", &self.path("producer.json")])
             .args(["--worker", &self.path("worker.json")])
             .args(["--consumer", &self.path("consumer.json")])
-            .args(["--dedup-window", &self.cfg.dedup_window.to_string()])
+            .args(["--dedup-window", &self.cfg.dedup_window().to_string()])
             .args(["--build", build])
             .arg("--md")
             .arg(&self.cfg.out_md)
@@ -1158,7 +1183,7 @@ mod tests {
         let c = parse(&[]).expect("defaults parse");
         assert_eq!(c.ticks, 10_000_000);
         assert_eq!(c.interval(), Duration::from_secs(5));
-        assert_eq!(c.dedup_window, 1_000_000);
+        assert_eq!(c.dedup_window(), 1_000_000);
         assert_eq!(c.kafka_heap_opts, "-Xms256m -Xmx1g");
         assert_eq!(c.per_symbol(), 3_333_334);
         assert!(c.validate().is_ok());
@@ -1190,6 +1215,11 @@ mod tests {
         let c = parse(&["--ticks", "1", "--symbols", "BTC-USDT"]).expect("parses");
         assert!(c.validate().is_ok());
         assert_eq!(c.per_symbol(), 1);
+        // A short run's readers get a window they fill; a given one stays.
+        let c = parse(&["--ticks", "200000"]).expect("parses");
+        assert_eq!(c.dedup_window(), 50_000);
+        let c = parse(&["--ticks", "200000", "--dedup-window", "7"]).expect("parses");
+        assert_eq!(c.dedup_window(), 7);
         // Not a number: clap refuses it.
         assert!(parse(&["--ticks", "lots"]).is_err());
     }
