@@ -92,7 +92,7 @@ pub struct ChaosConfig {
     pub out_dir: Option<PathBuf>,
 
     /// Keep a passing run's directory (a failing run's is always kept).
-    #[arg(long, env = "CHAOS_KEEP")]
+    #[arg(long, env = "CHAOS_KEEP", value_parser = clap::builder::BoolishValueParser::new())]
     pub keep: bool,
 }
 

@@ -16,10 +16,13 @@
 //! * [`inject`]: topology, poison messages, reading the DLQ;
 //! * [`records`]: reading the JSON Lines every process wrote;
 //! * [`reconcile`]: the rules and the table;
-//! * [`scenario`]: the run itself.
+//! * [`scenario`]: the run itself;
+//! * [`soak`]: `chaos soak`, the pipeline for millions of ticks on the
+//!   same private brokers, every binary's memory sampled over time.
 //!
-//! Library first: the `chaos` binary parses flags and calls [`run`]; the
-//! integration test calls [`run_on`] with brokers it shares between seeds.
+//! Library first: the `chaos` binary parses flags and calls [`run`] (or
+//! [`soak::soak`]); the integration test calls [`run_on`] with brokers it
+//! shares between seeds.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -31,10 +34,12 @@ pub mod proxy;
 pub mod reconcile;
 pub mod records;
 pub mod scenario;
+pub mod soak;
 
 pub use config::ChaosConfig;
 pub use reconcile::Outcome;
 pub use scenario::{run_on, Brokers};
+pub use soak::{soak, SoakConfig, SoakOutcome};
 
 /// The chaos runner's one error type: the scenario could not be carried out
 /// (an unexplained difference is not an error but a failed [`Outcome`]).
@@ -52,6 +57,9 @@ pub enum ChaosError {
     /// A process did not exit in time.
     #[error("process hung: {0}")]
     Hung(String),
+    /// Ctrl-C or SIGTERM arrived before there was anything to report.
+    #[error("interrupted {0}")]
+    Interrupted(String),
     /// Files and sockets.
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),

@@ -21,9 +21,15 @@ pub struct Bins {
 pub const NEEDED: [&str; 4] = ["producer", "worker", "consumer", "bridge"];
 
 impl Bins {
-    /// Binaries in `dir`, checked to exist.
+    /// The scenario's binaries ([`NEEDED`]) in `dir`, checked to exist.
     pub fn in_dir(dir: &Path) -> Result<Self, ChaosError> {
-        for b in NEEDED {
+        Self::with(dir, &NEEDED)
+    }
+
+    /// The binaries `needed` in `dir`, checked to exist: the soak runs
+    /// another set (`feed-sim` as a process, no bridge).
+    pub fn with(dir: &Path, needed: &[&str]) -> Result<Self, ChaosError> {
+        for b in needed {
             let p = dir.join(b);
             if !p.is_file() {
                 return Err(ChaosError::Setup(format!(
@@ -78,12 +84,42 @@ impl Proc {
         args: &[String],
         dir: &Path,
     ) -> Result<Self, ChaosError> {
+        Self::spawn_with(bins, bin, name, args, dir, false)
+    }
+
+    /// Like [`Proc::spawn`], in a process group of its own: a Ctrl-C at
+    /// the terminal then reaches the runner only, which stops its children
+    /// in order (the producer drains while the brokers still run). Only
+    /// for a runner that handles the signal; otherwise the child would
+    /// outlive it.
+    pub fn spawn_own_group(
+        bins: &Bins,
+        bin: &str,
+        name: &str,
+        args: &[String],
+        dir: &Path,
+    ) -> Result<Self, ChaosError> {
+        Self::spawn_with(bins, bin, name, args, dir, true)
+    }
+
+    fn spawn_with(
+        bins: &Bins,
+        bin: &str,
+        name: &str,
+        args: &[String],
+        dir: &Path,
+        own_group: bool,
+    ) -> Result<Self, ChaosError> {
         let log = dir.join(format!("{name}.log"));
         let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&log)?;
-        let child = Command::new(bins.path(bin))
+        let mut cmd = Command::new(bins.path(bin));
+        if own_group {
+            cmd.process_group(0);
+        }
+        let child = cmd
             .args(args)
             .env(
                 "RUST_LOG",
@@ -147,6 +183,13 @@ impl Proc {
                 )))
             }
         }
+    }
+
+    /// Waits for the child to exit by itself, with no limit. Cancel-safe,
+    /// so it can race a shutdown signal and the [`Proc`] is still there
+    /// to be terminated when the signal wins.
+    pub async fn exited(&mut self) -> Result<ExitStatus, ChaosError> {
+        Ok(self.child.wait().await?)
     }
 
     /// Waits for the child to exit by itself, up to `limit`.

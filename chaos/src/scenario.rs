@@ -30,7 +30,7 @@ use tickbridge_broker::amqp::AmqpConfig;
 use tickbridge_broker::kafka::{groups, KafkaConfig};
 use tickbridge_feed_sim::{SimConfig, SimHandle};
 use tickbridge_model::report::ReaderSummary;
-use tickbridge_testkit::{KafkaNode, RabbitNode};
+use tickbridge_testkit::{KafkaNode, KafkaNodeOptions, RabbitNode};
 
 /// Worker `--prefetch`.
 const WORKER_PREFETCH: u64 = 50;
@@ -61,9 +61,17 @@ impl Brokers {
     /// Starts a RabbitMQ node and an Apache Kafka node (KRaft, its own log
     /// directory) on spare ports.
     pub async fn start() -> Result<Self, ChaosError> {
-        let (rabbit, node) = tokio::task::spawn_blocking(|| {
+        Self::start_with(KafkaNodeOptions::default()).await
+    }
+
+    /// Like [`Brokers::start`], with the Kafka node started as `kafka`
+    /// says: the soak sizes its heap like the shared stack's broker and
+    /// keeps it out of the terminal's Ctrl-C. (The RabbitMQ node detaches
+    /// by itself.)
+    pub async fn start_with(kafka: KafkaNodeOptions) -> Result<Self, ChaosError> {
+        let (rabbit, node) = tokio::task::spawn_blocking(move || {
             let rabbit = RabbitNode::start().map_err(ChaosError::Setup)?;
-            let node = KafkaNode::start().map_err(ChaosError::Setup)?;
+            let node = KafkaNode::start_with(kafka).map_err(ChaosError::Setup)?;
             Ok::<_, ChaosError>((rabbit, node))
         })
         .await
@@ -85,6 +93,19 @@ impl Brokers {
     /// Kafka bootstrap address.
     pub fn kafka_brokers(&self) -> String {
         self.kafka.clone()
+    }
+
+    /// Process id of the RabbitMQ node (the Erlang VM), when known.
+    pub fn rabbit_pid(&self) -> Option<u32> {
+        self.rabbit.pid()
+    }
+
+    /// Process id of the Kafka broker's JVM, while it runs.
+    pub fn kafka_pid(&self) -> Option<u32> {
+        match self.kafka_node.lock() {
+            Ok(k) => k.pid(),
+            Err(p) => p.into_inner().pid(),
+        }
     }
 
     async fn restart_rabbit(&self) -> Result<(), ChaosError> {

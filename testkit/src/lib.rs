@@ -333,6 +333,15 @@ impl RabbitNode {
         self.boot()
     }
 
+    /// The node's operating-system process id (the Erlang VM), from the pid
+    /// file the node writes once it runs: benchmarks and the soak read its
+    /// memory and CPU from `/proc`. `None` until the file is written.
+    pub fn pid(&self) -> Option<u32> {
+        std::fs::read_to_string(self.dir.join("pid"))
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+    }
+
     /// Number of messages ready in a queue, via `rabbitmqctl`.
     pub fn queue_depth(&self, queue: &str) -> Option<u64> {
         let out = Command::new("rabbitmqctl")
@@ -368,6 +377,21 @@ pub struct KafkaNode {
     controller_port: u16,
     dir: PathBuf,
     child: Option<Child>,
+    opts: KafkaNodeOptions,
+}
+
+/// How a [`KafkaNode`] is started, beyond the defaults of
+/// [`KafkaNode::start`].
+#[derive(Debug, Clone, Default)]
+pub struct KafkaNodeOptions {
+    /// The JVM's `KAFKA_HEAP_OPTS`. `None`: `TEST_KAFKA_HEAP_OPTS`, or
+    /// `-Xms128m -Xmx512m`. A long soak keeps more records than a test.
+    pub heap_opts: Option<String>,
+    /// Start the JVM in a process group of its own, so a Ctrl-C at the
+    /// terminal reaches the parent only, and the parent can stop its
+    /// clients before the broker. Only for a parent that handles the signal
+    /// and drops the node: otherwise the broker outlives it.
+    pub own_process_group: bool,
 }
 
 /// `scripts/kafka.sh` of this workspace (`TICKBRIDGE_KAFKA_SH` overrides).
@@ -379,8 +403,19 @@ pub fn kafka_script() -> PathBuf {
 
 impl KafkaNode {
     /// Formats a fresh log directory and starts the broker, waiting until it
-    /// answers a metadata request (its port opens before it serves).
+    /// answers a metadata request (its port opens before it serves). The
+    /// JVM's heap is `TEST_KAFKA_HEAP_OPTS`, or `-Xms128m -Xmx512m`.
     pub fn start() -> Result<Self, String> {
+        Self::start_inner(KafkaNodeOptions::default())
+    }
+
+    /// Like [`KafkaNode::start`], with [`KafkaNodeOptions`] (kept across
+    /// [`KafkaNode::restart`]).
+    pub fn start_with(opts: KafkaNodeOptions) -> Result<Self, String> {
+        Self::start_inner(opts)
+    }
+
+    fn start_inner(opts: KafkaNodeOptions) -> Result<Self, String> {
         let port = free_port();
         let controller_port = free_port();
         let dir = std::env::temp_dir().join(format!(
@@ -412,6 +447,7 @@ impl KafkaNode {
             controller_port,
             dir,
             child: None,
+            opts,
         };
         b.boot()?;
         Ok(b)
@@ -441,17 +477,24 @@ impl KafkaNode {
             .map_err(|e| e.to_string())?;
         // `kafka.sh exec` replaces itself with the JVM, so this child is the
         // broker and a kill reaches it.
-        let child = Command::new(kafka_script())
-            .arg("exec")
+        let mut cmd = Command::new(kafka_script());
+        cmd.arg("exec")
             .arg(&self.dir)
             .env(
                 "KAFKA_HEAP_OPTS",
-                std::env::var("TEST_KAFKA_HEAP_OPTS")
-                    .unwrap_or_else(|_| "-Xms128m -Xmx512m".into()),
+                self.opts.heap_opts.clone().unwrap_or_else(|| {
+                    std::env::var("TEST_KAFKA_HEAP_OPTS")
+                        .unwrap_or_else(|_| "-Xms128m -Xmx512m".into())
+                }),
             )
             .stdin(Stdio::null())
             .stdout(log.try_clone().map_err(|e| e.to_string())?)
-            .stderr(log)
+            .stderr(log);
+        if self.opts.own_process_group {
+            use std::os::unix::process::CommandExt;
+            cmd.process_group(0);
+        }
+        let child = cmd
             .spawn()
             .map_err(|e| format!("cannot run {}: {e}", kafka_script().display()))?;
         self.child = Some(child);
