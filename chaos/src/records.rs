@@ -47,6 +47,13 @@ impl<T: DeserializeOwned> ReportFile<T> {
     }
 }
 
+/// No file until one is read.
+impl<T> Default for ReportFile<T> {
+    fn default() -> Self {
+        Self::Missing
+    }
+}
+
 impl<T> ReportFile<T> {
     /// The parsed file, if there is one and it parsed.
     pub fn parsed(&self) -> Option<&T> {

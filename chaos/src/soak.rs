@@ -34,6 +34,7 @@
 //! brokers.
 
 use crate::procs::{Bins, Proc};
+use crate::records::ReportFile;
 use crate::scenario::Brokers;
 use crate::ChaosError;
 use clap::Args;
@@ -44,6 +45,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 use tickbridge_broker::amqp::AmqpConfig;
+use tickbridge_model::report::{ReaderSummary, RunReport};
 use tickbridge_model::Shutdown;
 use tickbridge_testkit::KafkaNodeOptions;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -391,16 +393,21 @@ pub struct Delivery {
     pub interrupted: bool,
     /// How each binary ended: `Ok(status)`, or why it did not end cleanly.
     pub exits: Vec<(String, Exit)>,
-    /// The producer's `--report` JSON, if it wrote one.
-    pub producer: Option<serde_json::Value>,
-    /// The worker's `--summary-json`, if it wrote one.
-    pub worker: Option<serde_json::Value>,
-    /// The consumer's `--summary-json`, if it wrote one.
-    pub consumer: Option<serde_json::Value>,
+    /// The producer's `--report`, read as the model crate's type.
+    pub producer: ReportFile<RunReport>,
+    /// The worker's `--summary-json`.
+    pub worker: ReportFile<ReaderSummary>,
+    /// The consumer's `--summary-json`.
+    pub consumer: ReportFile<ReaderSummary>,
 }
 
-fn count(v: &Option<serde_json::Value>, key: &str) -> Option<u64> {
-    v.as_ref()?.get(key)?.as_u64()
+/// A missing or unreadable report, as a problem; `None` when it was read.
+fn report_problem<T>(name: &str, file: &ReportFile<T>) -> Option<String> {
+    match file {
+        ReportFile::Read(_) => None,
+        ReportFile::Missing => Some(format!("{name} missing")),
+        ReportFile::Invalid(why) => Some(format!("{name} unreadable: {why}")),
+    }
 }
 
 /// Everything that went wrong apart from memory: a process that did not
@@ -421,42 +428,31 @@ pub fn delivery_problems(d: &Delivery) -> Vec<String> {
             Err(why) => problems.push(format!("{name}: {why}")),
         }
     }
-    for (name, j) in [
-        ("producer report", &d.producer),
-        ("worker summary", &d.worker),
-        ("consumer summary", &d.consumer),
-    ] {
-        if j.is_none() {
-            problems.push(format!("{name} missing"));
-        }
-    }
-    let published = count(&d.producer, "ticks").unwrap_or(0);
-    if d.producer.is_some() {
+    problems.extend(report_problem("producer report", &d.producer));
+    problems.extend(report_problem("worker summary", &d.worker));
+    problems.extend(report_problem("consumer summary", &d.consumer));
+    let published = d.producer.parsed().map_or(0, |r| r.ticks);
+    if let Some(r) = d.producer.parsed() {
         if published != d.ticks && !d.stopped_early {
             problems.push(format!(
                 "producer published {published} ticks, expected {}",
                 d.ticks
             ));
         }
-        match count(&d.producer, "unconfirmed") {
-            Some(0) => {}
-            Some(n) => problems.push(format!("producer left {n} unconfirmed")),
-            None => problems.push("producer report has no unconfirmed count".into()),
+        if r.unconfirmed > 0 {
+            problems.push(format!("producer left {} unconfirmed", r.unconfirmed));
         }
     }
-    for (name, j) in [("worker", &d.worker), ("consumer", &d.consumer)] {
-        if j.is_none() {
-            continue;
-        }
-        let handled = count(j, "ticks").unwrap_or(0);
-        if handled != published {
+    for (name, file) in [("worker", &d.worker), ("consumer", &d.consumer)] {
+        let Some(s) = file.parsed() else { continue };
+        if s.ticks != published {
             problems.push(format!(
-                "{name} handled {handled} ticks, the producer published {published}"
+                "{name} handled {} ticks, the producer published {published}",
+                s.ticks
             ));
         }
-        let dups = count(j, "duplicates").unwrap_or(0);
-        if dups > 0 {
-            problems.push(format!("{name} saw {dups} duplicates"));
+        if s.duplicates > 0 {
+            problems.push(format!("{name} saw {} duplicates", s.duplicates));
         }
     }
     problems
@@ -589,10 +585,13 @@ where
     }
 }
 
-fn read_json(path: &Path) -> Option<serde_json::Value> {
-    std::fs::read_to_string(path)
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok())
+/// Where a process's progress counter is read: its metrics address and the
+/// counter's name.
+type Progress = (SocketAddr, &'static str);
+
+/// Owned arguments from string slices.
+fn strings(args: &[&str]) -> Vec<String> {
+    args.iter().map(|s| s.to_string()).collect()
 }
 
 /// A child's metrics address on a spare port.
@@ -736,16 +735,16 @@ impl Run<'_> {
         .await
     }
 
-    async fn go(&mut self, script: &Path) -> Result<SoakOutcome, ChaosError> {
+    /// Starts the worker and the Kafka consumer and waits until both serve
+    /// their metrics. Readers come first: the queue is declared and the
+    /// consumer reads the topic from its start, so they lose nothing to a
+    /// late start, but a reader that cannot start fails the run before
+    /// anything publishes.
+    async fn start_readers(&mut self) -> Result<(Proc, SocketAddr, Proc, SocketAddr), ChaosError> {
         let amqp_url = self.brokers.amqp_url();
         let kafka = self.brokers.kafka_brokers();
-        self.declare_topology().await?;
-
-        // Readers first: the queue is declared and the consumer reads the
-        // topic from its start, so they lose nothing to a late start, but a
-        // reader that cannot start fails the run before anything publishes.
-        let (w_metrics, c_metrics, p_metrics) = (metrics_addr(), metrics_addr(), metrics_addr());
-        let mut args: Vec<String> = [
+        let (w_metrics, c_metrics) = (metrics_addr(), metrics_addr());
+        let mut args = strings(&[
             "--amqp-url",
             &amqp_url,
             "--amqp-prefix",
@@ -753,14 +752,11 @@ impl Run<'_> {
             "--declare-topology",
             "--name",
             "soak-worker",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+        ]);
         args.extend(self.reader_common(w_metrics, "worker.json"));
         let mut worker = Proc::spawn_own_group(&self.bins, "worker", "worker", &args, &self.dir)?;
         let group = format!("{}-group", self.run_id);
-        let mut args: Vec<String> = [
+        let mut args = strings(&[
             "--kafka-brokers",
             &kafka,
             "--kafka-topic",
@@ -771,28 +767,34 @@ impl Run<'_> {
             "soak-consumer",
             "--topic-wait",
             "120s",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+        ]);
         args.extend(self.reader_common(c_metrics, "consumer.json"));
         let mut consumer =
             Proc::spawn_own_group(&self.bins, "consumer", "consumer", &args, &self.dir)?;
         self.wait_metrics(&mut worker, w_metrics).await?;
         self.wait_metrics(&mut consumer, c_metrics).await?;
+        Ok((worker, w_metrics, consumer, c_metrics))
+    }
 
+    /// Starts feed-sim, waits for its address, then the producer into both
+    /// brokers, and waits until the producer serves its metrics (it is
+    /// sampled from then, not while it is still being exec'd).
+    async fn start_feed_and_producer(&mut self) -> Result<(Proc, Proc, SocketAddr), ChaosError> {
+        let amqp_url = self.brokers.amqp_url();
+        let kafka = self.brokers.kafka_brokers();
         let symbols = self.cfg.symbols.join(",");
-        let args: Vec<String> = [
-            "--listen".to_string(),
-            "127.0.0.1:0".into(),
-            "--rate".into(),
-            self.cfg.rate.to_string(),
-            "--symbols".into(),
-            symbols.clone(),
-            "--max-count".into(),
-            self.cfg.per_symbol().to_string(),
-        ]
-        .into();
+        let rate = self.cfg.rate.to_string();
+        let per_symbol = self.cfg.per_symbol().to_string();
+        let args = strings(&[
+            "--listen",
+            "127.0.0.1:0",
+            "--rate",
+            &rate,
+            "--symbols",
+            &symbols,
+            "--max-count",
+            &per_symbol,
+        ]);
         let mut sim = Proc::spawn_own_group(&self.bins, "feed-sim", "feed-sim", &args, &self.dir)?;
         let sim_log = sim.log.clone();
         let sim_addr = wait_ready(&mut sim, "it printed its address", &self.shutdown, || {
@@ -800,8 +802,16 @@ impl Run<'_> {
             std::future::ready(listen_addr(&text))
         })
         .await?;
+        self.say
+            .say(format_args!("feed-sim listening on {sim_addr}"));
 
-        let mut args: Vec<String> = [
+        let p_metrics = metrics_addr();
+        let url = format!("ws://{sim_addr}");
+        let ticks = self.cfg.ticks.to_string();
+        let drain = format!("{}s", PRODUCER_DRAIN.as_secs());
+        let metrics = p_metrics.to_string();
+        let report = self.path("producer.json");
+        let mut args = strings(&[
             "--exchange",
             "binance",
             "--symbols",
@@ -818,73 +828,84 @@ impl Run<'_> {
             &self.run_id,
             "--stats-interval",
             "5s",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        args.extend([
-            "--url".into(),
-            format!("ws://{sim_addr}"),
-            "--max-events".into(),
-            self.cfg.ticks.to_string(),
-            "--drain-timeout".into(),
-            format!("{}s", PRODUCER_DRAIN.as_secs()),
-            "--metrics-addr".into(),
-            p_metrics.to_string(),
-            "--report".into(),
-            self.path("producer.json"),
+            "--url",
+            &url,
+            "--max-events",
+            &ticks,
+            "--drain-timeout",
+            &drain,
+            "--metrics-addr",
+            &metrics,
+            "--report",
+            &report,
         ]);
         if let Some(s) = self.cfg.max_seconds {
             args.extend(["--max-seconds".into(), s.to_string()]);
         }
         let mut producer =
             Proc::spawn_own_group(&self.bins, "producer", "producer", &args, &self.dir)?;
-        // Sampled from when it serves, not while it is still being exec'd.
         self.wait_metrics(&mut producer, p_metrics).await?;
+        Ok((sim, producer, p_metrics))
+    }
+
+    /// The sampler task over the processes that have a pid, writing
+    /// `samples` every interval until `stop` fires.
+    fn start_sampler(
+        &self,
+        watched: &[(&str, Option<u32>, Option<Progress>)],
+        samples: &Path,
+        stop: &Shutdown,
+    ) -> tokio::task::JoinHandle<Result<usize, ChaosError>> {
+        let watched = watched
+            .iter()
+            .filter_map(|&(name, pid, metrics)| {
+                pid.map(|pid| Watched {
+                    name: name.into(),
+                    pid,
+                    metrics,
+                })
+            })
+            .collect();
+        tokio::spawn(sample(
+            watched,
+            self.cfg.interval(),
+            samples.to_path_buf(),
+            stop.clone(),
+        ))
+    }
+
+    async fn go(&mut self, script: &Path) -> Result<SoakOutcome, ChaosError> {
+        self.declare_topology().await?;
+        let (worker, w_metrics, consumer, c_metrics) = self.start_readers().await?;
+        let (sim, mut producer, p_metrics) = self.start_feed_and_producer().await?;
         self.say.say(format_args!(
-            "feed-sim {} on {sim_addr}, producer {}, worker {}, consumer {}",
+            "pids: feed-sim {}, producer {}, worker {}, consumer {}",
             pid_text(&sim),
             pid_text(&producer),
             pid_text(&worker),
             pid_text(&consumer)
         ));
-
-        // The sampler, until the readers are done (or the run is stopped).
-        let mut watched = Vec::new();
-        let mut watch =
-            |name: &str, pid: Option<u32>, metrics: Option<(SocketAddr, &'static str)>| {
-                if let Some(pid) = pid {
-                    watched.push(Watched {
-                        name: name.into(),
-                        pid,
-                        metrics,
-                    });
-                }
-            };
-        watch("feed-sim", sim.pid(), None);
-        watch(
-            "producer",
-            producer.pid(),
-            Some((p_metrics, PRODUCER_PROGRESS)),
-        );
-        watch("worker", worker.pid(), Some((w_metrics, READER_PROGRESS)));
-        watch(
-            "consumer",
-            consumer.pid(),
-            Some((c_metrics, READER_PROGRESS)),
-        );
-        watch("rabbitmq", self.brokers.rabbit_pid(), None);
-        watch("kafka", self.brokers.kafka_pid(), None);
+        let watched = [
+            ("feed-sim", sim.pid(), None),
+            (
+                "producer",
+                producer.pid(),
+                Some((p_metrics, PRODUCER_PROGRESS)),
+            ),
+            ("worker", worker.pid(), Some((w_metrics, READER_PROGRESS))),
+            (
+                "consumer",
+                consumer.pid(),
+                Some((c_metrics, READER_PROGRESS)),
+            ),
+            ("rabbitmq", self.brokers.rabbit_pid(), None),
+            ("kafka", self.brokers.kafka_pid(), None),
+        ];
         let samples = self.dir.join("samples.csv");
         // Its own signal, fired at the end: an interrupted run is still
         // sampled while it stops.
         let stop_sampling = Shutdown::new();
-        let sampler = tokio::spawn(sample(
-            watched,
-            self.cfg.interval(),
-            samples.clone(),
-            stop_sampling.clone(),
-        ));
+        let sampler = self.start_sampler(&watched, &samples, &stop_sampling);
 
         // The producer stops by itself at --ticks (or --max-seconds).
         let mut interrupted = false;
@@ -896,8 +917,8 @@ impl Run<'_> {
                 producer.terminate(PRODUCER_DRAIN + GRACE).await.map_err(|e| e.to_string())
             }
         };
-        let producer_report = read_json(&self.dir.join("producer.json"));
-        let published = count(&producer_report, "ticks");
+        let producer_report = ReportFile::<RunReport>::read(&self.dir.join("producer.json"));
+        let published = producer_report.parsed().map(|r| r.ticks);
         self.say.say(format_args!(
             "producer exited ({}), {} ticks published; stopping feed-sim, waiting for the readers",
             exit_text(&producer_exit),
@@ -935,8 +956,8 @@ impl Run<'_> {
                 ("consumer".into(), consumer_exit),
             ],
             producer: producer_report,
-            worker: read_json(&self.dir.join("worker.json")),
-            consumer: read_json(&self.dir.join("consumer.json")),
+            worker: ReportFile::read(&self.dir.join("worker.json")),
+            consumer: ReportFile::read(&self.dir.join("consumer.json")),
         };
         let problems = delivery_problems(&delivery);
         let report_ok = self
@@ -1228,8 +1249,25 @@ mod tests {
         Ok(ExitStatus::from_raw(code << 8))
     }
 
+    /// The documented example report, with the counts a case needs.
+    fn producer(ticks: u64, unconfirmed: u64) -> ReportFile<RunReport> {
+        let example = include_str!("../../schemas/examples/reports/producer-report.json");
+        let mut r: RunReport = serde_json::from_str(example).expect("the example parses");
+        r.ticks = ticks;
+        r.unconfirmed = unconfirmed;
+        ReportFile::Read(r)
+    }
+
+    /// The documented example summary, with the counts a case needs.
+    fn reader(ticks: u64, duplicates: u64) -> ReportFile<ReaderSummary> {
+        let example = include_str!("../../schemas/examples/reports/reader-summary.json");
+        let mut s: ReaderSummary = serde_json::from_str(example).expect("the example parses");
+        s.ticks = ticks;
+        s.duplicates = duplicates;
+        ReportFile::Read(s)
+    }
+
     fn good() -> Delivery {
-        let j = |v: serde_json::Value| Some(v);
         Delivery {
             ticks: 200_000,
             stopped_early: false,
@@ -1239,9 +1277,9 @@ mod tests {
                 ("worker".into(), done(0)),
                 ("consumer".into(), done(0)),
             ],
-            producer: j(serde_json::json!({"ticks": 200_000, "unconfirmed": 0})),
-            worker: j(serde_json::json!({"ticks": 200_000, "duplicates": 0})),
-            consumer: j(serde_json::json!({"ticks": 200_000, "duplicates": 0})),
+            producer: producer(200_000, 0),
+            worker: reader(200_000, 0),
+            consumer: reader(200_000, 0),
         }
     }
 
@@ -1255,7 +1293,7 @@ mod tests {
         let mut d = good();
         d.exits[1].1 = done(1);
         d.exits[2].1 = Ok(ExitStatus::from_raw(9));
-        d.consumer = Some(serde_json::json!({"ticks": 199_999, "duplicates": 2}));
+        d.consumer = reader(199_999, 2);
         let p = delivery_problems(&d);
         assert_eq!(
             p,
@@ -1268,8 +1306,8 @@ mod tests {
         );
 
         let mut d = good();
-        d.producer = Some(serde_json::json!({"ticks": 150_000, "unconfirmed": 3}));
-        d.worker = None;
+        d.producer = producer(150_000, 3);
+        d.worker = ReportFile::Missing;
         let p = delivery_problems(&d);
         assert!(p.contains(&"worker summary missing".to_string()), "{p:?}");
         assert!(p.contains(&"producer published 150000 ticks, expected 200000".to_string()));
@@ -1281,13 +1319,19 @@ mod tests {
         // Stopped early: fewer ticks are fine when the readers got them all.
         let mut d = good();
         d.stopped_early = true;
-        for j in [&mut d.producer, &mut d.worker, &mut d.consumer] {
-            if let Some(v) = j.as_mut() {
-                v["ticks"] = 150_000.into();
-            }
-        }
+        d.producer = producer(150_000, 0);
+        d.worker = reader(150_000, 0);
+        d.consumer = reader(150_000, 0);
         assert_eq!(delivery_problems(&d), Vec::<String>::new());
         d.interrupted = true;
         assert_eq!(delivery_problems(&d).len(), 1);
+
+        // A summary that does not parse is a problem of its own.
+        let mut d = good();
+        d.consumer = ReportFile::Invalid("consumer.json: missing field `ticks`".into());
+        assert_eq!(
+            delivery_problems(&d),
+            ["consumer summary unreadable: consumer.json: missing field `ticks`"]
+        );
     }
 }
