@@ -172,17 +172,23 @@ impl Proc {
         match tokio::time::timeout(grace, self.child.wait()).await {
             Ok(Ok(st)) => Ok(st),
             Ok(Err(e)) => Err(e.into()),
-            Err(_) => {
-                let _ = self.child.start_kill();
-                let _ = self.child.wait().await;
-                Err(ChaosError::Hung(format!(
-                    "{} did not exit within {grace:?} of SIGTERM (killed; log {}){}",
-                    self.name,
-                    self.log.display(),
-                    self.log_tail()
-                )))
-            }
+            Err(_) => Err(self
+                .kill_hung(format!("did not exit within {grace:?} of SIGTERM"))
+                .await),
         }
+    }
+
+    /// Kills a child that overran its time, waits for it, and names it in
+    /// the error with `what` happened and the tail of its log.
+    async fn kill_hung(&mut self, what: String) -> ChaosError {
+        let _ = self.child.start_kill();
+        let _ = self.child.wait().await;
+        ChaosError::Hung(format!(
+            "{} {what} (killed; log {}){}",
+            self.name,
+            self.log.display(),
+            self.log_tail()
+        ))
     }
 
     /// Waits for the child to exit by itself, with no limit. Cancel-safe,
@@ -196,16 +202,9 @@ impl Proc {
     pub async fn wait(mut self, limit: Duration) -> Result<ExitStatus, ChaosError> {
         match tokio::time::timeout(limit, self.child.wait()).await {
             Ok(r) => Ok(r?),
-            Err(_) => {
-                let _ = self.child.start_kill();
-                let _ = self.child.wait().await;
-                Err(ChaosError::Hung(format!(
-                    "{} did not finish within {limit:?} (killed; log {}){}",
-                    self.name,
-                    self.log.display(),
-                    self.log_tail()
-                )))
-            }
+            Err(_) => Err(self
+                .kill_hung(format!("did not finish within {limit:?}"))
+                .await),
         }
     }
 

@@ -1252,19 +1252,23 @@ mod tests {
     /// The documented example report, with the counts a case needs.
     fn producer(ticks: u64, unconfirmed: u64) -> ReportFile<RunReport> {
         let example = include_str!("../../schemas/examples/reports/producer-report.json");
-        let mut r: RunReport = serde_json::from_str(example).expect("the example parses");
-        r.ticks = ticks;
-        r.unconfirmed = unconfirmed;
-        ReportFile::Read(r)
+        let r: RunReport = serde_json::from_str(example).expect("the example parses");
+        ReportFile::Read(RunReport {
+            ticks,
+            unconfirmed,
+            ..r
+        })
     }
 
     /// The documented example summary, with the counts a case needs.
     fn reader(ticks: u64, duplicates: u64) -> ReportFile<ReaderSummary> {
         let example = include_str!("../../schemas/examples/reports/reader-summary.json");
-        let mut s: ReaderSummary = serde_json::from_str(example).expect("the example parses");
-        s.ticks = ticks;
-        s.duplicates = duplicates;
-        ReportFile::Read(s)
+        let s: ReaderSummary = serde_json::from_str(example).expect("the example parses");
+        ReportFile::Read(ReaderSummary {
+            ticks,
+            duplicates,
+            ..s
+        })
     }
 
     fn good() -> Delivery {
