@@ -86,9 +86,55 @@ pub fn amqp_header(props: &BasicProperties, key: &str) -> Option<String> {
 /// An integer header (a retry count) whatever integer type, or decimal
 /// text, the publisher chose; `None` when absent or out of range.
 pub fn amqp_header_u32(props: &BasicProperties, key: &str) -> Option<u32> {
-    amqp_header(props, key)?.trim().parse().ok()
+    // Read integers as integers: the worker asks this of every delivery, and
+    // formatting a number only to parse it back would allocate per message.
+    let n: i64 = match props.headers().as_ref()?.inner().get(key)? {
+        AMQPValue::ShortShortInt(n) => (*n).into(),
+        AMQPValue::ShortShortUInt(n) => (*n).into(),
+        AMQPValue::ShortInt(n) => (*n).into(),
+        AMQPValue::ShortUInt(n) => (*n).into(),
+        AMQPValue::LongInt(n) => (*n).into(),
+        AMQPValue::LongUInt(n) => (*n).into(),
+        AMQPValue::LongLongInt(n) => *n,
+        AMQPValue::LongString(s) => std::str::from_utf8(s.as_bytes())
+            .ok()?
+            .trim()
+            .parse()
+            .ok()?,
+        _ => return None,
+    };
+    u32::try_from(n).ok()
 }
 
 fn lstr(s: &str) -> AMQPValue {
     AMQPValue::LongString(LongString::from(s))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A retry count reads the same whatever integer type, or decimal text,
+    /// the publisher used; anything else, or out of range, is `None`.
+    #[test]
+    fn retry_counts_of_every_integer_type() {
+        let props = |v: AMQPValue| {
+            let mut h = FieldTable::default();
+            h.insert(ShortString::from(RETRIES), v);
+            BasicProperties::default().with_headers(h)
+        };
+        let cases = [
+            (AMQPValue::ShortShortUInt(3), Some(3)),
+            (AMQPValue::LongInt(7), Some(7)),
+            (AMQPValue::LongLongInt(9), Some(9)),
+            (AMQPValue::LongString(" 12 ".into()), Some(12)),
+            (AMQPValue::LongLongInt(-1), None),
+            (AMQPValue::LongLongInt(1 << 40), None),
+            (AMQPValue::Boolean(true), None),
+        ];
+        for (i, (v, want)) in cases.into_iter().enumerate() {
+            assert_eq!(amqp_header_u32(&props(v), RETRIES), want, "TC{i}");
+        }
+        assert_eq!(amqp_header_u32(&BasicProperties::default(), RETRIES), None);
+    }
 }
